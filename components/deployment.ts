@@ -1,0 +1,114 @@
+import * as pulumi from "@pulumi/pulumi";
+import { DeployConfig } from "../lib/config";
+import { renderEnvFile } from "../lib/scripts";
+import { AppRelease } from "./appRelease";
+import { DatabaseBackup } from "./databaseBackup";
+import { DeployRecord } from "./deployRecord";
+import { GeneratedSecret } from "./generatedSecret";
+import { Migration } from "./migration";
+import { Server } from "./server";
+import { Service } from "./service";
+import { SmokeTest } from "./smokeTest";
+import { NginxSite, TrafficSwitch } from "./trafficSwitch";
+
+export interface DeploymentArgs {
+  readonly config: DeployConfig;
+  /** app → commit SHA its ref resolved to. */
+  readonly shas: Record<string, string>;
+  readonly sshPrivateKey: pulumi.Input<string>;
+  readonly databaseUrl?: pulumi.Input<string>;
+  /** JWT secret for the apps; generated once and kept in the state when absent. */
+  readonly jwtSecret?: pulumi.Input<string>;
+  /** Who runs the deploy (user@host), for the journal. */
+  readonly deployer: string;
+}
+
+export interface AppOutputs {
+  ref: string;
+  sha: string;
+  version?: string;
+  slot?: string;
+  changelog: string[];
+}
+
+/**
+ * One deploy of the whole system:
+ * server (preflight, lock) → backup → per app: release → migration → new slot + health gate
+ * → switch → smoke tests → journal line (and unlock).
+ */
+export class Deployment extends pulumi.ComponentResource {
+  readonly apps: pulumi.Output<Record<string, AppOutputs>>;
+  readonly backup?: pulumi.Output<unknown>;
+  readonly smokePassed: pulumi.Output<string[]>;
+  readonly url: string;
+
+  constructor(name: string, args: DeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("nostromo:deployment:Deployment", name, {}, opts);
+    const { config, shas } = args;
+    const child = { parent: this };
+    const server = new Server(`${name}-server`, { config, privateKey: args.sshPrivateKey, refs: shas }, child);
+    const connection = server.connection;
+
+    const migrating = config.apps.filter((a) => a.migrate);
+    const backup =
+      config.backup.enabled && migrating.length > 0
+        ? new DatabaseBackup(
+            `${name}-backup`,
+            { config, connection, databaseUrl: args.databaseUrl!, before: Object.fromEntries(migrating.map((a) => [a.name, shas[a.name]])) },
+            { parent: this, dependsOn: [server.locked] },
+          )
+        : undefined;
+
+    const jwtSecret = args.jwtSecret ?? new GeneratedSecret(`${name}-jwt-secret`, { bytes: 48 }, child).value;
+    const site = config.nginx.site ? new NginxSite(`${name}-nginx`, { config, connection }, { parent: this, dependsOn: [server.locked] }) : undefined;
+
+    const switches: pulumi.Resource[] = [];
+    const appOutputs: Record<string, pulumi.Output<AppOutputs>> = {};
+    for (const app of config.apps) {
+      const sha = shas[app.name];
+      const envFile = pulumi.secret(
+        app.usesDatabase
+          ? pulumi.all([args.databaseUrl!, jwtSecret]).apply(([DATABASE_URL, JWT_SECRET]) => renderEnvFile(app, { DATABASE_URL, JWT_SECRET }))
+          : pulumi.output(renderEnvFile(app, {})),
+      );
+      const release = new AppRelease(`${name}-${app.name}-release`, { config, app, connection, sha, envFile }, { parent: this, dependsOn: [server.locked] });
+      let ready: pulumi.Resource = release.step;
+      if (app.migrate) {
+        ready = new Migration(`${name}-${app.name}-migration`, { config, app, connection, sha }, { parent: this, dependsOn: [release.step, ...(backup ? [backup.step] : [])] }).step;
+      }
+      let service: Service | undefined;
+      if (app.kind === "node") {
+        service = new Service(`${name}-${app.name}-service`, { config, app, connection, sha }, { parent: this, dependsOn: [ready] });
+        ready = service.step;
+      }
+      const sw = new TrafficSwitch(
+        `${name}-${app.name}-switch`,
+        { config, app, connection, sha, slot: service?.slot, port: service?.port },
+        { parent: this, dependsOn: [ready, ...(site ? [site.step] : [])] },
+      );
+      switches.push(sw.step);
+      appOutputs[app.name] = pulumi.all([release.changelog, service?.slot]).apply(([changelog, slot]) => ({
+        ref: app.ref,
+        sha,
+        version: app.version,
+        slot,
+        changelog,
+      }));
+    }
+
+    const smoke = new SmokeTest(`${name}-smoke`, { config, connection, refs: shas }, { parent: this, dependsOn: switches });
+    this.apps = pulumi.all(appOutputs);
+    this.backup = backup?.info;
+    const entry = pulumi.all([this.apps, backup?.info]).apply(([apps, b]) => ({
+      stack: config.stack,
+      deployer: args.deployer,
+      result: "succeeded",
+      apps: Object.fromEntries(Object.entries(apps).map(([n, a]) => [n, { ref: a.ref, sha: a.sha, version: a.version, slot: a.slot }])),
+      backup: b?.path ?? null,
+    }));
+    new DeployRecord(`${name}-record`, { config, connection, entry, refs: shas }, { parent: this, dependsOn: [smoke.step] });
+    this.smokePassed = smoke.passed;
+    this.url = `http://${config.server.host}:${config.nginx.port}/`;
+    this.registerOutputs({ apps: this.apps, backup: this.backup, smokePassed: this.smokePassed, url: this.url });
+  }
+}

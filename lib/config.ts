@@ -1,0 +1,365 @@
+/**
+ * The deploy's configuration: parsed once from the stack's config into a typed object and
+ * validated with path-style errors (`apps.orchestrator.health.path: must start with "/"`)
+ * before any resource is created. No @pulumi runtime import: plain values in, plain values out.
+ */
+
+export type ServiceManager = "pm2" | "systemd";
+export type AppKind = "node" | "static";
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  user: string;
+  /** Deploy root: releases/, current/, shared/, backups/, deploys.jsonl, .lock/. */
+  root: string;
+  /** The server's SSH host key, `type base64` as in known_hosts. */
+  hostKey?: string;
+  insecureIgnoreHostKey: boolean;
+  /** Dirs prepended to PATH in every remote script (pm2, node, pg tools). */
+  path: string[];
+  /** Extra environment for every remote script (e.g. PM2_HOME). */
+  env: Record<string, string>;
+  /** Free disk needed under root before anything changes, in MiB. */
+  minFreeMiB: number;
+}
+
+export interface HealthConfig {
+  path: string;
+  /** Fields the JSON answer must hold with exactly these values. */
+  expect: Record<string, string>;
+  /** JSON field that must equal the version being deployed (none: not checked). */
+  versionField?: string;
+  /** More endpoints that must answer 200 (db-check, cache-check). */
+  extraPaths: string[];
+  timeoutSeconds: number;
+}
+
+export interface AppConfig {
+  name: string;
+  repo: string;
+  ref: string;
+  /** The version the release must report (default: from a `vX.Y.Z` ref). */
+  version?: string;
+  kind: AppKind;
+  manager: ServiceManager;
+  install: string;
+  build?: string;
+  migrate?: string;
+  /** Command that starts the app in its release dir (node apps). */
+  start?: string;
+  /** Ports of the two slots, blue and green (node apps). */
+  ports?: { blue: number; green: number };
+  /** Folder of the built site, relative to the release (static apps). */
+  output?: string;
+  health?: HealthConfig;
+  /** Non-secret environment written to the app's .env. */
+  env: Record<string, string>;
+  /** Gets DATABASE_URL and JWT_SECRET in its .env. */
+  usesDatabase: boolean;
+}
+
+export interface NginxConfig {
+  /** Port nginx serves the system on. */
+  port: number;
+  /** Where our site file goes (the operator's nginx.conf includes it). */
+  sitesDir: string;
+  reloadCommand: string;
+  testCommand: string;
+  /** App served at / (static) and app proxied at /api/ (node). */
+  site?: { staticApp: string; apiApp: string };
+}
+
+export interface SmokeStep {
+  name: string;
+  method: "GET" | "POST";
+  path: string;
+  body?: unknown;
+  /** Send the token captured by an earlier step. */
+  auth: boolean;
+  expectStatus: number;
+  /** Dotted JSON paths that must be present (`UF`, `items.0.name`). */
+  expectFields: string[];
+  /** Dotted JSON path → value it must equal. */
+  expectValues: Record<string, string>;
+  /** Every element of this array field must have `field` equal to `value` (tenant scoping). */
+  expectEvery?: { array: string; field: string; value: string };
+  /** JSON field holding a token to send on later steps. */
+  captureToken?: string;
+}
+
+export interface DeployConfig {
+  stack: string;
+  server: ServerConfig;
+  apps: AppConfig[];
+  nginx: NginxConfig;
+  backup: { keep: number; enabled: boolean };
+  releasesToKeep: number;
+  smoke: SmokeStep[];
+}
+
+/** Secrets, read separately so they never sit in the plain config object. */
+export interface DeploySecretsPresence {
+  sshPrivateKey: boolean;
+  databaseUrl: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid stack configuration:\n  ${problems.join("\n  ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const NAME = /^[a-z][a-z0-9-]{0,39}$/;
+// What git accepts as a ref name, narrowed: no "..", no leading "-", no control chars or spaces.
+const REF = /^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)[A-Za-z0-9._\/-]{1,200}(?<![./])$/;
+const ABS_PATH = /^\/[A-Za-z0-9._\/-]*$/;
+const ENV_KEY = /^[A-Z_][A-Z0-9_]*$/;
+
+type Raw = Record<string, unknown>;
+
+/** The version a ref names: `v1.2.3` → `1.2.3`; other refs name none. */
+export function versionOfRef(ref: string): string | undefined {
+  const m = /^v?(\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?)$/.exec(ref);
+  return m ? m[1] : undefined;
+}
+
+/** Collects problems with their paths, so one run reports them all. */
+class Reader {
+  readonly problems: string[] = [];
+
+  fail(path: string, message: string): undefined {
+    this.problems.push(`${path}: ${message}`);
+    return undefined;
+  }
+
+  object(v: unknown, path: string): Raw | undefined {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== "object" || Array.isArray(v)) return this.fail(path, "must be an object");
+    return v as Raw;
+  }
+
+  string(v: unknown, path: string, opts: { required?: boolean; pattern?: RegExp; patternText?: string } = {}): string | undefined {
+    if (v === undefined || v === null || v === "") {
+      return opts.required ? this.fail(path, "is required") : undefined;
+    }
+    if (typeof v !== "string") return this.fail(path, "must be a string");
+    if (opts.pattern && !opts.pattern.test(v)) return this.fail(path, opts.patternText ?? `must match ${opts.pattern}`);
+    return v;
+  }
+
+  int(v: unknown, path: string, min: number, max: number, fallback?: number): number | undefined {
+    if (v === undefined || v === null) return fallback ?? this.fail(path, "is required");
+    const n = typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+      return this.fail(path, `must be a whole number from ${min} to ${max}`);
+    }
+    return n;
+  }
+
+  bool(v: unknown, path: string, fallback: boolean): boolean {
+    if (v === undefined || v === null) return fallback;
+    if (typeof v === "boolean") return v;
+    if (v === "true" || v === "false") return v === "true";
+    this.fail(path, "must be true or false");
+    return fallback;
+  }
+
+  oneOf<T extends string>(v: unknown, path: string, allowed: readonly T[], fallback: T): T {
+    if (v === undefined || v === null) return fallback;
+    if (typeof v === "string" && (allowed as readonly string[]).includes(v)) return v as T;
+    this.fail(path, `must be one of ${allowed.join(", ")}`);
+    return fallback;
+  }
+
+  stringMap(v: unknown, path: string, keyPattern?: RegExp): Record<string, string> {
+    const o = this.object(v, path);
+    const out: Record<string, string> = {};
+    for (const [k, val] of Object.entries(o ?? {})) {
+      if (keyPattern && !keyPattern.test(k)) {
+        this.fail(`${path}.${k}`, `is not a valid name (${keyPattern})`);
+        continue;
+      }
+      if (typeof val !== "string" && typeof val !== "number" && typeof val !== "boolean") {
+        this.fail(`${path}.${k}`, "must be a string");
+        continue;
+      }
+      out[k] = String(val);
+    }
+    return out;
+  }
+
+  stringList(v: unknown, path: string, pattern?: RegExp, patternText?: string): string[] {
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v)) {
+      this.fail(path, "must be a list");
+      return [];
+    }
+    return v
+      .map((item, i) => this.string(item, `${path}[${i}]`, { required: true, pattern, patternText }))
+      .filter((s): s is string => s !== undefined);
+  }
+}
+
+/**
+ * Parses the stack's config values (as `pulumi.Config` returns them: objects already parsed
+ * from YAML) into a DeployConfig, or throws ConfigError listing every problem with its path.
+ */
+export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecretsPresence): DeployConfig {
+  const r = new Reader();
+
+  const s = r.object(raw.server, "server") ?? (r.fail("server", "is required"), {} as Raw);
+  const server: ServerConfig = {
+    host: r.string(s.host, "server.host", { required: true, pattern: /^[A-Za-z0-9.:-]+$/, patternText: "must be a host name or IP address" }) ?? "",
+    port: r.int(s.port, "server.port", 1, 65535, 22) ?? 22,
+    user: r.string(s.user, "server.user", { required: true, pattern: /^[a-z_][a-z0-9_-]{0,31}$/, patternText: "must be a Unix user name" }) ?? "",
+    root: r.string(s.root, "server.root", { required: true, pattern: ABS_PATH, patternText: "must be an absolute path of letters, digits, '.', '_', '-', '/'" }) ?? "",
+    hostKey: r.string(s.hostKey, "server.hostKey", {
+      pattern: /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$/,
+      patternText: "must be an OpenSSH public key line (`ssh-ed25519 AAAA…`), as in known_hosts",
+    }),
+    insecureIgnoreHostKey: r.bool(s.insecureIgnoreHostKey, "server.insecureIgnoreHostKey", false),
+    path: r.stringList(s.path, "server.path", ABS_PATH, "must be an absolute path"),
+    env: r.stringMap(s.env, "server.env", ENV_KEY),
+    minFreeMiB: r.int(s.minFreeMiB, "server.minFreeMiB", 0, 10_000_000, 512) ?? 512,
+  };
+  if (server.root === "/") r.fail("server.root", "must not be /");
+  if (!server.hostKey && !server.insecureIgnoreHostKey) {
+    r.fail("server.hostKey", "is required: pin the server's host key (ssh-keyscan), or set server.insecureIgnoreHostKey: true");
+  }
+  if (!secrets.sshPrivateKey) r.fail("sshPrivateKey", "is required (pulumi config set --secret sshPrivateKey < key)");
+
+  const rawApps = r.object(raw.apps, "apps") ?? {};
+  if (Object.keys(rawApps).length === 0) r.fail("apps", "must name at least one app");
+  const apps: AppConfig[] = Object.entries(rawApps).map(([name, v]) => parseApp(r, name, v));
+
+  const usedPorts = new Map<number, string>();
+  for (const app of apps) {
+    for (const [slot, port] of Object.entries(app.ports ?? {})) {
+      const other = usedPorts.get(port);
+      if (other) r.fail(`apps.${app.name}.ports.${slot}`, `port ${port} is already used by ${other}`);
+      usedPorts.set(port, `apps.${app.name}.ports.${slot}`);
+    }
+  }
+  if (apps.some((a) => a.usesDatabase) && !secrets.databaseUrl) {
+    r.fail("databaseUrl", "is required by an app with a database (pulumi config set --secret databaseUrl postgres://…)");
+  }
+
+  const n = r.object(raw.nginx, "nginx") ?? {};
+  const nginx: NginxConfig = {
+    port: r.int(n.port, "nginx.port", 1, 65535, 80) ?? 80,
+    sitesDir: r.string(n.sitesDir, "nginx.sitesDir", { pattern: ABS_PATH, patternText: "must be an absolute path" }) ?? `${server.root}/nginx`,
+    reloadCommand: r.string(n.reloadCommand, "nginx.reloadCommand") ?? "nginx -s reload",
+    testCommand: r.string(n.testCommand, "nginx.testCommand") ?? "nginx -t",
+  };
+  const site = r.object(n.site, "nginx.site");
+  if (site) {
+    nginx.site = {
+      staticApp: r.string(site.staticApp, "nginx.site.staticApp", { required: true }) ?? "",
+      apiApp: r.string(site.apiApp, "nginx.site.apiApp", { required: true }) ?? "",
+    };
+    const byName = new Map(apps.map((a) => [a.name, a]));
+    if (byName.get(nginx.site.staticApp)?.kind !== "static") r.fail("nginx.site.staticApp", "must name an app of kind static");
+    if (byName.get(nginx.site.apiApp)?.kind !== "node") r.fail("nginx.site.apiApp", "must name an app of kind node");
+  }
+  if (usedPorts.has(nginx.port)) r.fail("nginx.port", `port ${nginx.port} is already used by ${usedPorts.get(nginx.port)}`);
+
+  const b = r.object(raw.backup, "backup") ?? {};
+  const backup = { keep: r.int(b.keep, "backup.keep", 1, 1000, 10) ?? 10, enabled: r.bool(b.enabled, "backup.enabled", true) };
+  if (apps.some((a) => a.migrate) && !backup.enabled && stack === "production") {
+    r.fail("backup.enabled", "must be true in production: every migration is preceded by a backup");
+  }
+
+  const releasesToKeep = r.int(raw.releasesToKeep, "releasesToKeep", 2, 100, 5) ?? 5;
+  const smoke = parseSmoke(r, raw.smoke);
+
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return { stack, server, apps, nginx, backup, releasesToKeep, smoke };
+}
+
+function parseApp(r: Reader, name: string, v: unknown): AppConfig {
+  const at = `apps.${name}`;
+  if (!NAME.test(name)) r.fail(at, "app names are lower-case letters, digits and '-', starting with a letter");
+  const a = r.object(v, at) ?? {};
+  const kind = r.oneOf(a.kind, `${at}.kind`, ["node", "static"] as const, "node");
+  const app: AppConfig = {
+    name,
+    repo: r.string(a.repo, `${at}.repo`, {
+      required: true,
+      pattern: /^(\/[^\s]+|(https?|ssh|git|file):\/\/[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+)$/,
+      patternText: "must be a git URL (https://, ssh://, git@host:path) or an absolute path",
+    }) ?? "",
+    ref: r.string(a.ref, `${at}.ref`, { required: true, pattern: REF, patternText: "must be a git tag, branch or commit SHA" }) ?? "",
+    version: r.string(a.version, `${at}.version`, { pattern: /^[0-9A-Za-z.+-]{1,64}$/, patternText: "must be a version such as 1.2.3" }),
+    kind,
+    manager: r.oneOf(a.manager, `${at}.manager`, ["pm2", "systemd"] as const, "pm2"),
+    install: r.string(a.install, `${at}.install`) ?? "npm ci",
+    build: r.string(a.build, `${at}.build`),
+    migrate: r.string(a.migrate, `${at}.migrate`),
+    start: r.string(a.start, `${at}.start`),
+    output: r.string(a.output, `${at}.output`, { pattern: /^(?!\/)(?!.*\.\.)[A-Za-z0-9._\/-]+$/, patternText: "must be a relative path inside the release" }),
+    env: r.stringMap(a.env, `${at}.env`, ENV_KEY),
+    usesDatabase: r.bool(a.usesDatabase, `${at}.usesDatabase`, a.migrate !== undefined),
+  };
+  if (kind === "node") {
+    if (!app.start) r.fail(`${at}.start`, "is required for a node app");
+    const p = r.object(a.ports, `${at}.ports`);
+    if (!p) r.fail(`${at}.ports`, "is required for a node app: { blue: <port>, green: <port> }");
+    const blue = r.int(p?.blue, `${at}.ports.blue`, 1024, 65535);
+    const green = r.int(p?.green, `${at}.ports.green`, 1024, 65535);
+    if (blue !== undefined && green !== undefined) {
+      if (blue === green) r.fail(`${at}.ports`, "blue and green must differ");
+      app.ports = { blue, green };
+    }
+    const h = r.object(a.health, `${at}.health`);
+    if (!h) r.fail(`${at}.health`, "is required for a node app: nothing takes traffic unchecked");
+    app.health = {
+      path: r.string(h?.path, `${at}.health.path`, { pattern: /^\/[^\s]*$/, patternText: 'must start with "/"' }) ?? "/health",
+      expect: r.stringMap(h?.expect ?? { status: "ok" }, `${at}.health.expect`),
+      versionField: r.string(h?.versionField, `${at}.health.versionField`) ?? "version",
+      extraPaths: r.stringList(h?.extraPaths, `${at}.health.extraPaths`, /^\/[^\s]*$/, 'must start with "/"'),
+      timeoutSeconds: r.int(h?.timeoutSeconds, `${at}.health.timeoutSeconds`, 1, 3600, 60) ?? 60,
+    };
+    app.version = app.version ?? versionOfRef(app.ref);
+    if (!app.version && app.health.versionField) {
+      r.fail(`${at}.version`, `is required when ref is not a version tag: the health check compares ${app.health.versionField} with it`);
+    }
+  } else {
+    app.output = app.output ?? "dist";
+    if (app.migrate) r.fail(`${at}.migrate`, "a static app has no migration");
+  }
+  if (app.manager === "systemd" && kind === "static") r.fail(`${at}.manager`, "a static app has no service");
+  return app;
+}
+
+function parseSmoke(r: Reader, v: unknown): SmokeStep[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) {
+    r.fail("smoke", "must be a list of steps");
+    return [];
+  }
+  return v.map((item, i) => {
+    const at = `smoke[${i}]`;
+    const s = r.object(item, at) ?? {};
+    const every = r.object(s.expectEvery, `${at}.expectEvery`);
+    return {
+      name: r.string(s.name, `${at}.name`, { required: true }) ?? `step ${i + 1}`,
+      method: r.oneOf(s.method, `${at}.method`, ["GET", "POST"] as const, "GET"),
+      path: r.string(s.path, `${at}.path`, { required: true, pattern: /^\/[^\s]*$/, patternText: 'must start with "/"' }) ?? "/",
+      body: s.body,
+      auth: r.bool(s.auth, `${at}.auth`, false),
+      expectStatus: r.int(s.expectStatus, `${at}.expectStatus`, 100, 599, 200) ?? 200,
+      expectFields: r.stringList(s.expectFields, `${at}.expectFields`),
+      expectValues: r.stringMap(s.expectValues, `${at}.expectValues`),
+      expectEvery: every
+        ? {
+            array: r.string(every.array, `${at}.expectEvery.array`, { required: true }) ?? "",
+            field: r.string(every.field, `${at}.expectEvery.field`, { required: true }) ?? "",
+            value: r.string(every.value, `${at}.expectEvery.value`, { required: true }) ?? "",
+          }
+        : undefined,
+      captureToken: r.string(s.captureToken, `${at}.captureToken`),
+    };
+  });
+}

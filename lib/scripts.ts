@@ -1,0 +1,455 @@
+/**
+ * Pure builders of the shell scripts one deploy runs on the server: values in, script text out,
+ * every interpolated value through `quote`. No secret is ever part of a script's text: secrets
+ * arrive on standard input (a failing command's text is printed in the error).
+ */
+import { createHash } from "crypto";
+import { AppConfig, DeployConfig, ServerConfig, SmokeStep } from "./config";
+import { quote, script } from "./shell";
+
+/** Where things live under the deploy root (DESIGN: server layout). */
+export function layout(root: string, app?: string) {
+  return {
+    releases: `${root}/releases/${app}`,
+    current: `${root}/current/${app}`,
+    shared: `${root}/shared/${app}`,
+    slots: `${root}/slots/${app}`,
+    mirror: `${root}/repos/${app}.git`,
+    backups: `${root}/backups`,
+    lock: `${root}/.lock`,
+    journal: `${root}/deploys.jsonl`,
+    upstreams: `${root}/nginx-upstreams`,
+  };
+}
+
+export function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** PATH and environment every remote script starts with. */
+export function prelude(server: ServerConfig): string {
+  const lines = ["umask 022"];
+  if (server.path.length > 0) lines.push(`export PATH=${server.path.map(quote).join(":")}:"$PATH"`);
+  for (const [k, v] of Object.entries(server.env)) lines.push(`export ${k}=${quote(v)}`);
+  return lines.join("\n");
+}
+
+/** Checks the server before anything changes, and creates the root layout. */
+export function preflightScript(cfg: DeployConfig): string {
+  const { server } = cfg;
+  const needed = new Set(["git", "tar", "curl", "node", "npm", "flock"]);
+  for (const app of cfg.apps) needed.add(app.kind === "node" ? (app.manager === "pm2" ? "pm2" : "systemctl") : "ln");
+  if (cfg.backup.enabled && cfg.apps.some((a) => a.migrate)) ["pg_dump", "pg_restore", "sha256sum"].forEach((c) => needed.add(c));
+  if (cfg.nginx.site) needed.add(cfg.nginx.reloadCommand.split(/\s+/)[0]);
+  const L = layout(server.root);
+  return script(
+    prelude(server),
+    `missing=""`,
+    `for c in ${[...needed].map(quote).join(" ")}; do command -v "$c" >/dev/null 2>&1 || missing="$missing $c"; done`,
+    `[ -z "$missing" ] || { echo "preflight: missing on $(hostname): $missing (PATH=$PATH)" >&2; exit 1; }`,
+    `mkdir -p ${[`${server.root}/releases`, `${server.root}/current`, `${server.root}/shared`, `${server.root}/slots`, `${server.root}/repos`, L.backups, L.upstreams].map(quote).join(" ")}`,
+    `free=$(df -Pm ${quote(server.root)} | awk 'NR==2 {print $4}')`,
+    `[ "$free" -ge ${server.minFreeMiB} ] || { echo "preflight: only $free MiB free under ${server.root}, need ${server.minFreeMiB} MiB (server.minFreeMiB)" >&2; exit 1; }`,
+    `echo "preflight ok: $free MiB free, tools:${[...needed].join(" ")}"`,
+  );
+}
+
+/**
+ * Takes the server-side deploy lock (mkdir is atomic). A lock left by this same stack is a
+ * deploy of ours that died (the backend lock rules out a concurrent one): it is taken over.
+ * A lock of another stack is refused, naming its holder and how to clear it.
+ */
+export function lockScript(server: ServerConfig, stack: string, refs: string): string {
+  const lock = layout(server.root).lock;
+  return script(
+    prelude(server),
+    `lock=${quote(lock)}`,
+    `if ! mkdir "$lock" 2>/dev/null; then`,
+    `  holder=$(cat "$lock/stack" 2>/dev/null || echo unknown)`,
+    `  if [ "$holder" != ${quote(stack)} ]; then`,
+    `    echo "deploy lock held by stack '$holder' ($(cat "$lock/owner" 2>/dev/null), since $(cat "$lock/since" 2>/dev/null)); if no deploy is running there: rm -rf $lock" >&2`,
+    `    exit 1`,
+    `  fi`,
+    `  echo "taking over a stale lock of this stack from $(cat "$lock/since" 2>/dev/null)"`,
+    `fi`,
+    `printf '%s\\n' ${quote(stack)} > "$lock/stack"`,
+    `printf '%s@%s\\n' "$(id -un)" "$(hostname)" > "$lock/owner"`,
+    `date -u +%Y-%m-%dT%H:%M:%SZ > "$lock/since"`,
+    `date +%s > "$lock/started"`,
+    `printf '%s\\n' ${quote(refs)} > "$lock/refs"`,
+    `echo "lock taken by ${stack}"`,
+  );
+}
+
+/** Releases the lock if this stack holds it. */
+export function unlockScript(server: ServerConfig, stack: string): string {
+  const lock = layout(server.root).lock;
+  return script(
+    `lock=${quote(lock)}`,
+    `if [ "$(cat "$lock/stack" 2>/dev/null)" = ${quote(stack)} ]; then rm -rf "$lock"; echo "lock released"; fi`,
+  );
+}
+
+/**
+ * pg_dump in custom format, verified (pg_restore --list, size > 0, sha256), newest `keep` kept.
+ * DATABASE_URL arrives on standard input. Prints one JSON line: path, size, sha256, time.
+ */
+export function backupScript(server: ServerConfig, stack: string, label: string, keep: number): string {
+  const dir = layout(server.root).backups;
+  return script(
+    prelude(server),
+    `IFS= read -r DATABASE_URL`,
+    `dir=${quote(dir)}`,
+    `stamp=$(date -u +%Y%m%dT%H%M%SZ)`,
+    `file="$dir/${stack}-$stamp-${label}.dump"`,
+    `tmp="$dir/.partial-$$.dump"`,
+    `trap 'rm -f "$tmp"' EXIT`,
+    `pg_dump --format=custom --no-owner --dbname="$DATABASE_URL" --file="$tmp"`,
+    `pg_restore --list "$tmp" >/dev/null`,
+    `size=$(stat -c %s "$tmp")`,
+    `[ "$size" -gt 0 ] || { echo "backup: empty dump" >&2; exit 1; }`,
+    `sum=$(sha256sum "$tmp" | cut -d' ' -f1)`,
+    `mv "$tmp" "$file"`,
+    `printf '%s  %s\\n' "$sum" "$(basename "$file")" > "$file.sha256"`,
+    // Newest first; everything after the newest `keep` goes, with its checksum.
+    `ls -1t "$dir"/${quote(stack)}-*.dump 2>/dev/null | tail -n +${keep + 1} | while IFS= read -r old; do rm -f "$old" "$old.sha256"; done`,
+    `printf '{"path":"%s","size":%s,"sha256":"%s","time":"%s"}\\n' "$file" "$size" "$sum" "$stamp"`,
+  );
+}
+
+/**
+ * Fetches `sha` into releases/<app>/<sha>, links the shared .env (read from standard input,
+ * written 0600), installs and builds. A release already built for that SHA is kept as it is.
+ * Prints the changelog since the serving release, then `previous=<sha|none>`.
+ */
+export function releaseScript(server: ServerConfig, app: AppConfig, sha: string): string {
+  const L = layout(server.root, app.name);
+  const release = `${L.releases}/${sha}`;
+  return script(
+    prelude(server),
+    `mirror=${quote(L.mirror)}; release=${quote(release)}; shared=${quote(L.shared)}`,
+    `mkdir -p ${quote(L.releases)} "$shared" ${quote(`${server.root}/repos`)}`,
+    // The .env is rendered on every run: config and secrets may change without a new SHA.
+    `(umask 077; cat > "$shared/.env.new") && mv -f "$shared/.env.new" "$shared/.env"`,
+    `if [ ! -d "$mirror" ]; then git clone --quiet --mirror ${quote(app.repo)} "$mirror"; fi`,
+    `git -C "$mirror" cat-file -e ${quote(`${sha}^{commit}`)} 2>/dev/null || git -C "$mirror" fetch --quiet --prune --tags origin '+refs/heads/*:refs/heads/*'`,
+    `git -C "$mirror" cat-file -e ${quote(`${sha}^{commit}`)} || { echo "release: commit ${sha} not found in ${app.repo}" >&2; exit 1; }`,
+    `if [ -f "$release/.nostromo-built" ]; then`,
+    `  echo "release ${app.name}@${sha.slice(0, 12)} already built: kept"`,
+    `else`,
+    `  tmp=${quote(`${L.releases}/.${sha}.partial`)}`,
+    `  rm -rf "$tmp" && mkdir -p "$tmp"`,
+    `  git -C "$mirror" archive ${quote(sha)} | tar -x -C "$tmp"`,
+    `  ln -sfn "$shared/.env" "$tmp/.env"`,
+    `  printf '%s\\n' ${quote(sha)} > "$tmp/REVISION"`,
+    `  cd "$tmp"`,
+    `  ${app.install}`,
+    app.build ? `  ${app.build}` : undefined,
+    `  touch .nostromo-built`,
+    `  cd /`,
+    `  rm -rf "$release" && mv -T "$tmp" "$release"`,
+    `  echo "release ${app.name}@${sha.slice(0, 12)} built"`,
+    `fi`,
+    `prev=$(basename "$(readlink ${quote(L.current)} 2>/dev/null)" 2>/dev/null || true)`,
+    `if [ -n "$prev" ] && [ "$prev" != ${quote(sha)} ] && git -C "$mirror" cat-file -e "$prev^{commit}" 2>/dev/null; then`,
+    `  git -C "$mirror" log --no-merges --format='changelog: %h %s' "$prev..${sha}"`,
+    `fi`,
+    `echo "previous=\${prev:-none}"`,
+  );
+}
+
+/** Runs the app's migration inside the new release, with the release's .env loaded. */
+export function migrateScript(server: ServerConfig, app: AppConfig, sha: string): string {
+  const release = `${layout(server.root, app.name).releases}/${sha}`;
+  return script(
+    prelude(server),
+    `cd ${quote(release)}`,
+    `set -a; . ./.env; set +a`,
+    `echo "migrating ${app.name}@${sha.slice(0, 12)}"`,
+    app.migrate!,
+  );
+}
+
+/** Name of a slot's process (PM2) or unit (systemd). */
+export function slotUnit(app: string, slot: "blue" | "green", manager: "pm2" | "systemd"): string {
+  return manager === "pm2" ? `${app}-${slot}` : `nostromo-${app}-${slot}.service`;
+}
+
+/** Reads the live slot (blue/green) and picks the other one as `target`, with its port. */
+function pickSlot(server: ServerConfig, app: AppConfig): string[] {
+  const L = layout(server.root, app.name);
+  const ports = app.ports!;
+  return [
+    `live=$(cat ${quote(`${L.slots}/live`)} 2>/dev/null || echo none)`,
+    `if [ "$live" = blue ]; then target=green; port=${ports.green}; else target=blue; port=${ports.blue}; fi`,
+  ];
+}
+
+/** systemd unit of one slot; the slot symlink points at the release it runs. */
+export function systemdUnit(server: ServerConfig, app: AppConfig, slot: "blue" | "green"): string {
+  const L = layout(server.root, app.name);
+  const port = app.ports![slot];
+  return [
+    "[Unit]",
+    `Description=nostromo ${app.name} (${slot} slot)`,
+    "After=network.target",
+    "",
+    "[Service]",
+    "Type=simple",
+    `User=${server.user}`,
+    `WorkingDirectory=${L.slots}/${slot}`,
+    `EnvironmentFile=${L.shared}/.env`,
+    `Environment=PORT=${port}`,
+    ...(server.path.length > 0 ? [`Environment=PATH=${server.path.join(":")}:/usr/local/bin:/usr/bin:/bin`] : []),
+    `ExecStart=/bin/bash -c ${systemdQuote(`exec ${app.start}`)}`,
+    "Restart=on-failure",
+    "KillSignal=SIGTERM",
+    "TimeoutStopSec=30",
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
+
+/** systemd's own quoting for one ExecStart argument (double quotes, backslash escapes). */
+function systemdQuote(text: string): string {
+  return `"${text.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/%/g, "%%").replace(/\$/g, "$$$$")}"`;
+}
+
+/**
+ * Starts release `sha` in the slot that is not live, beside the serving one, then gates it
+ * on its health check: a slot that fails is stopped and the step fails (nothing is switched).
+ * One step, so a failed check leaves no "started" record and the next `up` starts it again.
+ * Prints `slot=<slot> port=<port>`.
+ */
+export function startSlotScript(server: ServerConfig, app: AppConfig, sha: string, version: string): string {
+  const L = layout(server.root, app.name);
+  const release = `${L.releases}/${sha}`;
+  const startLines =
+    app.manager === "pm2"
+      ? [
+          `name=${quote(app.name)}-$target`,
+          `pm2 delete "$name" >/dev/null 2>&1 || true`,
+          // .env is loaded by the shell, so any app gets its config the same way under PM2 and systemd.
+          `PORT=$port pm2 start bash --name "$name" --cwd "$slot_dir" --time --kill-timeout 10000 -- -c ${quote(`set -a; . ./.env; set +a; exec ${app.start}`)} >/dev/null`,
+          `stop_slot() { pm2 delete "$name" >/dev/null 2>&1 || true; }`,
+        ]
+      : [
+          `unit=nostromo-${app.name}-$target.service`,
+          `if [ "$target" = blue ]; then unit_text=${quote(systemdUnit(server, app, "blue"))}; else unit_text=${quote(systemdUnit(server, app, "green"))}; fi`,
+          `printf '%s' "$unit_text" > "/etc/systemd/system/$unit.new" && mv -f "/etc/systemd/system/$unit.new" "/etc/systemd/system/$unit"`,
+          `systemctl daemon-reload`,
+          `systemctl restart "$unit"`,
+          `stop_slot() { systemctl stop "$unit" || true; }`,
+        ];
+  return script(
+    prelude(server),
+    ...pickSlot(server, app),
+    `slot_dir=${quote(L.slots)}/$target`,
+    `mkdir -p ${quote(L.slots)}`,
+    `ln -sfn ${quote(release)} "$slot_dir.new" && mv -T "$slot_dir.new" "$slot_dir"`,
+    ...startLines,
+    healthGate(app, version, "$port"),
+    `echo "slot=$target port=$port"`,
+  );
+}
+
+/**
+ * Polls the slot's health URL until it answers 200 with the expected JSON fields and version,
+ * or the deadline passes; then stops the slot and fails naming app, URL, expectation and answer.
+ */
+export function healthGate(app: AppConfig, version: string, port: string): string {
+  const h = app.health!;
+  const expect: Record<string, string> = { ...h.expect };
+  if (h.versionField) expect[h.versionField] = version;
+  const urls = [h.path, ...h.extraPaths];
+  return [
+    `deadline=$(( $(date +%s) + ${h.timeoutSeconds} ))`,
+    `expect=${quote(JSON.stringify(expect))}`,
+    `for path in ${urls.map(quote).join(" ")}; do`,
+    `  url="http://127.0.0.1:${port}$path"`,
+    `  while :; do`,
+    `    code=$(curl -sS -m 5 -o /tmp/nostromo-health.$$ -w '%{http_code}' "$url" 2>/tmp/nostromo-health-err.$$ || true)`,
+    `    body=$(head -c 300 /tmp/nostromo-health.$$ 2>/dev/null || true)`,
+    `    [ "$code" = 000 ] && body=$(cat /tmp/nostromo-health-err.$$)`,
+    `    if [ "$code" = 200 ]; then`,
+    // Only the main health path carries the expected fields; extra paths need a 200.
+    `      [ "$path" != ${quote(h.path)} ] && break`,
+    `      node -e 'const e=JSON.parse(process.argv[1]);let b;try{b=JSON.parse(process.argv[2])}catch{process.exit(1)}for(const k in e){if(String(b[k])!==e[k])process.exit(1)}' "$expect" "$body" && break`,
+    `    fi`,
+    `    if [ "$(date +%s)" -ge "$deadline" ]; then`,
+    `      stop_slot`,
+    `      echo "health check failed for ${app.name}: $url expected HTTP 200 with $expect, got HTTP $code: $body (the new slot was stopped; nothing was switched)" >&2`,
+    `      rm -f /tmp/nostromo-health.$$ /tmp/nostromo-health-err.$$`,
+    `      exit 1`,
+    `    fi`,
+    `    sleep 1`,
+    `  done`,
+    `done`,
+    `rm -f /tmp/nostromo-health.$$ /tmp/nostromo-health-err.$$`,
+    `echo "health ok: ${app.name} ${version} on port ${port}"`,
+  ].join("\n");
+}
+
+/** Checks a built static release before it gets traffic. */
+export function staticCheckScript(server: ServerConfig, app: AppConfig, sha: string): string {
+  const index = `${layout(server.root, app.name).releases}/${sha}/${app.output}/index.html`;
+  return script(
+    `[ -s ${quote(index)} ] || { echo "check failed for ${app.name}: ${index} is missing or empty" >&2; exit 1; }`,
+    `echo "static release ${app.name}@${sha.slice(0, 12)} ok"`,
+  );
+}
+
+/** The nginx site: the static app at /, the API app's live slot at /api/ and /health. */
+export function nginxSite(cfg: DeployConfig): string {
+  const site = cfg.nginx.site!;
+  const api = cfg.apps.find((a) => a.name === site.apiApp)!;
+  const web = cfg.apps.find((a) => a.name === site.staticApp)!;
+  const up = layout(cfg.server.root).upstreams;
+  return [
+    `# Written by nostromo-deploy (stack ${cfg.stack}); the live slot is in ${up}/${api.name}.conf`,
+    `upstream nostromo_${api.name.replace(/-/g, "_")} {`,
+    `    include ${up}/${api.name}.conf;`,
+    `    keepalive 16;`,
+    `}`,
+    `server {`,
+    `    listen ${cfg.nginx.port};`,
+    `    root ${cfg.server.root}/current/${web.name}/${web.output};`,
+    `    location /api/ {`,
+    `        proxy_pass http://nostromo_${api.name.replace(/-/g, "_")};`,
+    `        proxy_http_version 1.1;`,
+    `        proxy_set_header Connection "";`,
+    `        proxy_set_header Host $host;`,
+    `        proxy_next_upstream error timeout;`,
+    `    }`,
+    `    location = /health {`,
+    `        proxy_pass http://nostromo_${api.name.replace(/-/g, "_")};`,
+    `        proxy_http_version 1.1;`,
+    `        proxy_set_header Connection "";`,
+    `    }`,
+    `    location / {`,
+    `        try_files $uri $uri/ /index.html;`,
+    `    }`,
+    `}`,
+    ``,
+  ].join("\n");
+}
+
+/** Installs the nginx site (kept if unchanged) with a first upstream, tested before reload. */
+export function nginxSiteScript(cfg: DeployConfig): string {
+  const api = cfg.apps.find((a) => a.name === cfg.nginx.site!.apiApp)!;
+  const up = `${layout(cfg.server.root).upstreams}/${api.name}.conf`;
+  const site = `${cfg.nginx.sitesDir}/nostromo.conf`;
+  return script(
+    prelude(cfg.server),
+    `mkdir -p ${quote(layout(cfg.server.root).upstreams)} ${quote(cfg.nginx.sitesDir)}`,
+    `[ -f ${quote(up)} ] || printf 'server 127.0.0.1:%s;\\n' ${api.ports!.blue} > ${quote(up)}`,
+    `[ -f ${quote(site)} ] && cp -p ${quote(site)} ${quote(`${site}.previous`)} || true`,
+    `printf '%s' ${quote(nginxSite(cfg))} > ${quote(`${site}.new`)} && mv -f ${quote(`${site}.new`)} ${quote(site)}`,
+    `if ! ${cfg.nginx.testCommand} >/tmp/nostromo-nginx.$$ 2>&1; then`,
+    `  cat /tmp/nostromo-nginx.$$ >&2; rm -f /tmp/nostromo-nginx.$$`,
+    `  if [ -f ${quote(`${site}.previous`)} ]; then mv -f ${quote(`${site}.previous`)} ${quote(site)}; else rm -f ${quote(site)}; fi`,
+    `  echo "nginx rejected the site; the previous one was put back" >&2; exit 1`,
+    `fi`,
+    `rm -f /tmp/nostromo-nginx.$$`,
+    cfg.nginx.reloadCommand,
+    `echo "nginx site installed: ${site}"`,
+  );
+}
+
+/**
+ * The atomic switch. Node apps: the nginx upstream include now names the new slot, tested
+ * and gracefully reloaded (the old slot finishes its requests and stays up for a rollback).
+ * Static apps: the `current` symlink is swapped with `mv -T`. Both record current/<app>.
+ */
+export function switchScript(cfg: DeployConfig, app: AppConfig, sha: string, slot?: string, port?: number): string {
+  const L = layout(cfg.server.root, app.name);
+  const release = `${L.releases}/${sha}`;
+  const lines = [prelude(cfg.server), `mkdir -p ${quote(`${cfg.server.root}/current`)}`];
+  if (app.kind === "node") {
+    const up = `${L.upstreams}/${app.name}.conf`;
+    lines.push(
+      `[ -f ${quote(up)} ] && cp -p ${quote(up)} ${quote(`${up}.previous`)} || true`,
+      `printf 'server 127.0.0.1:%s;\\n' ${quote(String(port))} > ${quote(`${up}.new`)} && mv -f ${quote(`${up}.new`)} ${quote(up)}`,
+      `if ! { ${cfg.nginx.testCommand} && ${cfg.nginx.reloadCommand}; } >/tmp/nostromo-nginx.$$ 2>&1; then`,
+      `  cat /tmp/nostromo-nginx.$$ >&2; rm -f /tmp/nostromo-nginx.$$`,
+      `  [ -f ${quote(`${up}.previous`)} ] && mv -f ${quote(`${up}.previous`)} ${quote(up)}`,
+      `  echo "switch of ${app.name} failed: nginx refused the new upstream; the previous one was put back" >&2; exit 1`,
+      `fi`,
+      `rm -f /tmp/nostromo-nginx.$$`,
+      `cat ${quote(`${L.slots}/live`)} > ${quote(`${L.slots}/previous`)} 2>/dev/null || true`,
+      `printf '%s\\n' ${quote(String(slot))} > ${quote(`${L.slots}/live`)}`,
+    );
+  }
+  lines.push(
+    `readlink ${quote(L.current)} > ${quote(`${L.releases}/.previous`)} 2>/dev/null || true`,
+    `ln -sfn ${quote(release)} ${quote(`${L.current}.new`)} && mv -T ${quote(`${L.current}.new`)} ${quote(L.current)}`,
+    `echo "switched ${app.name} to ${sha.slice(0, 12)}${app.kind === "node" ? ` (slot ${slot}, port ${port})` : ""}"`,
+  );
+  return script(...lines);
+}
+
+/**
+ * Runs the smoke steps through the public port after the switch (node on the server does the
+ * HTTP and JSON checks). Prints one line per step; fails on the first step that does not pass.
+ */
+export function smokeScript(cfg: DeployConfig, steps: SmokeStep[]): string {
+  const program = `
+const steps = JSON.parse(process.argv[1]); const base = process.argv[2];
+const get = (o, p) => p.split(".").reduce((v, k) => (v == null ? undefined : v[k]), o);
+(async () => {
+  let token;
+  for (const s of steps) {
+    const headers = { "content-type": "application/json" };
+    if (s.auth) headers.authorization = "Bearer " + token;
+    const res = await fetch(base + s.path, { method: s.method, headers, body: s.body === undefined ? undefined : JSON.stringify(s.body), signal: AbortSignal.timeout(10000) });
+    const text = await res.text(); let json; try { json = JSON.parse(text); } catch {}
+    const fail = (why) => { console.error("smoke test failed: " + s.name + ": " + s.method + " " + base + s.path + ": " + why + "; got HTTP " + res.status + ": " + text.slice(0, 300)); process.exit(1); };
+    if (res.status !== s.expectStatus) fail("expected HTTP " + s.expectStatus);
+    for (const f of s.expectFields) if (get(json, f) === undefined) fail("expected field " + f);
+    for (const [f, v] of Object.entries(s.expectValues)) if (String(get(json, f)) !== v) fail("expected " + f + " = " + v);
+    if (s.expectEvery) { const arr = get(json, s.expectEvery.array); if (!Array.isArray(arr) || arr.length === 0) fail("expected a non-empty list " + s.expectEvery.array); for (const it of arr) if (String(it[s.expectEvery.field]) !== s.expectEvery.value) fail("expected every " + s.expectEvery.array + "[]." + s.expectEvery.field + " = " + s.expectEvery.value); }
+    if (s.captureToken) token = get(json, s.captureToken);
+    console.log("smoke ok: " + s.name);
+  }
+})().catch((e) => { console.error("smoke test failed: " + e.message); process.exit(1); });
+`;
+  return script(prelude(cfg.server), `node -e ${quote(program)} ${quote(JSON.stringify(steps))} ${quote(`http://127.0.0.1:${cfg.nginx.port}`)}`);
+}
+
+/**
+ * Appends the deploy's line to deploys.jsonl, prunes old releases (never the serving one, the
+ * previous one, nor any slot's), then releases the lock.
+ */
+export function recordScript(cfg: DeployConfig, entry: Record<string, unknown>, keepReleases: number): string {
+  const root = cfg.server.root;
+  const lock = layout(root).lock;
+  const prune = cfg.apps.map((app) => {
+    const L = layout(root, app.name);
+    return [
+      `keep=" $(basename "$(readlink ${quote(L.current)})" 2>/dev/null) $(basename "$(cat ${quote(`${L.releases}/.previous`)} 2>/dev/null)" 2>/dev/null) $(for s in blue green; do basename "$(readlink ${quote(L.slots)}/$s 2>/dev/null)" 2>/dev/null; done | tr '\\n' ' ') "`,
+      `ls -1t ${quote(L.releases)} 2>/dev/null | tail -n +${keepReleases + 1} | while IFS= read -r r; do case "$keep" in *" $r "*) ;; *) rm -rf ${quote(L.releases)}/"$r"; echo "pruned release ${app.name}/$r";; esac; done`,
+    ].join("\n");
+  });
+  return script(
+    prelude(cfg.server),
+    `started=$(cat ${quote(`${lock}/started`)} 2>/dev/null || date +%s)`,
+    `finished=$(date +%s)`,
+    `line=${quote(JSON.stringify(entry))}`,
+    `printf '%s,"durationSeconds":%s,"finishedAt":"%s"}\\n' "\${line%\\}}" "$((finished - started))" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> ${quote(layout(root).journal)}`,
+    ...prune,
+    `echo "deploy recorded in ${layout(root).journal}"`,
+    `if [ "$(cat ${quote(`${lock}/stack`)} 2>/dev/null)" = ${quote(cfg.stack)} ]; then rm -rf ${quote(lock)}; echo "lock released"; fi`,
+  );
+}
+
+/** The app's .env: config values and secrets, each shell-quoted (the file is sourced by bash). */
+export function renderEnvFile(app: AppConfig, values: Record<string, string>): string {
+  const all: Record<string, string> = { ...app.env, ...values };
+  if (app.version) all.APP_VERSION = app.version;
+  return Object.keys(all)
+    .sort()
+    .map((k) => `${k}=${quote(all[k])}\n`)
+    .join("");
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# npm ci when package-lock.json changed since the last install. Install scripts are skipped:
+# ssh2's optional native speed-ups are not needed, and nothing else needs one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  start=$SECONDS
+  npm ci --ignore-scripts --no-audit --no-fund >&2
+  echo "install-deps: npm ci in $((SECONDS - start)) s" >&2
+fi

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Installs what `pulumi up` of this project needs, offline, cached outside the repo:
+#   - Node.js >= 22 (from the npm registry when the machine's node is older);
+#   - the Pulumi CLI, built from the Go module proxy at the pinned version;
+#   - the Node.js language host, and the SDK's dynamic-provider and policy scripts.
+# Idempotent: a second run only checks versions. Prints what it did and how long each step took.
+#
+# Use: eval "$(scripts/install-pulumi.sh)"   (install, then export the environment it prints)
+# Cache: $NOSTROMO_CACHE (default ~/.cache/nostromo).
+
+_np_main() {
+  set -euo pipefail
+  local here root
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  root=$(dirname "$here")
+  # shellcheck source=engine-versions.env
+  . "$here/engine-versions.env"
+
+  local cache=${NOSTROMO_CACHE:-$HOME/.cache/nostromo}
+  local engine="$cache/pulumi-v$PULUMI_VERSION"
+  mkdir -p "$cache"
+
+  _np_say() { printf 'install-pulumi: %s\n' "$*" >&2; }
+  _np_die() { printf 'install-pulumi: error: %s\n' "$*" >&2; return 1; }
+  _np_timed() { # label, command...
+    local label=$1 start=$SECONDS; shift
+    "$@" || { _np_die "$label failed (log: $_np_log)"; return 1; }
+    _np_say "$label: done in $((SECONDS - start)) s"
+  }
+
+  # --- Node.js >= NODE_MAJOR ------------------------------------------------------------
+  local node_bin=""
+  if command -v node >/dev/null 2>&1 &&
+     [ "$(node -p 'process.versions.node.split(".")[0]')" -ge "$NODE_MAJOR" ]; then
+    node_bin=$(dirname "$(command -v node)")
+    _np_say "node $(node --version) on PATH: used as it is"
+  else
+    node_bin="$cache/node$NODE_MAJOR/node_modules/node/bin"
+    if [ ! -x "$node_bin/node" ]; then
+      command -v npm >/dev/null 2>&1 ||
+        { _np_die "Node.js >= $NODE_MAJOR is needed and there is no npm to install it: install Node.js $NODE_MAJOR (e.g. apt-get install nodejs npm) and run again"; return 1; }
+      _np_log="$cache/node$NODE_MAJOR.log"
+      mkdir -p "$cache/node$NODE_MAJOR"
+      _np_timed "node@$NODE_MAJOR from the npm registry" \
+        npm install --prefix "$cache/node$NODE_MAJOR" --no-audit --no-fund "node@$NODE_MAJOR" >"$_np_log" 2>&1
+    fi
+    _np_say "node $("$node_bin/node" --version) from $node_bin"
+  fi
+
+  # --- Pulumi CLI, language host, SDK scripts ---------------------------------------------
+  local bin="$engine/bin"
+  if command -v pulumi >/dev/null 2>&1 && [ "$(pulumi version 2>/dev/null)" = "v$PULUMI_VERSION" ] &&
+     command -v pulumi-language-nodejs >/dev/null 2>&1; then
+    bin=$(dirname "$(command -v pulumi)")
+    _np_say "pulumi v$PULUMI_VERSION on PATH: used as it is ($bin)"
+  elif [ -x "$bin/pulumi" ] && [ "$("$bin/pulumi" version 2>/dev/null)" = "v$PULUMI_VERSION" ] &&
+       [ -x "$bin/pulumi-language-nodejs" ] && [ -x "$bin/pulumi-resource-pulumi-nodejs" ]; then
+    _np_say "pulumi v$PULUMI_VERSION cached in $bin"
+  else
+    command -v go >/dev/null 2>&1 ||
+      { _np_die "no pulumi v$PULUMI_VERSION on PATH and no Go toolchain to build it: install Go >= 1.25 (https://go.dev/doc/install, or apt-get install golang-go from backports) or put pulumi v$PULUMI_VERSION with pulumi-language-nodejs on PATH"; return 1; }
+    _np_build_engine "$cache" "$bin" || return 1
+  fi
+
+  local home=${PULUMI_HOME:-$cache/pulumi-home}
+  mkdir -p "$home"
+  _np_say "ready: pulumi $("$bin/pulumi" version) at $bin, node $("$node_bin/node" --version)"
+  # The environment every pulumi run of this project uses: offline, no ambient plugins.
+  printf 'export PATH=%q:"$PATH"\n' "$bin:$node_bin"
+  printf 'export PULUMI_HOME=%q\n' "$home"
+  printf 'export PULUMI_SKIP_UPDATE_CHECK=true\n'
+  printf 'export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true\n'
+  printf 'export PULUMI_IGNORE_AMBIENT_PLUGINS=true\n'
+}
+
+# Builds pulumi, pulumi-language-nodejs and copies the SDK scripts into $2.
+_np_build_engine() {
+  local cache=$1 bin=$2 work="$1/build"
+  mkdir -p "$work/cli" "$work/langhost" "$bin"
+  export CGO_ENABLED=0 GOFLAGS=-mod=mod
+
+  # The CLI module (pkg/v3) replaces sdk/v3 with a relative path, so `go install pkg@v` is refused:
+  # a small module of ours requires pkg and sdk at one version and repeats the non-relative replace.
+  cat >"$work/cli/go.mod" <<EOF
+module nostromo.local/pulumi-cli
+
+go 1.25
+
+replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e
+
+require (
+	github.com/pulumi/pulumi/pkg/v3 v$PULUMI_VERSION
+	github.com/pulumi/pulumi/sdk/v3 v$PULUMI_VERSION
+)
+EOF
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"\n' >"$work/cli/tools.go"
+
+  # The language host, from the last sdk/v3 release that still holds it (see engine-versions.env).
+  cat >"$work/langhost/go.mod" <<EOF
+module nostromo.local/pulumi-language-nodejs
+
+go 1.18
+
+replace golang.org/x/text => golang.org/x/text v0.3.6
+
+require github.com/pulumi/pulumi/sdk/v3 v$PULUMI_LANGUAGE_HOST_SDK_VERSION
+EOF
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs"\n' >"$work/langhost/tools.go"
+
+  local vflag="-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version"
+  _np_say "building the Pulumi engine from the Go module proxy (cold: several minutes on 2 cores)"
+  # Both builds in parallel: the language host is small and finishes well before the CLI.
+  (
+    cd "$work/langhost" && go mod tidy && go build -trimpath -ldflags "-s -w $vflag=v$PULUMI_VERSION" \
+      -o "$bin/pulumi-language-nodejs" github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs
+  ) >"$work/langhost.log" 2>&1 &
+  local lh_pid=$! start=$SECONDS
+  _np_log="$work/cli.log"
+  _np_timed "pulumi CLI v$PULUMI_VERSION" bash -c "cd '$work/cli' && go mod tidy && go build -trimpath \
+      -tags osusergo,grpcnotrace -ldflags '-s -w $vflag=v$PULUMI_VERSION' -o '$bin/pulumi' \
+      github.com/pulumi/pulumi/pkg/v3/cmd/pulumi" >"$work/cli.log" 2>&1 || { wait "$lh_pid"; return 1; }
+  wait "$lh_pid" || { _np_die "language host build failed (log: $work/langhost.log)"; return 1; }
+  _np_say "language host (sdk v$PULUMI_LANGUAGE_HOST_SDK_VERSION): built beside the CLI"
+
+  # Dynamic providers and policy packs are launched through scripts kept in the SDK module.
+  local sdk_dir
+  sdk_dir=$(cd "$work/cli" && go mod download -json "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION" |
+            sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  for s in pulumi-resource-pulumi-nodejs pulumi-analyzer-policy; do
+    install -m 755 "$sdk_dir/nodejs/dist/$s" "$bin/$s"
+  done
+  _np_say "engine built in $((SECONDS - start)) s into $bin"
+}
+
+_np_main "$@"

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command (README): installs what it needs, then runs every tier once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+eval "$(scripts/install-pulumi.sh)"
+scripts/install-deps.sh
+start=$SECONDS
+npx --no-install tsc --noEmit -p .
+npx --no-install mocha "$@"
+echo "test: all tiers ran in $((SECONDS - start)) s"
