@@ -30,7 +30,7 @@ export class AppRelease extends pulumi.ComponentResource {
         stdin: args.envFile,
         triggers: [args.sha],
       },
-      { parent: this },
+      { parent: this, dependsOn: opts?.dependsOn },
     );
     const lines = this.step.stdout.apply((out) => out.split("\n"));
     this.changelog = lines.apply((ls) => ls.filter((l) => l.startsWith("changelog: ")).map((l) => l.slice("changelog: ".length)));

@@ -35,7 +35,7 @@ export class DatabaseBackup extends pulumi.ComponentResource {
         stdin: pulumi.interpolate`${args.databaseUrl}\n`,
         triggers: [JSON.stringify(args.before)],
       },
-      { parent: this },
+      { parent: this, dependsOn: opts?.dependsOn },
     );
     this.info = this.step.stdout.apply((out) => JSON.parse(out.split("\n").pop() ?? "{}") as BackupInfo);
     this.registerOutputs({ info: this.info });

@@ -21,7 +21,7 @@ export class DeployRecord extends pulumi.ComponentResource {
     this.step = new Command(
       `${name}-append`,
       { connection: args.connection, create: text, triggers: [JSON.stringify(args.refs)] },
-      { parent: this },
+      { parent: this, dependsOn: opts?.dependsOn },
     );
     this.registerOutputs({});
   }

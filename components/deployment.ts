@@ -36,6 +36,7 @@ export interface AppOutputs {
  * server (preflight, lock) → backup → per app: release → migration → new slot + health gate
  * → switch → smoke tests → journal line (and unlock).
  */
+// A component's dependsOn does not reach its children: each component passes it on to its steps.
 export class Deployment extends pulumi.ComponentResource {
   readonly apps: pulumi.Output<Record<string, AppOutputs>>;
   readonly backup?: pulumi.Output<unknown>;

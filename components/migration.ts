@@ -19,7 +19,7 @@ export class Migration extends pulumi.ComponentResource {
     this.step = new Command(
       `${name}-run`,
       { connection: args.connection, create: migrateScript(args.config.server, args.app, args.sha), triggers: [args.sha] },
-      { parent: this },
+      { parent: this, dependsOn: opts?.dependsOn },
     );
     this.registerOutputs({});
   }

@@ -25,7 +25,7 @@ export class Service extends pulumi.ComponentResource {
     this.step = new Command(
       `${name}-start`,
       { connection: args.connection, create: startSlotScript(args.config.server, args.app, args.sha, version), triggers: [args.sha] },
-      { parent: this },
+      { parent: this, dependsOn: opts?.dependsOn },
     );
     const last = this.step.stdout.apply((out) => /slot=(\w+) port=(\d+)/.exec(out) ?? ["", "", "0"]);
     this.slot = last.apply((m) => m[1]);

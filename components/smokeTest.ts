@@ -20,7 +20,7 @@ export class SmokeTest extends pulumi.ComponentResource {
     this.step = new Command(
       `${name}-run`,
       { connection: args.connection, create: smokeScript(args.config, args.config.smoke), triggers: [JSON.stringify(args.refs)] },
-      { parent: this },
+      { parent: this, dependsOn: opts?.dependsOn },
     );
     this.passed = this.step.stdout.apply((out) => out.split("\n").filter((l) => l.startsWith("smoke ok: ")).map((l) => l.slice(10)));
     this.registerOutputs({ passed: this.passed });

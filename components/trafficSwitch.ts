@@ -24,7 +24,7 @@ export class TrafficSwitch extends pulumi.ComponentResource {
       app.kind === "node"
         ? pulumi.all([args.slot, args.port]).apply(([slot, port]) => switchScript(config, app, sha, slot, port))
         : pulumi.output(staticCheckScript(config.server, app, sha) + switchScript(config, app, sha));
-    this.step = new Command(`${name}-switch`, { connection: args.connection, create: text, triggers: [sha] }, { parent: this });
+    this.step = new Command(`${name}-switch`, { connection: args.connection, create: text, triggers: [sha] }, { parent: this, dependsOn: opts?.dependsOn });
     this.registerOutputs({});
   }
 }
@@ -40,7 +40,7 @@ export class NginxSite extends pulumi.ComponentResource {
 
   constructor(name: string, args: NginxSiteArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nostromo:trafficSwitch:NginxSite", name, {}, opts);
-    this.step = new Command(`${name}-install`, { connection: args.connection, create: nginxSiteScript(args.config) }, { parent: this });
+    this.step = new Command(`${name}-install`, { connection: args.connection, create: nginxSiteScript(args.config) }, { parent: this, dependsOn: opts?.dependsOn });
     this.registerOutputs({});
   }
 }

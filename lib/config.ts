@@ -322,12 +322,13 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
       timeoutSeconds: r.int(h?.timeoutSeconds, `${at}.health.timeoutSeconds`, 1, 3600, 60) ?? 60,
     };
     app.version = app.version ?? versionOfRef(app.ref);
-    if (!app.version && app.health.versionField) {
+    if (!app.version && app.health.versionField && app.ref) {
       r.fail(`${at}.version`, `is required when ref is not a version tag: the health check compares ${app.health.versionField} with it`);
     }
   } else {
     app.output = app.output ?? "dist";
     if (app.migrate) r.fail(`${at}.migrate`, "a static app has no migration");
+    if (a.ports !== undefined) r.fail(`${at}.ports`, "a static app is served by nginx from its files: it has no ports");
   }
   if (app.manager === "systemd" && kind === "static") r.fail(`${at}.manager`, "a static app has no service");
   return app;

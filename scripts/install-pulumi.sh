@@ -22,11 +22,6 @@ _np_main() {
 
   _np_say() { printf 'install-pulumi: %s\n' "$*" >&2; }
   _np_die() { printf 'install-pulumi: error: %s\n' "$*" >&2; return 1; }
-  _np_timed() { # label, command...
-    local label=$1 start=$SECONDS; shift
-    "$@" || { _np_die "$label failed (log: $_np_log)"; return 1; }
-    _np_say "$label: done in $((SECONDS - start)) s"
-  }
 
   # --- Node.js >= NODE_MAJOR ------------------------------------------------------------
   local node_bin=""
@@ -39,10 +34,11 @@ _np_main() {
     if [ ! -x "$node_bin/node" ]; then
       command -v npm >/dev/null 2>&1 ||
         { _np_die "Node.js >= $NODE_MAJOR is needed and there is no npm to install it: install Node.js $NODE_MAJOR (e.g. apt-get install nodejs npm) and run again"; return 1; }
-      _np_log="$cache/node$NODE_MAJOR.log"
+      local start=$SECONDS log="$cache/node$NODE_MAJOR.log"
       mkdir -p "$cache/node$NODE_MAJOR"
-      _np_timed "node@$NODE_MAJOR from the npm registry" \
-        npm install --prefix "$cache/node$NODE_MAJOR" --no-audit --no-fund "node@$NODE_MAJOR" >"$_np_log" 2>&1
+      npm install --prefix "$cache/node$NODE_MAJOR" --no-audit --no-fund "node@$NODE_MAJOR" >"$log" 2>&1 ||
+        { _np_die "npm install node@$NODE_MAJOR failed; see $log"; return 1; }
+      _np_say "node@$NODE_MAJOR from the npm registry: installed in $((SECONDS - start)) s"
     fi
     _np_say "node $("$node_bin/node" --version) from $node_bin"
   fi
@@ -115,20 +111,24 @@ EOF
       -o "$bin/pulumi-language-nodejs" github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs
   ) >"$work/langhost.log" 2>&1 &
   local lh_pid=$! start=$SECONDS
-  _np_log="$work/cli.log"
-  _np_timed "pulumi CLI v$PULUMI_VERSION" bash -c "cd '$work/cli' && go mod tidy && go build -trimpath \
-      -tags osusergo,grpcnotrace -ldflags '-s -w $vflag=v$PULUMI_VERSION' -o '$bin/pulumi' \
-      github.com/pulumi/pulumi/pkg/v3/cmd/pulumi" >"$work/cli.log" 2>&1 || { wait "$lh_pid"; return 1; }
-  wait "$lh_pid" || { _np_die "language host build failed (log: $work/langhost.log)"; return 1; }
+  if ! (cd "$work/cli" && go mod tidy && go build -trimpath -tags osusergo,grpcnotrace \
+        -ldflags "-s -w $vflag=v$PULUMI_VERSION" -o "$bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi) \
+        >"$work/cli.log" 2>&1; then
+    wait "$lh_pid" || true
+    _np_die "pulumi CLI build failed; last lines of $work/cli.log:"; tail -n 20 "$work/cli.log" >&2; return 1
+  fi
+  _np_say "pulumi CLI v$PULUMI_VERSION: built in $((SECONDS - start)) s"
+  if ! wait "$lh_pid"; then
+    _np_die "language host build failed; last lines of $work/langhost.log:"; tail -n 20 "$work/langhost.log" >&2; return 1
+  fi
   _np_say "language host (sdk v$PULUMI_LANGUAGE_HOST_SDK_VERSION): built beside the CLI"
 
-  # Dynamic providers and policy packs are launched through scripts kept in the SDK module.
+  # Dynamic providers are launched through a script kept in the SDK module.
   local sdk_dir
   sdk_dir=$(cd "$work/cli" && go mod download -json "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION" |
             sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-  for s in pulumi-resource-pulumi-nodejs pulumi-analyzer-policy; do
-    install -m 755 "$sdk_dir/nodejs/dist/$s" "$bin/$s"
-  done
+  install -m 755 "$sdk_dir/nodejs/dist/pulumi-resource-pulumi-nodejs" "$bin/" ||
+    { _np_die "no pulumi-resource-pulumi-nodejs in the sdk module ($sdk_dir)"; return 1; }
   _np_say "engine built in $((SECONDS - start)) s into $bin"
 }
 

@@ -1,29 +1,13 @@
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
-
-interface Recorded {
-  type: string;
-  name: string;
-  inputs: Record<string, unknown>;
-}
-const recorded: Recorded[] = [];
-
-pulumi.runtime.setMocks(
-  {
-    newResource: (args: pulumi.runtime.MockResourceArgs) => {
-      recorded.push({ type: args.type, name: args.name, inputs: args.inputs });
-      return { id: `${args.name}-id`, state: { ...args.inputs, stdout: "mocked" } };
-    },
-    call: (args: pulumi.runtime.MockCallArgs) => {
-      throw new Error(`unmocked call ${args.token}`);
-    },
-  },
-  "nostromo-deploy",
-  "unit",
-  false,
-);
+import { Registered, installMocks } from "../support/mocks";
 
 describe("unit: Command resource (mocks)", () => {
+  let registered: Registered[];
+  before(() => {
+    registered = installMocks();
+  });
+
   it("registers a nostromo Command with its script, triggers and a secret connection", async () => {
     const { Command } = await import("../../components/command");
     const cmd = new Command("probe", {
@@ -33,7 +17,7 @@ describe("unit: Command resource (mocks)", () => {
     });
     const stdout = await new Promise((resolve) => cmd.stdout.apply(resolve));
     assert.strictEqual(stdout, "mocked");
-    const r = recorded.find((x) => x.name === "probe");
+    const r = registered.find((x) => x.name === "probe");
     assert.ok(r, "no resource recorded");
     assert.strictEqual(r.type, "pulumi-nodejs:dynamic/nostromo:Command");
     assert.strictEqual(r.inputs.create, "echo hi");

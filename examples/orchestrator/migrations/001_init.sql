@@ -1,0 +1,33 @@
+-- Initial schema and seed data for the Nostromo orchestrator.
+
+create table users (
+  username        text primary key,
+  password_sha256 text not null,  -- hex sha256 of the password (demo app, no salt)
+  tenant          text not null
+);
+
+-- Both demo users have the password "nostromo".
+insert into users (username, password_sha256, tenant) values
+  ('admin',  '1fb565c514350bd302b6311e93127aa2720342b57851517e0cb6fbcb637800c2', 'weyland'),
+  ('ripley', '1fb565c514350bd302b6311e93127aa2720342b57851517e0cb6fbcb637800c2', 'yutani');
+
+create table indicadores (
+  fecha date primary key,
+  uf    numeric(12, 2) not null,
+  utm   numeric(12, 2) not null
+);
+
+insert into indicadores (fecha, uf, utm) values
+  ('2024-01-02', 36789.36, 64666.00);
+
+create table items (
+  id     serial primary key,
+  tenant text not null,
+  name   text not null
+);
+
+insert into items (tenant, name) values
+  ('weyland', 'Cargo manifest'),
+  ('weyland', 'Atmosphere processor'),
+  ('yutani',  'Colony survey'),
+  ('yutani',  'Cryo pod inventory');

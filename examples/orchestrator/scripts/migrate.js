@@ -1,0 +1,59 @@
+"use strict";
+// Applies migrations/*.sql in name order, one transaction each, and records
+// them in schema_migrations so a rerun (every deploy runs it) is a no-op.
+const fs = require("fs");
+const path = require("path");
+const { Client } = require("pg");
+const { loadDotEnv } = require("../src/env");
+
+loadDotEnv();
+
+async function main() {
+  if (!process.env.DATABASE_URL) {
+    console.error("DATABASE_URL is not defined");
+    return 1;
+  }
+  const dir = path.join(__dirname, "..", "migrations");
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".sql")).sort();
+
+  const client = new Client({ connectionString: process.env.DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(
+      "create table if not exists schema_migrations (name text primary key, applied_at timestamptz not null default now())",
+    );
+    // Two deploys migrating at once would race; serialise them on the server.
+    await client.query("select pg_advisory_lock(hashtext('schema_migrations'))");
+    const done = new Set((await client.query("select name from schema_migrations")).rows.map((r) => r.name));
+
+    let applied = 0;
+    for (const name of files.filter((f) => !done.has(f))) {
+      const sql = fs.readFileSync(path.join(dir, name), "utf8");
+      try {
+        await client.query("begin");
+        await client.query(sql); // simple-query protocol: multi-statement files are fine
+        await client.query("insert into schema_migrations (name, applied_at) values ($1, now())", [name]);
+        await client.query("commit");
+      } catch (err) {
+        // Postgres DDL is transactional: rollback leaves the schema as before this file.
+        await client.query("rollback").catch(() => {});
+        console.error(`migration ${name} failed: ${err.message}`);
+        return 1;
+      }
+      console.log(`applied ${name}`);
+      applied++;
+    }
+    console.log(applied ? `${applied} migration(s) applied` : "no pending migrations");
+    return 0;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(`migrate failed: ${err.message}`);
+    process.exit(1);
+  },
+);

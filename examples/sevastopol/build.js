@@ -1,0 +1,15 @@
+"use strict";
+// Static "build": stamp the package version into the page so a deploy can be
+// checked from the outside (meta tag, visible text and dist/version.json).
+const fs = require("fs");
+const path = require("path");
+
+const dist = path.join(__dirname, "dist");
+const { version } = JSON.parse(fs.readFileSync(path.join(__dirname, "package.json"), "utf8"));
+const html = fs.readFileSync(path.join(__dirname, "src", "index.html"), "utf8").replaceAll("{{VERSION}}", version);
+
+fs.rmSync(dist, { recursive: true, force: true });
+fs.mkdirSync(dist);
+fs.writeFileSync(path.join(dist, "index.html"), html);
+fs.writeFileSync(path.join(dist, "version.json"), JSON.stringify({ version }) + "\n");
+console.log(`built sevastopol ${version} into dist/`);

@@ -1,0 +1,71 @@
+import * as pulumi from "@pulumi/pulumi";
+
+export interface Registered {
+  type: string;
+  name: string;
+  inputs: Record<string, any>;
+  /** Names of the resources it depends on (dependsOn and inputs). */
+  dependsOn: string[];
+}
+
+/**
+ * Installs Pulumi mocks that record every registered resource with its inputs and direct
+ * dependencies. Call it in a `before` hook, then `await import()` the code under test.
+ */
+export function installMocks(stack = "unit"): Registered[] {
+  const registered: Registered[] = [];
+  const byName = new Map<string, Registered>();
+  pulumi.runtime.setMocks(
+    {
+      newResource: (args: pulumi.runtime.MockResourceArgs) => {
+        const r = byName.get(args.name) ?? { type: args.type, name: args.name, inputs: {}, dependsOn: [] };
+        r.inputs = args.inputs;
+        if (!byName.has(args.name)) registered.push(r);
+        byName.set(args.name, r);
+        return { id: `${args.name}-id`, state: { ...args.inputs, stdout: mockStdout(args.name) } };
+      },
+      call: (args: pulumi.runtime.MockCallArgs) => {
+        throw new Error(`unmocked call ${args.token}`);
+      },
+    },
+    "nostromo-deploy",
+    stack,
+    false,
+  );
+  // The mock monitor sees each registration request; keep its dependency list too.
+  const monitor = (pulumi.runtime as any).getMonitor();
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: any, callback: any) => {
+    const name = req.getName();
+    const r = byName.get(name) ?? { type: req.getType(), name, inputs: {}, dependsOn: [] };
+    r.dependsOn = (req.getDependenciesList() as string[]).map((urn) => urn.split("::").pop()!);
+    if (!byName.has(name)) registered.push(r);
+    byName.set(name, r);
+    return register(req, callback);
+  };
+  return registered;
+}
+
+/** What a step would print, so outputs parsed from stdout have a shape. */
+function mockStdout(name: string): string {
+  if (name.endsWith("-dump")) return '{"path":"/srv/backups/x.dump","size":10,"sha256":"abc","time":"20260101T000000Z"}';
+  if (name.endsWith("-start")) return "health ok\nslot=green port=8002";
+  if (name.endsWith("-build")) return "release built\nchangelog: abc123 Feature: admin indexes\nprevious=none";
+  return "mocked";
+}
+
+/** Everything `name` waits for, directly or not. */
+export function closure(registered: Registered[], name: string): Set<string> {
+  const byName = new Map(registered.map((r) => [r.name, r]));
+  const seen = new Set<string>();
+  const walk = (n: string) => {
+    for (const d of byName.get(n)?.dependsOn ?? []) {
+      if (!seen.has(d)) {
+        seen.add(d);
+        walk(d);
+      }
+    }
+  };
+  walk(name);
+  return seen;
+}

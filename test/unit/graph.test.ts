@@ -1,0 +1,86 @@
+import * as assert from "assert";
+import * as pulumi from "@pulumi/pulumi";
+import { parseDeployConfig } from "../../lib/config";
+import { Registered, closure, installMocks } from "../support/mocks";
+import { validRaw } from "./config.test";
+
+const SECRETS = {
+  key: "-----BEGIN OPENSSH PRIVATE KEY-----\nunit-test-key\n-----END OPENSSH PRIVATE KEY-----",
+  db: "postgres://app:db-password-unit@127.0.0.1:5432/nostromo",
+  jwt: "jwt-secret-unit-test-value",
+};
+const SHAS = { orchestrator: "a".repeat(40), sevastopol: "b".repeat(40) };
+
+describe("unit: the deploy graph (mocks)", () => {
+  let registered: Registered[];
+  let outputs: Record<string, unknown>;
+
+  before(async () => {
+    registered = installMocks();
+    const { Deployment } = await import("../../components/deployment");
+    const config = parseDeployConfig("unit", validRaw(), { sshPrivateKey: true, databaseUrl: true });
+    const d = new Deployment("nostromo", {
+      config,
+      shas: SHAS,
+      sshPrivateKey: pulumi.secret(SECRETS.key),
+      databaseUrl: pulumi.secret(SECRETS.db),
+      jwtSecret: pulumi.secret(SECRETS.jwt),
+      deployer: "ops@laptop",
+    });
+    const apps = await new Promise((resolve) => d.apps.apply(resolve));
+    outputs = { apps };
+  });
+
+  const runsAfter = (later: string, earlier: string) =>
+    assert.ok(closure(registered, later).has(earlier), `${later} does not wait for ${earlier}; it waits for ${[...closure(registered, later)].join(", ")}`);
+
+  it("orders backup → migrate → new slot + health → switch → smoke → record", () => {
+    runsAfter("nostromo-server-lock", "nostromo-server-preflight");
+    runsAfter("nostromo-backup-dump", "nostromo-server-lock");
+    runsAfter("nostromo-orchestrator-release-build", "nostromo-server-lock");
+    runsAfter("nostromo-orchestrator-migration-run", "nostromo-backup-dump");
+    runsAfter("nostromo-orchestrator-migration-run", "nostromo-orchestrator-release-build");
+    runsAfter("nostromo-orchestrator-service-start", "nostromo-orchestrator-migration-run");
+    runsAfter("nostromo-orchestrator-switch-switch", "nostromo-orchestrator-service-start");
+    runsAfter("nostromo-sevastopol-switch-switch", "nostromo-sevastopol-release-build");
+    runsAfter("nostromo-smoke-run", "nostromo-orchestrator-switch-switch");
+    runsAfter("nostromo-smoke-run", "nostromo-sevastopol-switch-switch");
+    runsAfter("nostromo-record-append", "nostromo-smoke-run");
+    const migrateDeps = closure(registered, "nostromo-orchestrator-migration-run");
+    assert.ok(!migrateDeps.has("nostromo-orchestrator-service-start"), "the migration must not wait for the new slot");
+  });
+
+  it("re-runs each app's steps only when its SHA changes", () => {
+    const cmd = (n: string) => registered.find((r) => r.name === n)!;
+    assert.deepStrictEqual(cmd("nostromo-orchestrator-release-build").inputs.triggers, [SHAS.orchestrator]);
+    assert.deepStrictEqual(cmd("nostromo-sevastopol-release-build").inputs.triggers, [SHAS.sevastopol]);
+    assert.deepStrictEqual(cmd("nostromo-backup-dump").inputs.triggers, [JSON.stringify({ orchestrator: SHAS.orchestrator })]);
+  });
+
+  it("puts no secret in any command's text", () => {
+    const commands = registered.filter((r) => r.type === "pulumi-nodejs:dynamic/nostromo:Command");
+    assert.ok(commands.length >= 10, `only ${commands.length} commands`);
+    for (const c of commands) {
+      for (const field of ["create", "update", "delete"]) {
+        const text = String(c.inputs[field] ?? "");
+        for (const [what, secret] of Object.entries(SECRETS)) {
+          assert.ok(!text.includes(secret) && !text.includes("db-password-unit"), `${c.name}.${field} contains the ${what} secret`);
+        }
+      }
+    }
+    // Secrets travel on stdin instead.
+    const release = registered.find((r) => r.name === "nostromo-orchestrator-release-build")!;
+    const stdin = release.inputs.stdin;
+    assert.match(String(stdin?.value ?? stdin), /DATABASE_URL='postgres:\/\/app:db-password-unit@/);
+  });
+
+  it("exposes each app's SHA, version, slot and changelog", () => {
+    assert.deepStrictEqual((outputs.apps as any).orchestrator, {
+      ref: "v1.2.2",
+      sha: SHAS.orchestrator,
+      version: "1.2.2",
+      slot: "green",
+      changelog: ["abc123 Feature: admin indexes"],
+    });
+  });
+});
