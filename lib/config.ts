@@ -62,6 +62,8 @@ export interface AppConfig {
 export interface NginxConfig {
   /** Port nginx serves the system on. */
   port: number;
+  /** nginx `listen` value (default: the port, on every address). */
+  listen: string;
   /** Where our site file goes (the operator's nginx.conf includes it). */
   sitesDir: string;
   reloadCommand: string;
@@ -249,10 +251,13 @@ export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecret
   const n = r.object(raw.nginx, "nginx") ?? {};
   const nginx: NginxConfig = {
     port: r.int(n.port, "nginx.port", 1, 65535, 80) ?? 80,
+    listen: r.string(n.listen, "nginx.listen", { pattern: /^([0-9.]+:|\[[0-9a-f:]+\]:)?\d{1,5}$/, patternText: "must be PORT or ADDRESS:PORT" }) ?? "",
     sitesDir: r.string(n.sitesDir, "nginx.sitesDir", { pattern: ABS_PATH, patternText: "must be an absolute path" }) ?? `${server.root}/nginx`,
     reloadCommand: r.string(n.reloadCommand, "nginx.reloadCommand") ?? "nginx -s reload",
     testCommand: r.string(n.testCommand, "nginx.testCommand") ?? "nginx -t",
   };
+  nginx.listen = nginx.listen || String(nginx.port);
+  if (!nginx.listen.endsWith(`:${nginx.port}`) && nginx.listen !== String(nginx.port)) r.fail("nginx.listen", `must use nginx.port (${nginx.port})`);
   const site = r.object(n.site, "nginx.site");
   if (site) {
     nginx.site = {

@@ -314,7 +314,7 @@ export function nginxSite(cfg: DeployConfig): string {
     `    keepalive 16;`,
     `}`,
     `server {`,
-    `    listen ${cfg.nginx.port};`,
+    `    listen ${cfg.nginx.listen};`,
     `    root ${cfg.server.root}/current/${web.name}/${web.output};`,
     `    location /api/ {`,
     `        proxy_pass http://nostromo_${api.name.replace(/-/g, "_")};`,

@@ -55,10 +55,11 @@ else
   # Package scripts must not start (or restart) system services: a policy-rc.d that says
   # "no" does that, as in Docker images. Ours only lives for this install.
   policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
+  if [ ! -e /usr/sbin/policy-rc.d ] &&
+     printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null 2>&1; then
     policy=/usr/sbin/policy-rc.d
-    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod 755 "$policy"
     trap '$sudo rm -f "$policy"' EXIT
+    $sudo chmod 755 "$policy"
   fi
   export DEBIAN_FRONTEND=noninteractive
   failed=()

@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/install-pulumi.sh)"
+eval "$(scripts/install-target-deps.sh)"
 scripts/install-deps.sh
 start=$SECONDS
 npx --no-install tsc --noEmit -p .

@@ -1,4 +1,4 @@
-import { spawnSync } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -42,18 +42,31 @@ export class TempBackend {
   }
 
   /** Runs the pulumi CLI in `cwd` against this backend. */
-  pulumi(cwd: string, args: string[], timeoutMs = 300_000): RunResult {
-    const r = spawnSync("pulumi", [...args, "--non-interactive"], { cwd, env: this.env, encoding: "utf8", timeout: timeoutMs });
+  pulumi(cwd: string, args: string[], timeoutMs = 600_000, input?: string): RunResult {
+    const r = spawnSync("pulumi", [...args, "--non-interactive"], { cwd, env: this.env, encoding: "utf8", timeout: timeoutMs, input });
     return { code: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
   }
 
   /** Like `pulumi`, but throws with the whole output when the command fails. */
-  pulumiOk(cwd: string, args: string[], timeoutMs?: number): RunResult {
-    const r = this.pulumi(cwd, args, timeoutMs);
+  pulumiOk(cwd: string, args: string[], timeoutMs?: number, input?: string): RunResult {
+    const r = this.pulumi(cwd, args, timeoutMs, input);
     if (r.code !== 0) {
       throw new Error(`pulumi ${args.join(" ")} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
     }
     return r;
+  }
+
+  /** Like `pulumi`, without blocking the event loop (so a test can send traffic meanwhile). */
+  pulumiAsync(cwd: string, args: string[], timeoutMs = 600_000): Promise<RunResult> {
+    return new Promise((resolve, reject) => {
+      const child = spawn("pulumi", [...args, "--non-interactive"], { cwd, env: this.env, timeout: timeoutMs });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d) => (stdout += d));
+      child.stderr.on("data", (d) => (stderr += d));
+      child.on("error", reject);
+      child.on("close", (code) => resolve({ code, stdout, stderr }));
+    });
   }
 
   /** Every file of the state backend, as text (to look for leaked secrets). */

@@ -1,5 +1,6 @@
 import * as assert from "assert";
 import * as fs from "fs";
+import * as yaml from "js-yaml";
 import * as path from "path";
 import { ConfigError, parseDeployConfig } from "../../lib/config";
 import { REPO_ROOT } from "../support/engine";
@@ -118,7 +119,6 @@ describe("unit: config", () => {
 
 /** The stack file's `nostromo-deploy:` keys, as pulumi.Config would return them. */
 function parseStackYaml(text: string): Record<string, unknown> {
-  const yaml = require("js-yaml") as { load(s: string): any };
-  const doc = yaml.load(text).config as Record<string, unknown>;
+  const doc = (yaml.load(text) as { config: Record<string, unknown> }).config;
   return Object.fromEntries(Object.entries(doc).map(([k, v]) => [k.replace(/^nostromo-deploy:/, ""), v]));
 }

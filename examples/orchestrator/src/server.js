@@ -138,7 +138,7 @@ const routes = {
   "GET /api/tenant/items": async (req) => {
     const claims = authenticate(req);
     if (!claims) return [401, { error: "unauthorized" }];
-    const { rows } = await pool.query("select id, name from items where tenant = $1 order by id", [claims.tenant]);
+    const { rows } = await pool.query("select id, tenant, name from items where tenant = $1 order by id", [claims.tenant]);
     return [200, { tenant: claims.tenant, items: rows }];
   },
 };

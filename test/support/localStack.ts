@@ -1,0 +1,103 @@
+import * as fs from "fs";
+import * as yaml from "js-yaml";
+import * as path from "path";
+import { TempBackend, REPO_ROOT, RunResult } from "./engine";
+import { LocalTarget } from "./target";
+
+export interface LocalStackOptions {
+  target: LocalTarget;
+  databaseUrl: string;
+  repos: { orchestrator: string; sevastopol: string };
+  refs: { orchestrator: string; sevastopol: string };
+  /** Free loopback ports for Orchestrator's two slots. */
+  slotPorts: { blue: number; green: number };
+  /** Extra top-level config keys (without the project prefix). */
+  extra?: Record<string, unknown>;
+}
+
+/** The stack config of a local deploy: the example system on the local target. */
+export function localConfig(o: LocalStackOptions): Record<string, unknown> {
+  const port = o.target.nginx.port;
+  return {
+    server: {
+      host: "127.0.0.1",
+      port: o.target.ssh.port,
+      user: o.target.ssh.user,
+      root: o.target.root,
+      hostKey: o.target.ssh.hostKey,
+      path: o.target.binPath,
+      env: o.target.env,
+      minFreeMiB: 64,
+    },
+    nginx: {
+      port,
+      listen: `127.0.0.1:${port}`,
+      sitesDir: o.target.nginx.sitesDir,
+      reloadCommand: o.target.nginx.reloadCommand,
+      testCommand: o.target.nginx.testCommand,
+      site: { staticApp: "sevastopol", apiApp: "orchestrator" },
+    },
+    backup: { keep: 5 },
+    apps: {
+      orchestrator: {
+        repo: o.repos.orchestrator,
+        ref: o.refs.orchestrator,
+        kind: "node",
+        manager: "pm2",
+        install: "npm ci --no-audit --no-fund",
+        build: "npm run build",
+        migrate: "npm run migrate:production",
+        start: "node dist/server.js",
+        ports: o.slotPorts,
+        health: { path: "/health", expect: { status: "ok" }, versionField: "version", extraPaths: ["/health/db"], timeoutSeconds: 30 },
+        env: { NODE_ENV: "production" },
+      },
+      sevastopol: {
+        repo: o.repos.sevastopol,
+        ref: o.refs.sevastopol,
+        kind: "static",
+        install: "npm ci --no-audit --no-fund",
+        build: "npm run build",
+        output: "dist",
+      },
+    },
+    smoke: [
+      { name: "login returns a JWT", method: "POST", path: "/api/command/auth/login", body: { username: "admin", password: "nostromo" }, expectFields: ["token"], captureToken: "token" },
+      { name: "protected endpoint with the JWT", path: "/api/command/me", auth: true, expectValues: { username: "admin", tenant: "weyland" } },
+      { name: "protected endpoint refuses no JWT", path: "/api/command/me", expectStatus: 401 },
+      { name: "indicadores has UF and UTM", path: "/api/common/indicadores", expectFields: ["UF", "UTM"] },
+      { name: "tenant query returns only that tenant", path: "/api/tenant/items", auth: true, expectEvery: { array: "items", field: "tenant", value: "weyland" } },
+    ],
+    ...o.extra,
+  };
+}
+
+/**
+ * Creates (or updates) a stack of the project at the repo root with this config, secrets set
+ * through the CLI (never written in clear to the stack file).
+ */
+export function writeStack(backend: TempBackend, stack: string, config: Record<string, unknown>, secrets: Record<string, string>): void {
+  const file = path.join(REPO_ROOT, `Pulumi.${stack}.yaml`);
+  if (!fs.existsSync(file)) backend.pulumiOk(REPO_ROOT, ["stack", "init", stack]);
+  setPlainConfig(stack, config);
+  for (const [key, value] of Object.entries(secrets)) {
+    backend.pulumiOk(REPO_ROOT, ["config", "set", "--secret", key, "--stack", stack], undefined, value);
+  }
+}
+
+/** Rewrites the stack file's plain config, keeping its encryption salt and secrets. */
+export function setPlainConfig(stack: string, config: Record<string, unknown>): void {
+  const file = path.join(REPO_ROOT, `Pulumi.${stack}.yaml`);
+  const doc = ((fs.existsSync(file) ? yaml.load(fs.readFileSync(file, "utf8")) : null) ?? {}) as { config?: Record<string, unknown> };
+  doc.config = doc.config ?? {};
+  for (const [k, v] of Object.entries(config)) doc.config[`nostromo-deploy:${k}`] = v;
+  fs.writeFileSync(file, yaml.dump(doc));
+}
+
+export function removeStackFile(stack: string): void {
+  fs.rmSync(path.join(REPO_ROOT, `Pulumi.${stack}.yaml`), { force: true });
+}
+
+export function outputOf(r: RunResult): string {
+  return `${r.stdout}\n${r.stderr}`;
+}

@@ -1,0 +1,308 @@
+// The local deploy target: a real sshd, nginx and PM2 on loopback, in a temporary folder.
+// Run `eval "$(scripts/install-target-deps.sh)"` first: it installs them and puts pm2 and the
+// PostgreSQL tools on PATH, where this file looks for them.
+import { ChildProcess, spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as http from "http";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+
+export interface LocalTarget {
+  /** Deploy root (created empty), e.g. <tmp>/opt/nostromo. */
+  root: string;
+  /** hostKey is the "ssh-ed25519 AAAA..." line of the server's host key, to pin. */
+  ssh: { host: "127.0.0.1"; port: number; user: string; privateKey: string; hostKey: string };
+  /** reloadCommand reloads gracefully and returns once new connections get the new config. */
+  nginx: { port: number; confPath: string; reloadCommand: string; testCommand: string; sitesDir: string };
+  pm2Home: string;
+  /** Dirs a remote script must prepend to PATH: sshd gives sessions a fixed, minimal PATH. */
+  binPath: string[];
+  /** Env a remote script must set (PM2_HOME). */
+  env: Record<string, string>;
+  /** Kills the pm2 daemon, nginx and sshd, then removes the temp dir. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+const WAIT_MS = 10_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`; // shell single-quote
+
+/** A loopback port that was free a moment ago (the kernel picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** True when something accepts a TCP connection on 127.0.0.1:port. */
+export function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: "127.0.0.1", port });
+    s.setTimeout(1000);
+    s.once("connect", () => (s.destroy(), resolve(true)));
+    s.once("error", () => resolve(false));
+    s.once("timeout", () => (s.destroy(), resolve(false)));
+  });
+}
+
+function httpAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    // agent: false, so no keep-alive socket outlives this check.
+    const req = http.get({ host: "127.0.0.1", port, path: "/", agent: false, timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(true);
+    });
+    req.once("error", () => resolve(false));
+    req.once("timeout", () => (req.destroy(), resolve(false)));
+  });
+}
+
+/** Polls `ready` until true, failing early when `child` exits. */
+async function waitFor(what: string, ready: () => Promise<boolean>, child?: ChildProcess): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (Date.now() < deadline) {
+    if (child && child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode}`);
+    if (await ready()) return;
+    await sleep(100);
+  }
+  throw new Error(`${what} not ready after ${WAIT_MS / 1000} s`);
+}
+
+function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), ms);
+    child.once("exit", () => (clearTimeout(t), resolve(true)));
+  });
+}
+
+async function signalUntilExit(child: ChildProcess, signals: NodeJS.Signals[]): Promise<void> {
+  for (const sig of signals) {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(sig);
+    if (await waitExit(child, 5_000)) return;
+  }
+}
+
+function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): void {
+  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 30_000, env });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.error?.message ?? ""}${r.stderr}${r.stdout}`);
+}
+
+/** A daemon as our child, its stdout/stderr appended to `log`. */
+function spawnLogged(cmd: string, args: string[], log: string): ChildProcess {
+  const fd = fs.openSync(log, "a");
+  try {
+    const child = spawn(cmd, args, { stdio: ["ignore", fd, fd] });
+    child.on("error", (e) => fs.appendFileSync(log, `spawn ${cmd}: ${e.message}\n`));
+    return child;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function tail(file: string, lines = 20): string {
+  try {
+    return fs.readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+/** First dir on PATH holding every one of `tools`. */
+function findOnPath(tools: string[]): string | undefined {
+  for (const d of (process.env.PATH ?? "").split(path.delimiter).filter(Boolean)) {
+    if (tools.every((t) => fs.existsSync(path.join(d, t)))) return d;
+  }
+  return undefined;
+}
+
+export async function startLocalTarget(opts: { root?: string } = {}): Promise<LocalTarget> {
+  const pm2Dir = findOnPath(["pm2"]);
+  const pgDir = findOnPath(["initdb", "pg_ctl", "pg_dump", "pg_restore"]);
+  for (const [what, dir] of [["pm2", pm2Dir], ["PostgreSQL tools", pgDir], ["sshd", "/usr/sbin/sshd"], ["nginx", "/usr/sbin/nginx"]]) {
+    if (!dir || !fs.existsSync(dir)) throw new Error(`local target: no ${what}: run eval "$(scripts/install-target-deps.sh)" first`);
+  }
+  // /usr/sbin for nginx; node is the one running these tests (>= 22).
+  const binPath = [pm2Dir!, path.dirname(process.execPath), pgDir!, "/usr/sbin"];
+
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-target-"));
+  // 0755 like a real /opt: nginx workers (www-data) must reach files the deploy puts under root.
+  fs.chmodSync(tmp, 0o755);
+  const root = opts.root ?? path.join(tmp, "opt", "nostromo");
+  const sitesDir = path.join(root, "nginx");
+  const pm2Home = path.join(tmp, "pm2");
+  const sshDir = path.join(tmp, "sshd");
+  const ngxDir = path.join(tmp, "nginx");
+  for (const d of [root, sitesDir, pm2Home, sshDir, path.join(ngxDir, "logs")]) fs.mkdirSync(d, { recursive: true });
+  // sshd sessions start with a bare environment: carry over the CA settings this machine needs to
+  // reach the package registry (a TLS-intercepting proxy), or `npm ci` on the target stalls.
+  const caVars = ["NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO"];
+  const env: Record<string, string> = { PM2_HOME: pm2Home };
+  for (const k of caVars) if (process.env[k]) env[k] = process.env[k]!;
+
+  let sshd: ChildProcess | undefined;
+  let nginx: ChildProcess | undefined;
+  const ngxArgs = ["-p", ngxDir + "/", "-c", path.join(ngxDir, "nginx.conf"), "-e", path.join(ngxDir, "logs", "error.log")];
+  let stopped = false;
+
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    // Only when a daemon was started (pm2.pid): no need to wake pm2 for nothing.
+    if (fs.existsSync(path.join(pm2Home, "pm2.pid"))) {
+      spawnSync(path.join(pm2Dir!, "pm2"), ["kill"], {
+        env: { ...process.env, ...env, PATH: [path.dirname(process.execPath), process.env.PATH].join(":") },
+        timeout: 30_000,
+        stdio: "ignore",
+      });
+    }
+    // Signals to the master we spawned, not `nginx -s quit`: that parses the config first and
+    // sends nothing when a deploy left a broken site file. QUIT is graceful; on TERM the master
+    // kills its workers itself; KILL last, as it would orphan them.
+    if (nginx) await signalUntilExit(nginx, ["SIGQUIT", "SIGTERM", "SIGKILL"]);
+    if (sshd) await signalUntilExit(sshd, ["SIGTERM", "SIGKILL"]);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  };
+
+  let part = "setup";
+  let log = "";
+  try {
+    // --- sshd: own config, keys and port; the current user logs in with the client key.
+    part = "sshd";
+    log = path.join(sshDir, "sshd.log");
+    const hostKeyFile = path.join(sshDir, "ssh_host_ed25519_key");
+    const clientKeyFile = path.join(sshDir, "id_ed25519");
+    run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "nostromo-local-target", "-f", hostKeyFile]);
+    run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "nostromo-local-client", "-f", clientKeyFile]);
+    fs.copyFileSync(clientKeyFile + ".pub", path.join(sshDir, "authorized_keys"));
+    const sshPort = await freePort();
+    const sshdConfig = path.join(sshDir, "sshd_config");
+    fs.writeFileSync(
+      sshdConfig,
+      [
+        `ListenAddress 127.0.0.1`,
+        `Port ${sshPort}`,
+        `HostKey ${hostKeyFile}`,
+        `AuthorizedKeysFile ${path.join(sshDir, "authorized_keys")}`,
+        `PidFile ${path.join(sshDir, "sshd.pid")}`,
+        `PubkeyAuthentication yes`,
+        `PasswordAuthentication no`,
+        `KbdInteractiveAuthentication no`,
+        `PermitRootLogin prohibit-password`,
+        `StrictModes no`, // the temp dir's owner/modes are not what sshd expects of ~/.ssh
+        `UsePAM no`,
+        // A deploy opens many connections at once; the default (10:30:100) drops some.
+        `MaxStartups 100`,
+        `MaxSessions 100`,
+        `Subsystem sftp internal-sftp`,
+        `LogLevel VERBOSE`,
+        ``,
+      ].join("\n"),
+    );
+    fs.mkdirSync("/run/sshd", { recursive: true }); // privilege separation dir, checked at start
+    // Absolute path: sshd re-executes itself per connection.
+    sshd = spawnLogged("/usr/sbin/sshd", ["-D", "-e", "-f", sshdConfig], log);
+    await waitFor("sshd", () => accepts(sshPort), sshd);
+    const [keyType, keyBlob] = fs.readFileSync(hostKeyFile + ".pub", "utf8").trim().split(/\s+/);
+
+    // --- nginx: own prefix; every path it writes (pid, logs, temp) inside the temp dir.
+    part = "nginx";
+    log = path.join(ngxDir, "logs", "error.log");
+    const ngxPort = await freePort();
+    const confPath = path.join(ngxDir, "nginx.conf");
+    const isRoot = process.getuid?.() === 0;
+    fs.writeFileSync(
+      confPath,
+      `# The local target's nginx (test/support/target.ts).
+${isRoot ? "user www-data;\n" : "" /* the compiled-in default group "nobody" is missing on Debian */}daemon off;
+worker_processes 1;
+pid ${ngxDir}/nginx.pid;
+lock_file ${ngxDir}/nginx.lock;
+error_log ${ngxDir}/logs/error.log info;
+events { worker_connections 256; }
+http {
+  ${fs.existsSync("/etc/nginx/mime.types") ? "include /etc/nginx/mime.types;" : ""}
+  default_type application/octet-stream;
+  access_log ${ngxDir}/logs/access.log;
+  # Debian compiles in /var/lib/nginx/* temp paths: keep ours in the temp dir.
+  client_body_temp_path ${ngxDir}/client_body;
+  proxy_temp_path ${ngxDir}/proxy;
+  fastcgi_temp_path ${ngxDir}/fastcgi;
+  uwsgi_temp_path ${ngxDir}/uwsgi;
+  scgi_temp_path ${ngxDir}/scgi;
+  include ${sitesDir}/*.conf;
+}
+`,
+    );
+    // Placeholder until the first deploy overwrites it: nginx needs a server to listen.
+    fs.writeFileSync(
+      path.join(sitesDir, "nostromo.conf"),
+      `server {\n  listen 127.0.0.1:${ngxPort};\n  default_type text/plain;\n  location / { return 503 "no release yet\\n"; }\n}\n`,
+    );
+    // `nginx -s reload` only sends SIGHUP and returns before the master has switched: the
+    // script checks the config, signals, then waits until every old worker is shutting down
+    // (so has closed its listening socket) and a new one runs.
+    const reloadScript = path.join(ngxDir, "reload.sh");
+    const ngx = `/usr/sbin/nginx ${ngxArgs.map(q).join(" ")}`;
+    fs.writeFileSync(
+      reloadScript,
+      `#!/bin/sh
+# Graceful reload of the local target's nginx; returns once new connections get the new config.
+set -e
+${ngx} -t -q
+master=$(cat ${q(ngxDir + "/nginx.pid")})
+# Children of the master: field 4 of /proc/PID/stat (after the "(comm)", which may hold spaces).
+workers() {
+  for d in /proc/[0-9]*; do
+    s=$(cat "$d/stat" 2>/dev/null) || continue
+    set -- \${s##*") "}
+    [ "$2" = "$master" ] && echo "\${d#/proc/}"
+  done
+  true
+}
+old=$(workers)
+${ngx} -s reload
+i=0
+while [ $i -lt 100 ]; do
+  i=$((i + 1)); sleep 0.1
+  new=no; busy=no
+  for p in $(workers); do
+    title=$(tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null || true)
+    case " $old " in
+      *" $p "*) case "$title" in *"shutting down"*) ;; *) busy=yes ;; esac ;;
+      *) case "$title" in *"worker process"*) new=yes ;; esac ;;
+    esac
+  done
+  [ $new = yes ] && [ $busy = no ] && exit 0
+done
+echo "nginx reload: new workers not serving after 10 s (see ${ngxDir}/logs/error.log)" >&2
+exit 1
+`,
+      { mode: 0o755 },
+    );
+    // Foreground child (daemon off): its exit is seen at once, and stop() can wait for it.
+    nginx = spawnLogged("/usr/sbin/nginx", ngxArgs, log);
+    await waitFor("nginx", () => httpAnswers(ngxPort), nginx);
+
+    return {
+      root,
+      ssh: { host: "127.0.0.1", port: sshPort, user: os.userInfo().username, privateKey: fs.readFileSync(clientKeyFile, "utf8"), hostKey: `${keyType} ${keyBlob}` },
+      nginx: { port: ngxPort, confPath, reloadCommand: `/bin/sh ${q(reloadScript)}`, testCommand: `${ngx} -t -q`, sitesDir },
+      pm2Home,
+      binPath,
+      env,
+      stop,
+    };
+  } catch (e) {
+    const logTail = tail(log); // read before stop() removes the temp dir
+    await stop();
+    throw new Error(`local target: ${part} failed to start: ${(e as Error).message}\n--- ${path.basename(log)} (tail) ---\n${logTail}`);
+  }
+}
