@@ -26,7 +26,7 @@ export class AppRelease extends pulumi.ComponentResource {
       `${name}-build`,
       {
         connection: args.connection,
-        create: releaseScript(args.config.server, args.app, args.sha),
+        create: releaseScript(args.config, args.app, args.sha),
         stdin: args.envFile,
         triggers: [args.sha],
       },

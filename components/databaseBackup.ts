@@ -31,7 +31,7 @@ export class DatabaseBackup extends pulumi.ComponentResource {
       `${name}-dump`,
       {
         connection: args.connection,
-        create: backupScript(args.config.server, args.config.stack, label, args.config.backup.keep),
+        create: backupScript(args.config, label),
         stdin: pulumi.interpolate`${args.databaseUrl}\n`,
         triggers: [JSON.stringify(args.before)],
       },

@@ -8,8 +8,8 @@ import { GeneratedSecret } from "./generatedSecret";
 import { Migration } from "./migration";
 import { Server } from "./server";
 import { Service } from "./service";
-import { SmokeTest } from "./smokeTest";
-import { NginxSite, TrafficSwitch } from "./trafficSwitch";
+import { Cutover, CutoverApp } from "./cutover";
+import { NginxSite } from "./nginxSite";
 
 export interface DeploymentArgs {
   readonly config: DeployConfig;
@@ -34,7 +34,7 @@ export interface AppOutputs {
 /**
  * One deploy of the whole system:
  * server (preflight, lock) → backup → per app: release → migration → new slot + health gate
- * → switch → smoke tests → journal line (and unlock).
+ * → cutover (switch every app, smoke tests, switch back on failure) → journal line (and unlock).
  */
 // A component's dependsOn does not reach its children: each component passes it on to its steps.
 export class Deployment extends pulumi.ComponentResource {
@@ -63,7 +63,8 @@ export class Deployment extends pulumi.ComponentResource {
     const jwtSecret = args.jwtSecret ?? new GeneratedSecret(`${name}-jwt-secret`, { bytes: 48 }, child).value;
     const site = config.nginx.site ? new NginxSite(`${name}-nginx`, { config, connection }, { parent: this, dependsOn: [server.locked] }) : undefined;
 
-    const switches: pulumi.Resource[] = [];
+    const ready: pulumi.Resource[] = site ? [site.step] : [];
+    const cutoverApps: CutoverApp[] = [];
     const appOutputs: Record<string, pulumi.Output<AppOutputs>> = {};
     for (const app of config.apps) {
       const sha = shas[app.name];
@@ -73,21 +74,21 @@ export class Deployment extends pulumi.ComponentResource {
           : pulumi.output(renderEnvFile(app, {})),
       );
       const release = new AppRelease(`${name}-${app.name}-release`, { config, app, connection, sha, envFile }, { parent: this, dependsOn: [server.locked] });
-      let ready: pulumi.Resource = release.step;
+      let last: pulumi.Resource = release.step;
       if (app.migrate) {
-        ready = new Migration(`${name}-${app.name}-migration`, { config, app, connection, sha }, { parent: this, dependsOn: [release.step, ...(backup ? [backup.step] : [])] }).step;
+        last = new Migration(
+          `${name}-${app.name}-migration`,
+          { config, app, connection, sha, backupPath: backup?.info.path },
+          { parent: this, dependsOn: [release.step, ...(backup ? [backup.step] : [])] },
+        ).step;
       }
       let service: Service | undefined;
       if (app.kind === "node") {
-        service = new Service(`${name}-${app.name}-service`, { config, app, connection, sha }, { parent: this, dependsOn: [ready] });
-        ready = service.step;
+        service = new Service(`${name}-${app.name}-service`, { config, app, connection, sha }, { parent: this, dependsOn: [last] });
+        last = service.step;
       }
-      const sw = new TrafficSwitch(
-        `${name}-${app.name}-switch`,
-        { config, app, connection, sha, slot: service?.slot, port: service?.port },
-        { parent: this, dependsOn: [ready, ...(site ? [site.step] : [])] },
-      );
-      switches.push(sw.step);
+      ready.push(last);
+      cutoverApps.push({ app, sha, slot: service?.slot, port: service?.port });
       appOutputs[app.name] = pulumi.all([release.changelog, service?.slot]).apply(([changelog, slot]) => ({
         ref: app.ref,
         sha,
@@ -97,7 +98,7 @@ export class Deployment extends pulumi.ComponentResource {
       }));
     }
 
-    const smoke = new SmokeTest(`${name}-smoke`, { config, connection, refs: shas }, { parent: this, dependsOn: switches });
+    const cutover = new Cutover(`${name}-cutover`, { config, connection, apps: cutoverApps }, { parent: this, dependsOn: ready });
     this.apps = pulumi.all(appOutputs);
     this.backup = backup?.info;
     const entry = pulumi.all([this.apps, backup?.info]).apply(([apps, b]) => ({
@@ -107,8 +108,8 @@ export class Deployment extends pulumi.ComponentResource {
       apps: Object.fromEntries(Object.entries(apps).map(([n, a]) => [n, { ref: a.ref, sha: a.sha, version: a.version, slot: a.slot }])),
       backup: b?.path ?? null,
     }));
-    new DeployRecord(`${name}-record`, { config, connection, entry, refs: shas }, { parent: this, dependsOn: [smoke.step] });
-    this.smokePassed = smoke.passed;
+    new DeployRecord(`${name}-record`, { config, connection, entry, refs: shas }, { parent: this, dependsOn: [cutover.step] });
+    this.smokePassed = cutover.smokePassed;
     this.url = `http://${config.server.host}:${config.nginx.port}/`;
     this.registerOutputs({ apps: this.apps, backup: this.backup, smokePassed: this.smokePassed, url: this.url });
   }

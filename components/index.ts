@@ -7,5 +7,5 @@ export * from "./generatedSecret";
 export * from "./migration";
 export * from "./server";
 export * from "./service";
-export * from "./smokeTest";
-export * from "./trafficSwitch";
+export * from "./cutover";
+export * from "./nginxSite";

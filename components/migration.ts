@@ -8,6 +8,8 @@ export interface MigrationArgs {
   readonly app: AppConfig;
   readonly connection: pulumi.Input<SshConnection>;
   readonly sha: string;
+  /** The backup taken just before (named in the error if the migration fails). */
+  readonly backupPath?: pulumi.Input<string>;
 }
 
 /** The app's migration, in the new release, after the backup and before any traffic. */
@@ -18,7 +20,11 @@ export class Migration extends pulumi.ComponentResource {
     super("nostromo:migration:Migration", name, {}, opts);
     this.step = new Command(
       `${name}-run`,
-      { connection: args.connection, create: migrateScript(args.config.server, args.app, args.sha), triggers: [args.sha] },
+      {
+        connection: args.connection,
+        create: pulumi.output(args.backupPath).apply((backupPath) => migrateScript(args.config, args.app, args.sha, backupPath)),
+        triggers: [args.sha],
+      },
       { parent: this, dependsOn: opts?.dependsOn },
     );
     this.registerOutputs({});

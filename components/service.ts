@@ -24,7 +24,7 @@ export class Service extends pulumi.ComponentResource {
     const version = args.app.version ?? "";
     this.step = new Command(
       `${name}-start`,
-      { connection: args.connection, create: startSlotScript(args.config.server, args.app, args.sha, version), triggers: [args.sha] },
+      { connection: args.connection, create: startSlotScript(args.config, args.app, args.sha, version), triggers: [args.sha] },
       { parent: this, dependsOn: opts?.dependsOn },
     );
     const last = this.step.stdout.apply((out) => /slot=(\w+) port=(\d+)/.exec(out) ?? ["", "", "0"]);

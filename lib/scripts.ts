@@ -94,10 +94,13 @@ export function unlockScript(server: ServerConfig, stack: string): string {
  * pg_dump in custom format, verified (pg_restore --list, size > 0, sha256), newest `keep` kept.
  * DATABASE_URL arrives on standard input. Prints one JSON line: path, size, sha256, time.
  */
-export function backupScript(server: ServerConfig, stack: string, label: string, keep: number): string {
+export function backupScript(cfg: DeployConfig, label: string): string {
+  const { server, stack } = cfg;
   const dir = layout(server.root).backups;
+  const journal = layout(server.root).journal;
   return script(
     prelude(server),
+    lockGuard(cfg),
     `IFS= read -r DATABASE_URL`,
     `dir=${quote(dir)}`,
     `stamp=$(date -u +%Y%m%dT%H%M%SZ)`,
@@ -111,8 +114,10 @@ export function backupScript(server: ServerConfig, stack: string, label: string,
     `sum=$(sha256sum "$tmp" | cut -d' ' -f1)`,
     `mv "$tmp" "$file"`,
     `printf '%s  %s\\n' "$sum" "$(basename "$file")" > "$file.sha256"`,
-    // Newest first; everything after the newest `keep` goes, with its checksum.
-    `ls -1t "$dir"/${quote(stack)}-*.dump 2>/dev/null | tail -n +${keep + 1} | while IFS= read -r old; do rm -f "$old" "$old.sha256"; done`,
+    // Newest first; everything after the newest `keep` goes, with its checksum, except the
+    // backup of the last successful deploy (a run of failed deploys must not push it out).
+    `last_good=$(grep '"result":"succeeded"' ${quote(journal)} 2>/dev/null | tail -n 1 | sed -n 's/.*"backup":"\\([^"]*\\)".*/\\1/p')`,
+    `ls -1t "$dir"/${quote(stack)}-*.dump 2>/dev/null | tail -n +${cfg.backup.keep + 1} | while IFS= read -r old; do [ "$old" = "$last_good" ] || rm -f "$old" "$old.sha256"; done`,
     `printf '{"path":"%s","size":%s,"sha256":"%s","time":"%s"}\\n' "$file" "$size" "$sum" "$stamp"`,
   );
 }
@@ -122,11 +127,13 @@ export function backupScript(server: ServerConfig, stack: string, label: string,
  * written 0600), installs and builds. A release already built for that SHA is kept as it is.
  * Prints the changelog since the serving release, then `previous=<sha|none>`.
  */
-export function releaseScript(server: ServerConfig, app: AppConfig, sha: string): string {
+export function releaseScript(cfg: DeployConfig, app: AppConfig, sha: string): string {
+  const { server } = cfg;
   const L = layout(server.root, app.name);
   const release = `${L.releases}/${sha}`;
   return script(
     prelude(server),
+    lockGuard(cfg),
     `mirror=${quote(L.mirror)}; release=${quote(release)}; shared=${quote(L.shared)}`,
     `mkdir -p ${quote(L.releases)} "$shared" ${quote(`${server.root}/repos`)}`,
     // The .env is rendered on every run: config and secrets may change without a new SHA.
@@ -158,15 +165,22 @@ export function releaseScript(server: ServerConfig, app: AppConfig, sha: string)
   );
 }
 
-/** Runs the app's migration inside the new release, with the release's .env loaded. */
-export function migrateScript(server: ServerConfig, app: AppConfig, sha: string): string {
-  const release = `${layout(server.root, app.name).releases}/${sha}`;
+/**
+ * Runs the app's migration inside the new release, with the release's .env loaded. A failure
+ * names the backup taken just before it.
+ */
+export function migrateScript(cfg: DeployConfig, app: AppConfig, sha: string, backupPath?: string): string {
+  const release = `${layout(cfg.server.root, app.name).releases}/${sha}`;
   return script(
-    prelude(server),
+    prelude(cfg.server),
+    lockGuard(cfg),
     `cd ${quote(release)}`,
     `set -a; . ./.env; set +a`,
     `echo "migrating ${app.name}@${sha.slice(0, 12)}"`,
-    app.migrate!,
+    `if ! ( ${app.migrate} ); then`,
+    `  echo "migration of ${app.name}@${sha.slice(0, 12)} failed; nothing was switched, the old release still serves.${backupPath ? ` Database backup taken just before it: ${backupPath}` : ""}" >&2`,
+    `  exit 1`,
+    `fi`,
   );
 }
 
@@ -223,7 +237,8 @@ function systemdQuote(text: string): string {
  * One step, so a failed check leaves no "started" record and the next `up` starts it again.
  * Prints `slot=<slot> port=<port>`.
  */
-export function startSlotScript(server: ServerConfig, app: AppConfig, sha: string, version: string): string {
+export function startSlotScript(cfg: DeployConfig, app: AppConfig, sha: string, version: string): string {
+  const { server } = cfg;
   const L = layout(server.root, app.name);
   const release = `${L.releases}/${sha}`;
   const startLines =
@@ -245,6 +260,7 @@ export function startSlotScript(server: ServerConfig, app: AppConfig, sha: strin
         ];
   return script(
     prelude(server),
+    lockGuard(cfg),
     ...pickSlot(server, app),
     `slot_dir=${quote(L.slots)}/$target`,
     `mkdir -p ${quote(L.slots)}`,
@@ -292,15 +308,6 @@ export function healthGate(app: AppConfig, version: string, port: string): strin
   ].join("\n");
 }
 
-/** Checks a built static release before it gets traffic. */
-export function staticCheckScript(server: ServerConfig, app: AppConfig, sha: string): string {
-  const index = `${layout(server.root, app.name).releases}/${sha}/${app.output}/index.html`;
-  return script(
-    `[ -s ${quote(index)} ] || { echo "check failed for ${app.name}: ${index} is missing or empty" >&2; exit 1; }`,
-    `echo "static release ${app.name}@${sha.slice(0, 12)} ok"`,
-  );
-}
-
 /** The nginx site: the static app at /, the API app's live slot at /api/ and /health. */
 export function nginxSite(cfg: DeployConfig): string {
   const site = cfg.nginx.site!;
@@ -343,6 +350,7 @@ export function nginxSiteScript(cfg: DeployConfig): string {
   const site = `${cfg.nginx.sitesDir}/nostromo.conf`;
   return script(
     prelude(cfg.server),
+    lockGuard(cfg),
     `mkdir -p ${quote(layout(cfg.server.root).upstreams)} ${quote(cfg.nginx.sitesDir)}`,
     `[ -f ${quote(up)} ] || printf 'server 127.0.0.1:%s;\\n' ${api.ports!.blue} > ${quote(up)}`,
     `[ -f ${quote(site)} ] && cp -p ${quote(site)} ${quote(`${site}.previous`)} || true`,
@@ -358,44 +366,82 @@ export function nginxSiteScript(cfg: DeployConfig): string {
   );
 }
 
-/**
- * The atomic switch. Node apps: the nginx upstream include now names the new slot, tested
- * and gracefully reloaded (the old slot finishes its requests and stays up for a rollback).
- * Static apps: the `current` symlink is swapped with `mv -T`. Both record current/<app>.
- */
-export function switchScript(cfg: DeployConfig, app: AppConfig, sha: string, slot?: string, port?: number): string {
-  const L = layout(cfg.server.root, app.name);
-  const release = `${L.releases}/${sha}`;
-  const lines = [prelude(cfg.server), `mkdir -p ${quote(`${cfg.server.root}/current`)}`];
-  if (app.kind === "node") {
-    const up = `${L.upstreams}/${app.name}.conf`;
-    lines.push(
-      `[ -f ${quote(up)} ] && cp -p ${quote(up)} ${quote(`${up}.previous`)} || true`,
-      `printf 'server 127.0.0.1:%s;\\n' ${quote(String(port))} > ${quote(`${up}.new`)} && mv -f ${quote(`${up}.new`)} ${quote(up)}`,
-      `if ! { ${cfg.nginx.testCommand} && ${cfg.nginx.reloadCommand}; } >/tmp/nostromo-nginx.$$ 2>&1; then`,
-      `  cat /tmp/nostromo-nginx.$$ >&2; rm -f /tmp/nostromo-nginx.$$`,
-      `  [ -f ${quote(`${up}.previous`)} ] && mv -f ${quote(`${up}.previous`)} ${quote(up)}`,
-      `  echo "switch of ${app.name} failed: nginx refused the new upstream; the previous one was put back" >&2; exit 1`,
-      `fi`,
-      `rm -f /tmp/nostromo-nginx.$$`,
-      `cat ${quote(`${L.slots}/live`)} > ${quote(`${L.slots}/previous`)} 2>/dev/null || true`,
-      `printf '%s\\n' ${quote(String(slot))} > ${quote(`${L.slots}/live`)}`,
-    );
-  }
-  lines.push(
-    `readlink ${quote(L.current)} > ${quote(`${L.releases}/.previous`)} 2>/dev/null || true`,
-    `ln -sfn ${quote(release)} ${quote(`${L.current}.new`)} && mv -T ${quote(`${L.current}.new`)} ${quote(L.current)}`,
-    `echo "switched ${app.name} to ${sha.slice(0, 12)}${app.kind === "node" ? ` (slot ${slot}, port ${port})` : ""}"`,
-  );
-  return script(...lines);
+/** One app's cutover target: its checked release, and for node apps the checked slot. */
+export interface CutoverTarget {
+  app: AppConfig;
+  sha: string;
+  slot?: string;
+  port?: number;
 }
 
 /**
- * Runs the smoke steps through the public port after the switch (node on the server does the
- * HTTP and JSON checks). Prints one line per step; fails on the first step that does not pass.
+ * The atomic switch of one app, when it is not already serving that release. Node apps: the
+ * nginx upstream include names the new slot, tested and gracefully reloaded (the old slot
+ * finishes its requests and stays up for a rollback). Static apps: the `current` symlink is
+ * swapped with `mv -T`. What was switched is listed in $switched for a switch-back.
  */
-export function smokeScript(cfg: DeployConfig, steps: SmokeStep[]): string {
-  const program = `
+function switchLines(cfg: DeployConfig, t: CutoverTarget): string[] {
+  const { app, sha } = t;
+  const L = layout(cfg.server.root, app.name);
+  const release = `${L.releases}/${sha}`;
+  const up = `${L.upstreams}/${app.name}.conf`;
+  const serving =
+    app.kind === "node"
+      ? `[ "$(readlink ${quote(L.current)} 2>/dev/null)" = ${quote(release)} ] && [ "$(cat ${quote(`${L.slots}/live`)} 2>/dev/null)" = ${quote(String(t.slot))} ]`
+      : `[ "$(readlink ${quote(L.current)} 2>/dev/null)" = ${quote(release)} ]`;
+  const lines = [`if ${serving}; then`, `  echo "${app.name} already serves ${sha.slice(0, 12)}"`, `else`];
+  if (app.kind === "static") {
+    const index = `${release}/${app.output}/index.html`;
+    lines.push(`  [ -s ${quote(index)} ] || { echo "check failed for ${app.name}: ${index} is missing or empty; nothing was switched" >&2; exit 1; }`);
+  } else {
+    lines.push(
+      `  [ -f ${quote(up)} ] && cp -p ${quote(up)} ${quote(`${up}.previous`)} || true`,
+      `  printf 'server 127.0.0.1:%s;\\n' ${quote(String(t.port))} > ${quote(`${up}.new`)} && mv -f ${quote(`${up}.new`)} ${quote(up)}`,
+      `  if ! { ${cfg.nginx.testCommand} && ${cfg.nginx.reloadCommand}; } >/tmp/nostromo-nginx.$$ 2>&1; then`,
+      `    cat /tmp/nostromo-nginx.$$ >&2; rm -f /tmp/nostromo-nginx.$$`,
+      `    [ -f ${quote(`${up}.previous`)} ] && mv -f ${quote(`${up}.previous`)} ${quote(up)}`,
+      `    echo "switch of ${app.name} failed: nginx refused the new upstream; the previous one was put back" >&2; exit 1`,
+      `  fi`,
+      `  rm -f /tmp/nostromo-nginx.$$`,
+      `  cat ${quote(`${L.slots}/live`)} > ${quote(`${L.slots}/previous`)} 2>/dev/null || true`,
+      `  printf '%s\\n' ${quote(String(t.slot))} > ${quote(`${L.slots}/live`)}`,
+    );
+  }
+  lines.push(
+    `  readlink ${quote(L.current)} > ${quote(`${L.releases}/.previous`)} 2>/dev/null || rm -f ${quote(`${L.releases}/.previous`)}`,
+    `  ln -sfn ${quote(release)} ${quote(`${L.current}.new`)} && mv -T ${quote(`${L.current}.new`)} ${quote(L.current)}`,
+    `  switched="$switched ${app.name}"`,
+    `  echo "switched ${app.name} to ${sha.slice(0, 12)}${app.kind === "node" ? ` (slot ${t.slot}, port ${t.port})` : ""}"`,
+    `fi`,
+  );
+  return lines;
+}
+
+/** Puts one switched app back on the release (and slot) that served before the cutover. */
+function switchBackLines(cfg: DeployConfig, app: AppConfig): string[] {
+  const L = layout(cfg.server.root, app.name);
+  const up = `${L.upstreams}/${app.name}.conf`;
+  const lines = [`case " $switched " in *" ${app.name} "*)`];
+  if (app.kind === "node") {
+    lines.push(
+      `  [ -f ${quote(`${up}.previous`)} ] && mv -f ${quote(`${up}.previous`)} ${quote(up)} && { ${cfg.nginx.testCommand} && ${cfg.nginx.reloadCommand}; } >&2 || true`,
+      `  [ -f ${quote(`${L.slots}/previous`)} ] && cp ${quote(`${L.slots}/previous`)} ${quote(`${L.slots}/live`)} || true`,
+    );
+  }
+  lines.push(
+    `  if [ -f ${quote(`${L.releases}/.previous`)} ]; then`,
+    `    ln -sfn "$(cat ${quote(`${L.releases}/.previous`)})" ${quote(`${L.current}.new`)} && mv -T ${quote(`${L.current}.new`)} ${quote(L.current)}`,
+    `    echo "switched ${app.name} back to $(basename "$(cat ${quote(`${L.releases}/.previous`)})" | cut -c1-12)" >&2`,
+    `  else`,
+    `    echo "${app.name} had no previous release to switch back to" >&2`,
+    `  fi;;`,
+    `esac`,
+  );
+  return lines;
+}
+
+/** Node program run on the server: the smoke steps through the public port. */
+const SMOKE_PROGRAM = `
 const steps = JSON.parse(process.argv[1]); const base = process.argv[2];
 const get = (o, p) => p.split(".").reduce((v, k) => (v == null ? undefined : v[k]), o);
 (async () => {
@@ -415,7 +461,45 @@ const get = (o, p) => p.split(".").reduce((v, k) => (v == null ? undefined : v[k
   }
 })().catch((e) => { console.error("smoke test failed: " + e.message); process.exit(1); });
 `;
-  return script(prelude(cfg.server), `node -e ${quote(program)} ${quote(JSON.stringify(steps))} ${quote(`http://127.0.0.1:${cfg.nginx.port}`)}`);
+
+/**
+ * The cutover: every app switched to its checked release, then the smoke steps through the
+ * public port; if one fails, every app switched here goes back to what served before and the
+ * step fails. One step, so a failed cutover leaves no switch recorded: the next `up` retries it.
+ */
+export function cutoverScript(cfg: DeployConfig, targets: CutoverTarget[], steps: SmokeStep[]): string {
+  return script(
+    prelude(cfg.server),
+    lockGuard(cfg),
+    `mkdir -p ${quote(`${cfg.server.root}/current`)}`,
+    `switched=""`,
+    ...targets.flatMap((t) => switchLines(cfg, t)),
+    steps.length === 0
+      ? `echo "no smoke steps configured"`
+      : [
+          `if ! node -e ${quote(SMOKE_PROGRAM)} ${quote(JSON.stringify(steps))} ${quote(`http://127.0.0.1:${cfg.nginx.port}`)}; then`,
+          ...[...targets].reverse().flatMap((t) => switchBackLines(cfg, t.app).map((l) => `  ${l}`)),
+          `  echo "smoke tests failed: traffic was switched back to the previous release of:\${switched:- (nothing had been switched)}" >&2`,
+          `  exit 1`,
+          `fi`,
+        ].join("\n"),
+  );
+}
+
+/**
+ * For steps run under the server lock: if the step fails, the lock of this stack is released
+ * (a deploy that stopped must not block the next one), and the step's error stands.
+ */
+export function lockGuard(cfg: DeployConfig): string {
+  const lock = layout(cfg.server.root).lock;
+  return [
+    `nostromo_release_lock_on_error() {`,
+    `  rc=$?`,
+    `  if [ "$rc" -ne 0 ] && [ "$(cat ${quote(`${lock}/stack`)} 2>/dev/null)" = ${quote(cfg.stack)} ]; then rm -rf ${quote(lock)}; echo "deploy lock released after the failure" >&2; fi`,
+    `  exit "$rc"`,
+    `}`,
+    `trap nostromo_release_lock_on_error EXIT`,
+  ].join("\n");
 }
 
 /**

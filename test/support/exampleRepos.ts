@@ -54,6 +54,29 @@ export async function addCommit(repo: string, message: string, files: Record<str
   await commitAll(repo, message, tag);
 }
 
+/**
+ * Commits a new version of an example app: package.json/package-lock.json bumped to `version`,
+ * `edit` applied to files that exist (path → transform of its text) and `files` written; tagged
+ * `v<version>`. Returns the tag.
+ */
+export async function addVersion(
+  repo: string,
+  version: string,
+  message: string,
+  edit: Record<string, (text: string) => string> = {},
+  files: Record<string, string> = {},
+): Promise<string> {
+  const changed: Record<string, string> = { ...bumpedVersionFiles(repo, version), ...files };
+  for (const [rel, transform] of Object.entries(edit)) {
+    const before = fs.readFileSync(path.join(repo, rel), "utf8");
+    const after = transform(before);
+    if (after === before) throw new Error(`addVersion: the edit of ${rel} changed nothing`);
+    changed[rel] = after;
+  }
+  await addCommit(repo, message, changed, `v${version}`);
+  return `v${version}`;
+}
+
 /** package.json and package-lock.json (top level and packages[""]) with `version` replaced. */
 function bumpedVersionFiles(repo: string, version: string): Record<string, string> {
   const read = (f: string) => JSON.parse(fs.readFileSync(path.join(repo, f), "utf8"));

@@ -34,18 +34,17 @@ describe("unit: the deploy graph (mocks)", () => {
   const runsAfter = (later: string, earlier: string) =>
     assert.ok(closure(registered, later).has(earlier), `${later} does not wait for ${earlier}; it waits for ${[...closure(registered, later)].join(", ")}`);
 
-  it("orders backup → migrate → new slot + health → switch → smoke → record", () => {
+  it("orders backup → migrate → new slot + health → switch and smoke → record", () => {
     runsAfter("nostromo-server-lock", "nostromo-server-preflight");
     runsAfter("nostromo-backup-dump", "nostromo-server-lock");
     runsAfter("nostromo-orchestrator-release-build", "nostromo-server-lock");
     runsAfter("nostromo-orchestrator-migration-run", "nostromo-backup-dump");
     runsAfter("nostromo-orchestrator-migration-run", "nostromo-orchestrator-release-build");
     runsAfter("nostromo-orchestrator-service-start", "nostromo-orchestrator-migration-run");
-    runsAfter("nostromo-orchestrator-switch-switch", "nostromo-orchestrator-service-start");
-    runsAfter("nostromo-sevastopol-switch-switch", "nostromo-sevastopol-release-build");
-    runsAfter("nostromo-smoke-run", "nostromo-orchestrator-switch-switch");
-    runsAfter("nostromo-smoke-run", "nostromo-sevastopol-switch-switch");
-    runsAfter("nostromo-record-append", "nostromo-smoke-run");
+    runsAfter("nostromo-cutover-switch-and-smoke", "nostromo-orchestrator-service-start");
+    runsAfter("nostromo-cutover-switch-and-smoke", "nostromo-sevastopol-release-build");
+    runsAfter("nostromo-cutover-switch-and-smoke", "nostromo-nginx-install");
+    runsAfter("nostromo-record-append", "nostromo-cutover-switch-and-smoke");
     const migrateDeps = closure(registered, "nostromo-orchestrator-migration-run");
     assert.ok(!migrateDeps.has("nostromo-orchestrator-service-start"), "the migration must not wait for the new slot");
   });

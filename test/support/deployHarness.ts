@@ -1,0 +1,125 @@
+import * as fs from "fs";
+import * as http from "http";
+import * as os from "os";
+import * as path from "path";
+import { REPO_ROOT, RunResult, TempBackend, requirePulumi } from "./engine";
+import { makeExampleRepos } from "./exampleRepos";
+import { LocalStackOptions, localConfig, removeStackFile, setPlainConfig, writeStack } from "./localStack";
+import { PostgresInstance, startPostgres } from "./postgres";
+import { LocalTarget, freePort, startLocalTarget } from "./target";
+
+/**
+ * Everything an end-to-end deploy test needs, started for real: the engine's file backend, a
+ * local target (sshd, nginx, PM2), a throwaway PostgreSQL, the example repos, and a stack of
+ * this project configured to deploy them.
+ */
+export class DeployHarness {
+  backend!: TempBackend;
+  target!: LocalTarget;
+  pg!: PostgresInstance;
+  opts!: LocalStackOptions;
+  work!: string;
+  readonly timings: Record<string, number> = {};
+
+  constructor(readonly stack: string) {}
+
+  async start(refs = { orchestrator: "v1.2.2", sevastopol: "v1.2.2" }, extra?: Record<string, unknown>): Promise<void> {
+    requirePulumi();
+    this.work = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-e2e-"));
+    fs.chmodSync(this.work, 0o755);
+    this.backend = new TempBackend(this.stack);
+    this.target = await startLocalTarget();
+    this.pg = await startPostgres();
+    const repos = await makeExampleRepos(path.join(this.work, "repos"));
+    this.opts = { target: this.target, databaseUrl: this.pg.url, repos, refs, slotPorts: { blue: await freePort(), green: await freePort() }, extra };
+    writeStack(this.backend, this.stack, localConfig(this.opts), { sshPrivateKey: this.target.ssh.privateKey, databaseUrl: this.pg.url });
+  }
+
+  async stop(): Promise<void> {
+    console.log(`      timings (s): ${JSON.stringify(this.timings)}`);
+    if (this.backend) this.backend.pulumi(REPO_ROOT, ["stack", "rm", "--yes", "--force", "--stack", this.stack]);
+    removeStackFile(this.stack);
+    await this.target?.stop();
+    await this.pg?.stop();
+    this.backend?.remove();
+    if (this.work) fs.rmSync(this.work, { recursive: true, force: true });
+  }
+
+  /** Changes the refs (and any other option) of the stack's config. */
+  configure(change: Partial<LocalStackOptions>): void {
+    this.opts = { ...this.opts, ...change };
+    setPlainConfig(this.stack, localConfig(this.opts));
+  }
+
+  /** `pulumi up` of the stack, timed under `label`. */
+  async up(label: string): Promise<RunResult> {
+    const start = Date.now();
+    const r = await this.backend.pulumiAsync(REPO_ROOT, ["up", "--yes", "--skip-preview", "--stack", this.stack]);
+    this.timings[label] = (Date.now() - start) / 1000;
+    return r;
+  }
+
+  outputs(): any {
+    return JSON.parse(this.backend.pulumiOk(REPO_ROOT, ["stack", "output", "--json", "--stack", this.stack]).stdout);
+  }
+
+  /** The server's deploy journal, one object per line. */
+  journal(): any[] {
+    const file = path.join(this.target.root, "deploys.jsonl");
+    return fs.existsSync(file) ? fs.readFileSync(file, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)) : [];
+  }
+
+  /** The version the public port serves (from /health through nginx). */
+  async servedVersion(): Promise<string> {
+    const r = await get(this.target.nginx.port, "/health");
+    return r.status === 200 ? JSON.parse(r.body).version : `HTTP ${r.status}: ${r.body}`;
+  }
+}
+
+/**
+ * GET on a new connection, as a new visitor would; resolves with status and body (status 0 and
+ * the socket error on a network failure).
+ */
+export function get(port: number, p: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: "127.0.0.1", port, path: p, agent: false, timeout: 5000 }, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on("error", (err) => resolve({ status: 0, body: String(err) }));
+    });
+    req.on("timeout", () => req.destroy(new Error("timed out after 5 s")));
+    req.on("error", (err) => resolve({ status: 0, body: String(err) }));
+  });
+}
+
+/**
+ * A steady, bounded stream of requests to the public port until finished; every answer that is
+ * not a 200 is a failure. `versions` counts which version /health answered.
+ */
+export function trafficLoop(port: number, maxRequests = 50_000, maxMs = 15 * 60_000) {
+  let stop = false;
+  const failures: string[] = [];
+  const versions: Record<string, number> = {};
+  let sent = 0;
+  const started = Date.now();
+  const done = (async () => {
+    while (!stop && sent < maxRequests && Date.now() - started < maxMs) {
+      const p = sent % 2 === 0 ? "/health" : "/api/common/indicadores";
+      sent++;
+      const r = await get(port, p);
+      if (r.status !== 200) failures.push(`${p}: ${r.status} ${r.body.slice(0, 120)}`);
+      else if (p === "/health") {
+        const v = JSON.parse(r.body).version;
+        versions[v] = (versions[v] ?? 0) + 1;
+      }
+    }
+  })();
+  return {
+    async finish() {
+      stop = true;
+      await done;
+      return { sent, failures, versions };
+    },
+  };
+}
