@@ -8,7 +8,7 @@ import { DeployHarness, get, trafficLoop } from "../support/deployHarness";
 import { localConfig, outputOf, setPlainConfig } from "../support/localStack";
 
 describe("e2e: pulumi up deploys the Nostromo system with no downtime", function () {
-  const h = new DeployHarness(`e2e${process.pid}`);
+  const h = new DeployHarness(`t-e2e${process.pid}`);
   before(() => h.start());
   after(() => h.stop());
 

@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { execFileSync } from "child_process";
+import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { Client } from "pg";
@@ -24,7 +24,7 @@ function pm2Status(h: DeployHarness): Record<string, string> {
 }
 
 describe("e2e: a failed deploy never takes traffic or loses data", function () {
-  const h = new DeployHarness(`fail${process.pid}`);
+  const h = new DeployHarness(`t-fail${process.pid}`);
   let goodSha: string;
 
   before(async () => {
@@ -165,7 +165,7 @@ describe("e2e: a failed deploy never takes traffic or loses data", function () {
     h.configure({ refs: { orchestrator: "v1.2.3", sevastopol: "v1.2.3" } });
     const tag = await addVersion(h.opts.repos.orchestrator, "1.2.8", "Another good release");
     h.configure({ refs: { orchestrator: tag, sevastopol: "v1.2.3" } });
-    const child = require("child_process").spawn("pulumi", ["up", "--yes", "--skip-preview", "--non-interactive", "--stack", h.stack], {
+    const child = spawn("pulumi", ["up", "--yes", "--skip-preview", "--non-interactive", "--stack", h.stack], {
       cwd: REPO_ROOT,
       env: h.backend.env,
       stdio: "ignore",

@@ -55,7 +55,8 @@ export async function addCommit(repo: string, message: string, files: Record<str
 }
 
 /**
- * Commits a new version of an example app: package.json/package-lock.json bumped to `version`,
+ * Commits a new version of an example app on top of `base` (default v1.2.3, so each test
+ * version carries only its own change): package.json/package-lock.json bumped to `version`,
  * `edit` applied to files that exist (path → transform of its text) and `files` written; tagged
  * `v<version>`. Returns the tag.
  */
@@ -65,7 +66,9 @@ export async function addVersion(
   message: string,
   edit: Record<string, (text: string) => string> = {},
   files: Record<string, string> = {},
+  base = "v1.2.3",
 ): Promise<string> {
+  await git(repo, ["checkout", "-q", "--detach", base]);
   const changed: Record<string, string> = { ...bumpedVersionFiles(repo, version), ...files };
   for (const [rel, transform] of Object.entries(edit)) {
     const before = fs.readFileSync(path.join(repo, rel), "utf8");
