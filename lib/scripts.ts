@@ -47,6 +47,8 @@ export function preflightScript(cfg: DeployConfig): string {
     `missing=""`,
     `for c in ${[...needed].map(quote).join(" ")}; do command -v "$c" >/dev/null 2>&1 || missing="$missing $c"; done`,
     `[ -z "$missing" ] || { echo "preflight: missing on $(hostname): $missing (PATH=$PATH)" >&2; exit 1; }`,
+    cfg.apps.some((a) => a.kind === "node" && a.manager === "systemd") &&
+      `[ -w ${quote(SYSTEMD_UNIT_DIR)} ] || { echo "preflight: $(id -un)@$(hostname) cannot write ${SYSTEMD_UNIT_DIR}: apps with manager systemd need a deploy user that can (root), to install their slots' units" >&2; exit 1; }`,
     `mkdir -p ${[`${server.root}/releases`, `${server.root}/current`, `${server.root}/shared`, `${server.root}/slots`, `${server.root}/repos`, L.backups, L.upstreams].map(quote).join(" ")}`,
     `free=$(df -Pm ${quote(server.root)} | awk 'NR==2 {print $4}')`,
     `[ "$free" -ge ${server.minFreeMiB} ] || { echo "preflight: only $free MiB free under ${server.root}, need ${server.minFreeMiB} MiB (server.minFreeMiB)" >&2; exit 1; }`,
@@ -77,16 +79,7 @@ export function lockScript(server: ServerConfig, stack: string, refs: string): s
     `date -u +%Y-%m-%dT%H:%M:%SZ > "$lock/since"`,
     `date +%s > "$lock/started"`,
     `printf '%s\\n' ${quote(refs)} > "$lock/refs"`,
-    `echo "lock taken by ${stack}"`,
-  );
-}
-
-/** Releases the lock if this stack holds it. */
-export function unlockScript(server: ServerConfig, stack: string): string {
-  const lock = layout(server.root).lock;
-  return script(
-    `lock=${quote(lock)}`,
-    `if [ "$(cat "$lock/stack" 2>/dev/null)" = ${quote(stack)} ]; then rm -rf "$lock"; echo "lock released"; fi`,
+    `echo "lock taken by "${quote(stack)}`,
   );
 }
 
@@ -103,8 +96,9 @@ export function backupScript(cfg: DeployConfig, label: string): string {
     lockGuard(cfg),
     `IFS= read -r DATABASE_URL`,
     `dir=${quote(dir)}`,
+    `mkdir -p "$dir"`,
     `stamp=$(date -u +%Y%m%dT%H%M%SZ)`,
-    `file="$dir/${stack}-$stamp-${label}.dump"`,
+    `file="$dir/"${quote(stack)}"-$stamp-"${quote(label)}".dump"`,
     `tmp="$dir/.partial-$$.dump"`,
     `trap 'rm -f "$tmp"' EXIT`,
     `pg_dump --format=custom --no-owner --dbname="$DATABASE_URL" --file="$tmp"`,
@@ -199,10 +193,22 @@ function pickSlot(server: ServerConfig, app: AppConfig): string[] {
   ];
 }
 
-/** systemd unit of one slot; the slot symlink points at the release it runs. */
+/** Where the slots' units are written (the deploy user must be able to write there). */
+export const SYSTEMD_UNIT_DIR = "/etc/systemd/system";
+
+/**
+ * systemd unit of one slot; the slot symlink points at the release it runs. The app's .env is
+ * sourced by bash, as under PM2 (one parser for both managers, and the one that wrote it: the
+ * file is shell-quoted), so no EnvironmentFile=. Every value goes through systemd's quoting.
+ */
 export function systemdUnit(server: ServerConfig, app: AppConfig, slot: "blue" | "green"): string {
   const L = layout(server.root, app.name);
   const port = app.ports![slot];
+  const env: [string, string][] = [["PORT", String(port)]];
+  if (server.path.length > 0) env.push(["PATH", `${server.path.join(":")}:/usr/local/bin:/usr/bin:/bin`]);
+  // The scripts' environment (prelude), which a PM2 process inherits too; sorted, so the unit's
+  // text (and so its restart) does not depend on the order of keys in the stack's config.
+  for (const k of Object.keys(server.env).sort()) env.push([k, server.env[k]]);
   return [
     "[Unit]",
     `Description=nostromo ${app.name} (${slot} slot)`,
@@ -212,11 +218,10 @@ export function systemdUnit(server: ServerConfig, app: AppConfig, slot: "blue" |
     "Type=simple",
     `User=${server.user}`,
     `WorkingDirectory=${L.slots}/${slot}`,
-    `EnvironmentFile=${L.shared}/.env`,
-    `Environment=PORT=${port}`,
-    ...(server.path.length > 0 ? [`Environment=PATH=${server.path.join(":")}:/usr/local/bin:/usr/bin:/bin`] : []),
-    `ExecStart=/bin/bash -c ${systemdQuote(`exec ${app.start}`)}`,
+    ...env.map(([k, v]) => `Environment=${systemdQuote(`${k}=${v}`, false)}`),
+    `ExecStart=/bin/bash -c ${systemdQuote(`set -a; . ./.env; set +a; exec ${app.start}`, true)}`,
     "Restart=on-failure",
+    "RestartSec=2",
     "KillSignal=SIGTERM",
     "TimeoutStopSec=30",
     "",
@@ -226,9 +231,18 @@ export function systemdUnit(server: ServerConfig, app: AppConfig, slot: "blue" |
   ].join("\n");
 }
 
-/** systemd's own quoting for one ExecStart argument (double quotes, backslash escapes). */
-function systemdQuote(text: string): string {
-  return `"${text.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/%/g, "%%").replace(/\$/g, "$$$$")}"`;
+/**
+ * systemd's quoting of one word (an ExecStart argument, an Environment= assignment): double
+ * quotes, `\\` and `\"` escaped, `%` doubled (specifiers), control characters as C escapes (a raw
+ * newline would end the line: "Unbalanced quoting"). `$` is doubled only where systemd expands
+ * variables (ExecStart=), not in Environment=.
+ */
+export function systemdQuote(text: string, execLine: boolean): string {
+  let out = text.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/%/g, "%%");
+  if (execLine) out = out.replace(/\$/g, "$$$$");
+  // eslint-disable-next-line no-control-regex -- escaping control characters is what this does
+  out = out.replace(/[\x00-\x1f\x7f]/g, (c) => (c === "\n" ? "\\n" : c === "\t" ? "\\t" : c === "\r" ? "\\r" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`));
+  return `"${out}"`;
 }
 
 /**
@@ -251,12 +265,17 @@ export function startSlotScript(cfg: DeployConfig, app: AppConfig, sha: string, 
           `stop_slot() { pm2 delete "$name" >/dev/null 2>&1 || true; }`,
         ]
       : [
-          `unit=nostromo-${app.name}-$target.service`,
+          `unit=${quote(`nostromo-${app.name}-`)}"$target.service"`,
+          `unit_dir=${quote(SYSTEMD_UNIT_DIR)}`,
           `if [ "$target" = blue ]; then unit_text=${quote(systemdUnit(server, app, "blue"))}; else unit_text=${quote(systemdUnit(server, app, "green"))}; fi`,
-          `printf '%s' "$unit_text" > "/etc/systemd/system/$unit.new" && mv -f "/etc/systemd/system/$unit.new" "/etc/systemd/system/$unit"`,
+          `printf '%s' "$unit_text" > "$unit_dir/$unit.new" && mv -f "$unit_dir/$unit.new" "$unit_dir/$unit"`,
           `systemctl daemon-reload`,
+          // Enabled, so the slot comes back after a reboot as it was (both slots run: rollback).
+          `systemctl enable --quiet "$unit"`,
+          `since=$(date +%s)`,
           `systemctl restart "$unit"`,
-          `stop_slot() { systemctl stop "$unit" || true; }`,
+          // On a failed check: the unit's log since this start, then stopped and disabled.
+          `stop_slot() { echo "last log lines of $unit:" >&2; journalctl -u "$unit" --since "@$since" -n 30 --no-pager -o cat >&2 || true; systemctl disable --now --quiet "$unit" || true; }`,
         ];
   return script(
     prelude(server),

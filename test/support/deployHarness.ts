@@ -36,7 +36,7 @@ export class DeployHarness {
   }
 
   async stop(): Promise<void> {
-    console.log(`      timings (s): ${JSON.stringify(this.timings)}`);
+    if (Object.keys(this.timings).length > 0) console.log(`      timings (s): ${JSON.stringify(this.timings)}`);
     if (this.backend) this.backend.pulumi(REPO_ROOT, ["stack", "rm", "--yes", "--force", "--stack", this.stack]);
     removeStackFile(this.stack);
     await this.target?.stop();

@@ -4,27 +4,8 @@ import * as yaml from "js-yaml";
 import * as path from "path";
 import { ConfigError, parseDeployConfig } from "../../lib/config";
 import { REPO_ROOT } from "../support/engine";
+import { validRaw } from "../support/validConfig";
 
-/** A valid local-style config; tests break one thing at a time. */
-export function validRaw(): Record<string, any> {
-  return {
-    server: { host: "127.0.0.1", port: 2222, user: "deploy", root: "/srv/nostromo", hostKey: "ssh-ed25519 AAAAC3Nza" },
-    apps: {
-      orchestrator: {
-        repo: "/tmp/repos/orchestrator",
-        ref: "v1.2.2",
-        kind: "node",
-        migrate: "npm run migrate:production",
-        build: "npm run build",
-        start: "node dist/server.js",
-        ports: { blue: 8001, green: 8002 },
-        health: { path: "/health", expect: { status: "ok" } },
-      },
-      sevastopol: { repo: "/tmp/repos/sevastopol", ref: "v1.2.2", kind: "static", build: "npm run build" },
-    },
-    nginx: { port: 8080, site: { staticApp: "sevastopol", apiApp: "orchestrator" } },
-  };
-}
 const secrets = { sshPrivateKey: true, databaseUrl: true };
 
 function problems(raw: Record<string, any>, s = secrets, stack = "local"): string[] {

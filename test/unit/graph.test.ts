@@ -2,7 +2,7 @@ import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import { parseDeployConfig } from "../../lib/config";
 import { Registered, closure, installMocks } from "../support/mocks";
-import { validRaw } from "./config.test";
+import { validRaw } from "../support/validConfig";
 
 const SECRETS = {
   key: "-----BEGIN OPENSSH PRIVATE KEY-----\nunit-test-key\n-----END OPENSSH PRIVATE KEY-----",
