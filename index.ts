@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Deployment } from "./components";
 import { ConfigError, parseDeployConfig } from "./lib/config";
 import { resolveRef } from "./lib/git";
+import { deployPlan, previousShasOf } from "./lib/plan";
 
 // Config is read and validated once, before any resource exists: a bad value stops preview here.
 const cfg = new pulumi.Config();
@@ -13,7 +14,7 @@ const jwtSecret = cfg.getSecret("jwtSecret");
 function load() {
   try {
     const raw: Record<string, unknown> = {};
-    for (const key of ["server", "apps", "nginx", "backup", "smoke", "releasesToKeep"]) raw[key] = cfg.getObject(key) ?? cfg.get(key);
+    for (const key of ["server", "apps", "nginx", "backup", "smoke", "releasesToKeep", "deployWindow"]) raw[key] = cfg.getObject(key) ?? cfg.get(key);
     const config = parseDeployConfig(pulumi.getStack(), raw, { sshPrivateKey: !!sshPrivateKey, databaseUrl: !!databaseUrl });
     const shas: Record<string, string> = {};
     for (const app of config.apps) {
@@ -44,3 +45,5 @@ export const url = deployment.url;
 export const apps = deployment.apps;
 export const backup = deployment.backup;
 export const smokeTests = deployment.smokePassed;
+// What this deploy brings and runs, per app, beside what the stack's last deploy brought (read from its own outputs).
+export const plan = new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`).getOutput("plan").apply((last) => deployPlan(config, shas, previousShasOf(last)));

@@ -3,6 +3,7 @@
  * validated with path-style errors (`apps.orchestrator.health.path: must start with "/"`)
  * before any resource is created. No @pulumi runtime import: plain values in, plain values out.
  */
+import { DeployWindow, WEEKDAYS, Weekday, isTimeZone, minutesOf } from "./deployWindow";
 
 export type ServiceManager = "pm2" | "systemd";
 export type AppKind = "node" | "static";
@@ -98,6 +99,8 @@ export interface DeployConfig {
   backup: { keep: number; enabled: boolean };
   releasesToKeep: number;
   smoke: SmokeStep[];
+  /** When deploys may run (enforced by the policy pack at `pulumi up`); none: any time. */
+  deployWindow?: DeployWindow;
 }
 
 /** Secrets, read separately so they never sit in the plain config object. */
@@ -115,8 +118,8 @@ export class ConfigError extends Error {
 
 const NAME = /^[a-z][a-z0-9-]{0,39}$/;
 // What git accepts as a ref name, narrowed: no "..", no leading "-", no control chars or spaces.
-const REF = /^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)[A-Za-z0-9._\/-]{1,200}(?<![./])$/;
-const ABS_PATH = /^\/[A-Za-z0-9._\/-]*$/;
+const REF = /^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?<![./])$/;
+const ABS_PATH = /^\/[A-Za-z0-9._/-]*$/;
 const ENV_KEY = /^[A-Z_][A-Z0-9_]*$/;
 
 type Raw = Record<string, unknown>;
@@ -278,9 +281,10 @@ export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecret
 
   const releasesToKeep = r.int(raw.releasesToKeep, "releasesToKeep", 2, 100, 5) ?? 5;
   const smoke = parseSmoke(r, raw.smoke);
+  const deployWindow = parseDeployWindow(r, raw.deployWindow);
 
   if (r.problems.length > 0) throw new ConfigError(r.problems);
-  return { stack, server, apps, nginx, backup, releasesToKeep, smoke };
+  return { stack, server, apps, nginx, backup, releasesToKeep, smoke, ...(deployWindow ? { deployWindow } : {}) };
 }
 
 function parseApp(r: Reader, name: string, v: unknown): AppConfig {
@@ -303,7 +307,7 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
     build: r.string(a.build, `${at}.build`),
     migrate: r.string(a.migrate, `${at}.migrate`),
     start: r.string(a.start, `${at}.start`),
-    output: r.string(a.output, `${at}.output`, { pattern: /^(?!\/)(?!.*\.\.)[A-Za-z0-9._\/-]+$/, patternText: "must be a relative path inside the release" }),
+    output: r.string(a.output, `${at}.output`, { pattern: /^(?!\/)(?!.*\.\.)[A-Za-z0-9._/-]+$/, patternText: "must be a relative path inside the release" }),
     env: r.stringMap(a.env, `${at}.env`, ENV_KEY),
     usesDatabase: r.bool(a.usesDatabase, `${at}.usesDatabase`, a.migrate !== undefined),
   };
@@ -337,6 +341,23 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
   }
   if (app.manager === "systemd" && kind === "static") r.fail(`${at}.manager`, "a static app has no service");
   return app;
+}
+
+function parseDeployWindow(r: Reader, v: unknown): DeployWindow | undefined {
+  const w = r.object(v, "deployWindow");
+  if (!w) return undefined;
+  const days = r.stringList(w.days, "deployWindow.days", new RegExp(`^(${WEEKDAYS.join("|")})$`), `must be one of ${WEEKDAYS.join(", ")}`) as Weekday[];
+  if (days.length === 0) r.fail("deployWindow.days", "must name at least one day");
+  const time = { pattern: /^\d\d:\d\d$/, patternText: "must be a time HH:MM (00:00 to 24:00)" };
+  const start = r.string(w.start, "deployWindow.start", { required: true, ...time }) ?? "";
+  const end = r.string(w.end, "deployWindow.end", { required: true, ...time }) ?? "";
+  for (const [key, value] of [["start", start], ["end", end]]) {
+    if (value && minutesOf(value) === undefined) r.fail(`deployWindow.${key}`, time.patternText);
+  }
+  if (start && start === end) r.fail("deployWindow.end", "must differ from start");
+  const timezone = r.string(w.timezone, "deployWindow.timezone", { required: true }) ?? "";
+  if (timezone && !isTimeZone(timezone)) r.fail("deployWindow.timezone", "must be an IANA time zone such as America/Santiago or UTC");
+  return { days, start, end, timezone };
 }
 
 function parseSmoke(r: Reader, v: unknown): SmokeStep[] {

@@ -39,7 +39,13 @@ export function isTimeZone(tz: string): boolean {
 
 /** Weekday and minutes since midnight of `at` in `timezone`. */
 export function localTime(at: Date, timezone: string): { day: Weekday; minutes: number; text: string } {
-  const parts = new Intl.DateTimeFormat("en-US", { timeZone: timezone, weekday: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).formatToParts(at);
+  const parts = new Intl.DateTimeFormat("en-US", {
+    timeZone: timezone,
+    weekday: "short",
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  }).formatToParts(at);
   const get = (type: string) => parts.find((p) => p.type === type)?.value ?? "";
   const day = get("weekday").toLowerCase().slice(0, 3) as Weekday;
   const hour = Number(get("hour"));

@@ -105,44 +105,58 @@ function outputApps(outputs: unknown): Record<string, { sha?: string; version?: 
 }
 
 /**
+ * The updates oldest first, each with its number. A file (diy) backend records no update
+ * numbers (every entry has version 0, newest first): then updates are numbered 1..n by start
+ * time, oldest first, which is what a managed backend's numbers are.
+ */
+function numbered(history: readonly HistoryEntry[]): HistoryEntry[] {
+  const versions = history.map((h) => h.version);
+  const known = versions.every((v) => Number.isInteger(v) && v > 0) && new Set(versions).size === versions.length;
+  if (known) return [...history].sort((a, b) => a.version - b.version);
+  const time = (h: HistoryEntry) => toDate(h.startTime)?.getTime() ?? 0;
+  return history
+    .map((h, i) => ({ h, i }))
+    .sort((a, b) => time(a.h) - time(b.h) || b.i - a.i) // same start: listed newest first
+    .map(({ h }, n) => ({ ...h, version: n + 1 }));
+}
+
+/**
  * One row per update, oldest first. `outputsByVersion` gives the stack outputs of the updates
  * whose outputs are known (the tools know the current ones): their SHAs and versions are added
  * where the output's ref matches the update's.
  */
 export function deployRows(history: readonly HistoryEntry[], outputsByVersion: Record<number, unknown> = {}): DeployRow[] {
-  return [...history]
-    .sort((a, b) => a.version - b.version)
-    .map((h) => {
-      const start = toDate(h.startTime) ?? new Date(0);
-      const end = toDate(h.endTime);
-      const appsConfig = configObject(h.config?.[APPS_KEY]);
-      const apps: Record<string, AppState> = {};
-      for (const [name, ref] of Object.entries(refsOf(appsConfig))) apps[name] = { ref };
-      const known = outputApps(outputsByVersion[h.version]);
-      for (const [name, o] of Object.entries(known)) {
-        if (!apps[name]) continue;
-        if (o.sha) apps[name].sha = o.sha;
-        if (o.version) apps[name].version = o.version;
-      }
-      const message = h.message ?? "";
-      const m = ROLLBACK_MESSAGE.exec(message);
-      const row: DeployRow = {
-        version: h.version,
-        kind: h.kind ?? "update",
-        result: h.result,
-        start,
-        message,
-        apps,
-        changes: { ...(h.resourceChanges ?? {}) },
-      };
-      if (end) {
-        row.end = end;
-        row.durationSeconds = Math.max(0, Math.round((end.getTime() - start.getTime()) / 1000));
-      }
-      if (appsConfig && typeof appsConfig === "object") row.appsConfig = appsConfig as Record<string, unknown>;
-      if (m) row.rollbackTo = Number(m[1]);
-      return row;
-    });
+  return numbered(history).map((h) => {
+    const start = toDate(h.startTime) ?? new Date(0);
+    const end = toDate(h.endTime);
+    const appsConfig = configObject(h.config?.[APPS_KEY]);
+    const apps: Record<string, AppState> = {};
+    for (const [name, ref] of Object.entries(refsOf(appsConfig))) apps[name] = { ref };
+    const known = outputApps(outputsByVersion[h.version]);
+    for (const [name, o] of Object.entries(known)) {
+      if (!apps[name]) continue;
+      if (o.sha) apps[name].sha = o.sha;
+      if (o.version) apps[name].version = o.version;
+    }
+    const message = h.message ?? "";
+    const m = ROLLBACK_MESSAGE.exec(message);
+    const row: DeployRow = {
+      version: h.version,
+      kind: h.kind ?? "update",
+      result: h.result,
+      start,
+      message,
+      apps,
+      changes: { ...(h.resourceChanges ?? {}) },
+    };
+    if (end) {
+      row.end = end;
+      row.durationSeconds = Math.max(0, Math.round((end.getTime() - start.getTime()) / 1000));
+    }
+    if (appsConfig && typeof appsConfig === "object") row.appsConfig = appsConfig as Record<string, unknown>;
+    if (m) row.rollbackTo = Number(m[1]);
+    return row;
+  });
 }
 
 /** A rollback the tool will not do, with the reason an operator reads. */
@@ -184,11 +198,16 @@ export function pickRollbackTarget(rows: readonly DeployRow[], currentRefs: Reco
     }
     if (row.kind !== "update") throw new RollbackRefusal(`update ${to} was a ${row.kind}, not a deploy: nothing to roll back to`);
     if (row.result !== "succeeded") {
-      throw new RollbackRefusal(`update ${to} ${row.result === "failed" ? "failed" : `did not succeed (${row.result})`}: only a successful update can be rolled back to`);
+      throw new RollbackRefusal(
+        `update ${to} ${row.result === "failed" ? "failed" : `did not succeed (${row.result})`}: only a successful update can be rolled back to`,
+      );
     }
-    if (!row.appsConfig || Object.keys(row.apps).length === 0) throw new RollbackRefusal(`update ${to} has no apps config in its history entry`);
+    if (!row.appsConfig || Object.keys(row.apps).length === 0)
+      throw new RollbackRefusal(`update ${to} has no apps config in its history entry`);
     if (sameRefs(rowRefs(row), currentRefs)) {
-      throw new RollbackRefusal(`update ${to} deployed the same app refs as the current config (${refsText(currentRefs)}): nothing to roll back`);
+      throw new RollbackRefusal(
+        `update ${to} deployed the same app refs as the current config (${refsText(currentRefs)}): nothing to roll back`,
+      );
     }
     return row;
   }
@@ -219,7 +238,12 @@ export function formatDuration(seconds: number | undefined): string {
 }
 
 function isoMinute(d: Date | undefined): string {
-  return d ? d.toISOString().replace(/\.\d{3}Z$/, "Z").replace("T", " ") : "-";
+  return d
+    ? d
+        .toISOString()
+        .replace(/\.\d{3}Z$/, "Z")
+        .replace("T", " ")
+    : "-";
 }
 
 function appsCell(row: DeployRow): string {
@@ -237,10 +261,26 @@ function noteCell(row: DeployRow): string {
 /** A fixed-width table, one line per update, oldest first. */
 export function formatTable(rows: readonly DeployRow[]): string {
   const header = ["VERSION", "RESULT", "STARTED (UTC)", "DURATION", "APPS", "NOTE"];
-  const body = rows.map((r) => [String(r.version), r.result, isoMinute(r.start), formatDuration(r.durationSeconds), appsCell(r), noteCell(r)]);
+  const body = rows.map((r) => [
+    String(r.version),
+    r.result,
+    isoMinute(r.start),
+    formatDuration(r.durationSeconds),
+    appsCell(r),
+    noteCell(r),
+  ]);
   const all = [header, ...body];
   const widths = header.map((_, i) => Math.max(...all.map((line) => line[i].length)));
-  return all.map((line) => line.map((cell, i) => (i === line.length - 1 ? cell : cell.padEnd(widths[i]))).join("  ").trimEnd()).join("\n") + "\n";
+  return (
+    all
+      .map((line) =>
+        line
+          .map((cell, i) => (i === line.length - 1 ? cell : cell.padEnd(widths[i])))
+          .join("  ")
+          .trimEnd(),
+      )
+      .join("\n") + "\n"
+  );
 }
 
 export interface DeployMetrics {
@@ -275,7 +315,9 @@ const DAY = 86_400_000;
  * given), change failure rate and MTTR over the rows.
  */
 export function deployMetrics(rows: readonly DeployRow[], commitTimes?: Record<string, number>): DeployMetrics {
-  const deploys = rows.filter((r) => r.kind === "update" && (r.result === "succeeded" || r.result === "failed")).sort((a, b) => a.version - b.version);
+  const deploys = rows
+    .filter((r) => r.kind === "update" && (r.result === "succeeded" || r.result === "failed"))
+    .sort((a, b) => a.version - b.version);
   const succeeded = deploys.filter((r) => r.result === "succeeded").length;
   const failed = deploys.length - succeeded;
   const endOf = (r: DeployRow) => (r.end ?? r.start).getTime();
@@ -312,7 +354,8 @@ export function deployMetrics(rows: readonly DeployRow[], commitTimes?: Record<s
       if (r.rollbackTo === undefined) {
         for (const [app, state] of Object.entries(r.apps)) {
           if (previous[app] === state.ref) continue;
-          const t = (state.sha !== undefined ? commitTimes[commitKey(app, state.sha)] : undefined) ?? commitTimes[commitKey(app, state.ref)];
+          const t =
+            (state.sha !== undefined ? commitTimes[commitKey(app, state.sha)] : undefined) ?? commitTimes[commitKey(app, state.ref)];
           if (t === undefined) continue;
           const lead = endOf(r) / 1000 - t;
           if (lead >= 0) samples.push(lead);

@@ -66,7 +66,12 @@ export const CHANGELOG_LINES = 15;
 /** The webhook payload of one deploy event. */
 export function notificationPayload(e: NotifyEvent): WebhookPayload {
   const dur = durationText(e.durationSeconds);
-  const upd = e.kind === "rollback" && e.rollbackTo !== undefined ? ` to update ${e.rollbackTo}` : e.update !== undefined ? ` (update ${e.update})` : "";
+  const upd =
+    e.kind === "rollback" && e.rollbackTo !== undefined
+      ? ` to update ${e.rollbackTo}`
+      : e.update !== undefined
+        ? ` (update ${e.update})`
+        : "";
   const head = `${HEADLINE[e.kind]}${upd}: ${e.stack}`;
   const parts = [`${head}: ${versionsText(e.versions)}`];
   if (e.previous && Object.keys(e.previous).length) parts.push(`(was ${versionsText(e.previous)})`);
@@ -75,8 +80,12 @@ export function notificationPayload(e: NotifyEvent): WebhookPayload {
   if (e.kind === "failure" && firstError) parts.push(`- ${firstError.slice(0, 300)}`);
   const text = slackEscape(parts.join(" "));
 
-  const fields = [{ type: "mrkdwn" as const, text: `*Stack*\n${slackEscape(e.stack)}` }, { type: "mrkdwn" as const, text: `*Versions*\n${slackEscape(versionsText(e.versions))}` }];
-  if (e.previous && Object.keys(e.previous).length) fields.push({ type: "mrkdwn", text: `*Previous*\n${slackEscape(versionsText(e.previous))}` });
+  const fields = [
+    { type: "mrkdwn" as const, text: `*Stack*\n${slackEscape(e.stack)}` },
+    { type: "mrkdwn" as const, text: `*Versions*\n${slackEscape(versionsText(e.versions))}` },
+  ];
+  if (e.previous && Object.keys(e.previous).length)
+    fields.push({ type: "mrkdwn", text: `*Previous*\n${slackEscape(versionsText(e.previous))}` });
   if (dur) fields.push({ type: "mrkdwn", text: `*Duration*\n${dur}` });
   const blocks: SlackBlock[] = [
     { type: "header", text: { type: "plain_text", text: head.slice(0, 150), emoji: false } },
@@ -115,7 +124,7 @@ export class WebhookError extends Error {
  * or after `timeoutMs`. The URL carries the webhook's secret: it is never part of an error.
  */
 export async function postNotification(webhookUrl: string, payload: WebhookPayload, timeoutMs = 10_000): Promise<void> {
-  let host = "the webhook";
+  let host: string;
   try {
     host = new URL(webhookUrl).host;
   } catch {

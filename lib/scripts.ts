@@ -274,8 +274,15 @@ export function startSlotScript(cfg: DeployConfig, app: AppConfig, sha: string, 
           `systemctl enable --quiet "$unit"`,
           `since=$(date +%s)`,
           `systemctl restart "$unit"`,
-          // On a failed check: the unit's log since this start, then stopped and disabled.
-          `stop_slot() { echo "last log lines of $unit:" >&2; journalctl -u "$unit" --since "@$since" -n 30 --no-pager -o cat >&2 || true; systemctl disable --now --quiet "$unit" || true; }`,
+          // On a failed check: the unit's state and its processes' last output lines since this
+          // start (not systemd's own lines about it: the step's error shows only 30 lines),
+          // then the slot is stopped and disabled.
+          `stop_slot() {`,
+          `  echo "$unit: $(systemctl show -p ActiveState,SubState,Result,NRestarts,ExecMainStatus "$unit" 2>&1 | tr '\\n' ' ')" >&2`,
+          `  echo "last log lines of $unit:" >&2`,
+          `  journalctl _SYSTEMD_UNIT="$unit" --since "@$since" -n 20 --no-pager -o cat >&2 || true`,
+          `  systemctl disable --now --quiet "$unit" || true`,
+          `}`,
         ];
   return script(
     prelude(server),

@@ -45,12 +45,17 @@ _np_main() {
 
   # --- Pulumi CLI, language host, SDK scripts ---------------------------------------------
   local bin="$engine/bin"
+  # An engine cached before the policy analyzer was added gets only the analyzer script.
+  if [ -x "$bin/pulumi" ] && [ ! -x "$bin/pulumi-analyzer-policy" ] && command -v go >/dev/null 2>&1; then
+    _np_install_analyzer "$cache" "$bin" || return 1
+  fi
   if command -v pulumi >/dev/null 2>&1 && [ "$(pulumi version 2>/dev/null)" = "v$PULUMI_VERSION" ] &&
-     command -v pulumi-language-nodejs >/dev/null 2>&1; then
+     command -v pulumi-language-nodejs >/dev/null 2>&1 && command -v pulumi-analyzer-policy >/dev/null 2>&1; then
     bin=$(dirname "$(command -v pulumi)")
     _np_say "pulumi v$PULUMI_VERSION on PATH: used as it is ($bin)"
   elif [ -x "$bin/pulumi" ] && [ "$("$bin/pulumi" version 2>/dev/null)" = "v$PULUMI_VERSION" ] &&
-       [ -x "$bin/pulumi-language-nodejs" ] && [ -x "$bin/pulumi-resource-pulumi-nodejs" ]; then
+       [ -x "$bin/pulumi-language-nodejs" ] && [ -x "$bin/pulumi-resource-pulumi-nodejs" ] &&
+       [ -x "$bin/pulumi-analyzer-policy" ]; then
     _np_say "pulumi v$PULUMI_VERSION cached in $bin"
   else
     command -v go >/dev/null 2>&1 ||
@@ -60,6 +65,20 @@ _np_main() {
 
   local home=${PULUMI_HOME:-$cache/pulumi-home}
   mkdir -p "$home"
+  # Policy packs (policy/PulumiPolicy.yaml, runtime $PULUMI_POLICY_RUNTIME) are run by the analyzer
+  # plugin pulumi-analyzer-policy-<runtime>, looked up in PULUMI_HOME's plugin cache (ambient plugins
+  # are ignored): install the SDK's script there under that name.
+  local policy_plugin="policy-$PULUMI_POLICY_RUNTIME" pver=$PULUMI_LANGUAGE_HOST_SDK_VERSION
+  if [ ! -x "$home/plugins/analyzer-$policy_plugin-v$pver/pulumi-analyzer-$policy_plugin" ]; then
+    local ptmp
+    ptmp=$(mktemp -d)
+    install -m 755 "$bin/pulumi-analyzer-policy" "$ptmp/pulumi-analyzer-$policy_plugin"
+    tar -C "$ptmp" -czf "$ptmp/plugin.tgz" "pulumi-analyzer-$policy_plugin"
+    PULUMI_HOME=$home "$bin/pulumi" plugin install analyzer "$policy_plugin" "$pver" --file "$ptmp/plugin.tgz" >&2 ||
+      { rm -rf "$ptmp"; _np_die "could not install the policy analyzer plugin into $home"; return 1; }
+    rm -rf "$ptmp"
+    _np_say "policy analyzer pulumi-analyzer-$policy_plugin v$pver installed in $home/plugins"
+  fi
   _np_say "ready: pulumi $("$bin/pulumi" version) at $bin, node $("$node_bin/node" --version)"
   # The environment every pulumi run of this project uses: offline, no ambient plugins.
   printf 'export PATH=%q:"$PATH"\n' "$bin:$node_bin"
@@ -129,7 +148,20 @@ EOF
             sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   install -m 755 "$sdk_dir/nodejs/dist/pulumi-resource-pulumi-nodejs" "$bin/" ||
     { _np_die "no pulumi-resource-pulumi-nodejs in the sdk module ($sdk_dir)"; return 1; }
+  _np_install_analyzer "$cache" "$bin" || return 1
   _np_say "engine built in $((SECONDS - start)) s into $bin"
+}
+
+# Policy packs are run through a script kept in the sdk module up to the language host's version.
+_np_install_analyzer() {
+  local work="$1/build/langhost" bin=$2 sdk_dir
+  mkdir -p "$work"
+  [ -f "$work/go.mod" ] || printf 'module nostromo.local/analyzer\n\ngo 1.18\n' >"$work/go.mod"
+  sdk_dir=$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_LANGUAGE_HOST_SDK_VERSION" |
+            sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  install -m 755 "$sdk_dir/nodejs/dist/pulumi-analyzer-policy" "$bin/" ||
+    { _np_die "no pulumi-analyzer-policy in the sdk module ($sdk_dir)"; return 1; }
+  _np_say "pulumi-analyzer-policy (sdk v$PULUMI_LANGUAGE_HOST_SDK_VERSION) installed beside pulumi"
 }
 
 _np_main "$@"

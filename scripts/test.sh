@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/install-pulumi.sh)"
 eval "$(scripts/install-target-deps.sh)"
+eval "$(scripts/install-systemd-host-deps.sh)"
 scripts/install-deps.sh
 start=$SECONDS
 npx --no-install tsc --noEmit -p .

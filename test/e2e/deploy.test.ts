@@ -127,6 +127,9 @@ describe("e2e: pulumi up deploys the Nostromo system with no downtime", function
       assert.match(r.stdout, new RegExp(`~ +pulumi-nodejs:dynamic/nostromo:Command +${step} +update`), `preview does not list ${step}:\n${r.stdout}`);
     }
     assert.doesNotMatch(r.stdout, /nostromo-sevastopol-release-build +update/);
+    // The `plan` output tells a reviewer the versions on both sides and the steps, per app.
+    assert.match(r.stdout, /orchestrator: 1\.2\.3 \([0-9a-f]{12}\) → 1\.2\.2 \([0-9a-f]{12}\): build, backup, migrate, start \+ health check, switch/, r.stdout);
+    assert.match(r.stdout, /sevastopol: 1\.2\.3 \([0-9a-f]{12}\), unchanged/, r.stdout);
     assert.strictEqual(fs.readlinkSync(path.join(h.target.root, "current", "orchestrator")), current);
     assert.strictEqual(h.journal().length, lines);
   });

@@ -21,7 +21,7 @@ describe("e2e: the real Pulumi engine", function () {
 
   it("pulumi version is the pinned one, equal to the SDK's", () => {
     const pinned = fs.readFileSync(path.join(REPO_ROOT, "scripts", "engine-versions.env"), "utf8").match(/^PULUMI_VERSION=(.+)$/m)![1];
-    const sdk = require(path.join(REPO_ROOT, "node_modules", "@pulumi", "pulumi", "package.json")).version;
+    const sdk = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "node_modules", "@pulumi", "pulumi", "package.json"), "utf8")).version;
     const cli = backend.pulumiOk(REPO_ROOT, ["version"]).stdout.trim();
     assert.strictEqual(cli, `v${pinned}`);
     assert.strictEqual(sdk, pinned);

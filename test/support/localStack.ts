@@ -4,8 +4,19 @@ import * as path from "path";
 import { TempBackend, REPO_ROOT, RunResult } from "./engine";
 import { LocalTarget } from "./target";
 
+/** What the stack config needs of a target: the PM2 LocalTarget or the SystemdHost. */
+export interface StackTarget {
+  root: string;
+  ssh: Pick<LocalTarget["ssh"], "port" | "user" | "hostKey">;
+  nginx: Pick<LocalTarget["nginx"], "port" | "sitesDir" | "reloadCommand" | "testCommand">;
+  binPath: string[];
+  env: Record<string, string>;
+}
+
 export interface LocalStackOptions {
-  target: LocalTarget;
+  target: StackTarget;
+  /** Service manager of Orchestrator (default pm2). */
+  manager?: "pm2" | "systemd";
   databaseUrl: string;
   repos: { orchestrator: string; sevastopol: string };
   refs: { orchestrator: string; sevastopol: string };
@@ -43,7 +54,7 @@ export function localConfig(o: LocalStackOptions): Record<string, unknown> {
         repo: o.repos.orchestrator,
         ref: o.refs.orchestrator,
         kind: "node",
-        manager: "pm2",
+        manager: o.manager ?? "pm2",
         install: "npm ci --no-audit --no-fund",
         build: "npm run build",
         migrate: "npm run migrate:production",

@@ -146,6 +146,6 @@ export async function startPostgres(): Promise<PostgresInstance> {
     const log = path.join(dir, "postgres.log");
     const tail = fs.existsSync(log) ? `\n--- postgres.log ---\n${fs.readFileSync(log, "utf8").slice(-4000)}` : "";
     await stop();
-    throw new Error(`${(err as Error).message}${tail}`);
+    throw new Error(`${(err as Error).message}${tail}`, { cause: err });
   }
 }

@@ -303,6 +303,6 @@ exit 1
   } catch (e) {
     const logTail = tail(log); // read before stop() removes the temp dir
     await stop();
-    throw new Error(`local target: ${part} failed to start: ${(e as Error).message}\n--- ${path.basename(log)} (tail) ---\n${logTail}`);
+    throw new Error(`local target: ${part} failed to start: ${(e as Error).message}\n--- ${path.basename(log)} (tail) ---\n${logTail}`, { cause: e });
   }
 }

@@ -1,0 +1,189 @@
+/**
+ * The runbooks' checks before a deploy, as pure functions over what a policy pack sees: the
+ * stack's resources (type, name, URN, inputs, dependencies), the stack's config as the engine
+ * hands it to the analyzer (PULUMI_CONFIG, decrypted) and the stack file's text. No @pulumi
+ * import, so the rules are unit-tested without an engine (test/unit/policyRules.test.ts).
+ */
+import { DeployWindow, describeWindow, isWithinWindow, localTime } from "../lib/deployWindow";
+
+export const COMMAND_TYPE = "pulumi-nodejs:dynamic/nostromo:Command";
+/** Config keys that must be Pulumi secrets (encrypted in the stack file). */
+export const SECRET_KEYS = ["sshPrivateKey", "databaseUrl", "jwtSecret", "notifyWebhookUrl"] as const;
+/** What the engine sends for a value not known until the update (preview of a changed input). */
+export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+export interface Res {
+  type: string;
+  name: string;
+  urn: string;
+  props: Record<string, unknown>;
+  /** URNs this resource depends on (dependsOn and property dependencies together). */
+  dependencies: string[];
+}
+
+export interface Finding {
+  /** The resource the finding is about (its name), when it is about one. */
+  resource?: string;
+  message: string;
+}
+
+/** `urn:pulumi:<stack>::<project>::<type>::<name>` → stack. */
+export function stackOfUrn(urn: string): string {
+  return urn.split("::")[0].replace(/^urn:pulumi:/, "");
+}
+
+const isCommand = (r: Res) => r.type === COMMAND_TYPE;
+
+/** Every URN reachable from `from` through dependencies. */
+function dependencyClosure(from: Res, byUrn: Map<string, Res>): Set<string> {
+  const seen = new Set<string>();
+  const queue = [...from.dependencies];
+  while (queue.length > 0) {
+    const urn = queue.pop()!;
+    if (seen.has(urn)) continue;
+    seen.add(urn);
+    queue.push(...(byUrn.get(urn)?.dependencies ?? []));
+  }
+  return seen;
+}
+
+/** Runbook 000 §3: in production, every migration runs after a database backup of this deploy. */
+export function backupBeforeMigration(resources: Res[], stack: string): Finding[] {
+  if (stack !== "production") return [];
+  const byUrn = new Map(resources.map((r) => [r.urn, r]));
+  return resources
+    .filter((r) => isCommand(r) && r.name.endsWith("-migration-run"))
+    .filter((m) => ![...dependencyClosure(m, byUrn)].some((urn) => byUrn.get(urn)?.name.endsWith("-backup-dump")))
+    .map((m) => ({ resource: m.name, message: `migration ${m.name} has no database backup (a *-backup-dump step) before it` }));
+}
+
+/** The node apps of the stack's config (apps.<name>.kind is node unless it says static). */
+export function nodeAppsOf(config: Record<string, unknown>, project: string): string[] | undefined {
+  const apps = configValue(config, project, "apps");
+  if (!apps || typeof apps !== "object") return undefined;
+  return Object.entries(apps as Record<string, { kind?: string }>)
+    .filter(([, a]) => (a?.kind ?? "node") !== "static")
+    .map(([name]) => name);
+}
+
+/**
+ * Runbook "future: automated health checks": nothing switches traffic to a node app before its new
+ * release passed its health gate (the `*-service-start` step starts the slot and checks it). A
+ * switch step naming one app (`…-<app>-switch-switch`) must follow that app's service start; a
+ * switch of the whole system (`…-switch-and-smoke`) must follow every node app's.
+ */
+export function healthCheckBeforeSwitch(resources: Res[], nodeApps: string[] | undefined): Finding[] {
+  const byUrn = new Map(resources.map((r) => [r.urn, r]));
+  const commands = resources.filter(isCommand);
+  const starts = commands.filter((r) => r.name.endsWith("-service-start"));
+  const appOfStart = (r: Res) => /-([a-z][a-z0-9-]*?)-service-start$/.exec(r.name)?.[1];
+  const apps = nodeApps ?? [...new Set(starts.map(appOfStart).filter((a): a is string => !!a))];
+  const findings: Finding[] = [];
+  for (const sw of commands.filter((r) => /-switch(-switch|-and-smoke)$/.test(r.name))) {
+    const named = apps.filter((a) => sw.name.includes(`-${a}-`));
+    const served = named.length > 0 ? named : apps;
+    const before = dependencyClosure(sw, byUrn);
+    for (const app of served) {
+      const gated = starts.some((s) => s.name.endsWith(`-${app}-service-start`) && before.has(s.urn));
+      if (!gated)
+        findings.push({
+          resource: sw.name,
+          message: `${sw.name} switches traffic to ${app} without its health-checked start (*-${app}-service-start) before it`,
+        });
+    }
+  }
+  return findings;
+}
+
+/** Whether a value came through as "not known yet" (preview). */
+function isUnknown(v: unknown): boolean {
+  return v === UNKNOWN;
+}
+
+/** The server's host key is pinned on every remote step, and host key checking is not switched off. */
+export function pinnedHostKey(r: Res): Finding[] {
+  if (!isCommand(r)) return [];
+  const conn = r.props.connection as Record<string, unknown> | undefined;
+  if (conn === undefined || conn === null || isUnknown(conn)) return [];
+  const problems: string[] = [];
+  const hostKey = conn.hostKey;
+  if (!isUnknown(hostKey) && (typeof hostKey !== "string" || !/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+/.test(hostKey))) {
+    problems.push("connection.hostKey is not set (pin the server's key: server.hostKey)");
+  }
+  if (conn.insecureIgnoreHostKey === true) problems.push("connection.insecureIgnoreHostKey is true");
+  return problems.map((p) => ({ resource: r.name, message: `${r.name}: ${p}` }));
+}
+
+/** A config value from PULUMI_CONFIG (`<project>:<key>` → string; objects arrive as JSON text). */
+export function configValue(config: Record<string, unknown>, project: string, key: string): unknown {
+  const v = config[`${project}:${key}`];
+  if (typeof v !== "string") return v;
+  const t = v.trim();
+  if (t.startsWith("{") || t.startsWith("[")) {
+    try {
+      return JSON.parse(t);
+    } catch {
+      return v;
+    }
+  }
+  return v;
+}
+
+/**
+ * Secret config keys written in clear in the stack file (`Pulumi.<stack>.yaml`). The engine hands
+ * the analyzer decrypted config without saying which keys were secret, so the file tells.
+ */
+export function plaintextSecretsInStackFile(stackFile: Record<string, unknown> | undefined, project: string): Finding[] {
+  const config = (stackFile?.config ?? {}) as Record<string, unknown>;
+  const findings: Finding[] = [];
+  for (const key of SECRET_KEYS) {
+    const v = config[`${project}:${key}`] ?? config[key];
+    if (v === undefined || v === null) continue;
+    const secure = typeof v === "object" && !Array.isArray(v) && typeof (v as { secure?: unknown }).secure === "string";
+    if (!secure)
+      findings.push({ message: `config ${key} is in plain text in the stack file: set it with \`pulumi config set --secret ${key}\`` });
+  }
+  return findings;
+}
+
+/** Patterns of secrets that must never be part of a script's text (it is printed when a step fails). */
+const SECRET_PATTERNS: [RegExp, string][] = [
+  [/[a-z][a-z0-9+.-]*:\/\/[^\s:/@'"]+:[^\s@'"]+@/i, "a URL with a password (scheme://user:pass@)"],
+  [/-----BEGIN [A-Z ]*PRIVATE KEY-----/, "a private key (-----BEGIN … PRIVATE KEY-----)"],
+];
+
+/**
+ * No secret in a step's script text: secrets reach a script on stdin or in a 0600 file. Besides the
+ * patterns, the decrypted values of the secret config keys are looked for verbatim.
+ */
+export function secretInCommandText(r: Res, secretValues: string[]): Finding[] {
+  if (!isCommand(r)) return [];
+  const findings: Finding[] = [];
+  for (const field of ["create", "update", "delete"]) {
+    const text = r.props[field];
+    if (typeof text !== "string" || isUnknown(text)) continue;
+    for (const [pattern, what] of SECRET_PATTERNS) {
+      if (pattern.test(text)) findings.push({ resource: r.name, message: `${r.name}: its ${field} script holds ${what}` });
+    }
+    if (secretValues.some((s) => s.length >= 8 && text.includes(s))) {
+      findings.push({ resource: r.name, message: `${r.name}: its ${field} script holds the value of a secret config key` });
+    }
+  }
+  return findings;
+}
+
+/** The stack's deploy window from PULUMI_CONFIG (already validated by the program's config). */
+export function deployWindowOf(config: Record<string, unknown>, project: string): DeployWindow | undefined {
+  const w = configValue(config, project, "deployWindow");
+  if (!w || typeof w !== "object") return undefined;
+  const o = w as Partial<DeployWindow>;
+  if (!Array.isArray(o.days) || typeof o.start !== "string" || typeof o.end !== "string" || typeof o.timezone !== "string")
+    return undefined;
+  return { days: o.days, start: o.start, end: o.end, timezone: o.timezone };
+}
+
+/** Outside the window: a message naming the window and the time it is there; inside: undefined. */
+export function outsideWindow(window: DeployWindow | undefined, now: Date): string | undefined {
+  if (!window || isWithinWindow(window, now)) return undefined;
+  return `outside the deploy window (${describeWindow(window)}): it is ${localTime(now, window.timezone).text}`;
+}

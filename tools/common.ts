@@ -1,0 +1,253 @@
+/**
+ * What the operator tools (history, metrics, rollback) share: argument parsing with clear errors,
+ * the stack on the Automation API, its history as rows, plain config, the server, notifications.
+ */
+import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import * as path from "path";
+import * as readline from "readline";
+import { parseArgs, ParseArgsConfig } from "util";
+import { configObject, DeployRow, deployRows, HistoryEntry, lastSuccessful, PROJECT } from "../lib/history";
+import { NotifyEvent, notificationPayload, postNotification } from "../lib/notify";
+import { Client } from "ssh2";
+import { quote } from "../lib/shell";
+
+export const REPO_ROOT = path.resolve(__dirname, "..");
+
+/** An error the tool reports as one line and exits with `code` (2: refused or bad usage). */
+export class ToolError extends Error {
+  constructor(
+    message: string,
+    readonly code = 2,
+  ) {
+    super(message);
+    this.name = "ToolError";
+  }
+}
+
+/** Runs a tool's main, turning errors into a message and an exit code. */
+export function runMain(name: string, main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (err: Error) => {
+      if (err instanceof ToolError) {
+        process.stderr.write(`${name}: ${err.message}\n`);
+        process.exit(err.code);
+      }
+      process.stderr.write(`${name}: ${err.stack ?? err.message}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/** util.parseArgs, strict, no positionals; any problem becomes a ToolError naming the argument. */
+export function parseToolArgs<O extends Options>(argv: string[], options: O, usage: string) {
+  let parsed: { values: Record<string, string | boolean | undefined> };
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      strict: true,
+      allowPositionals: false,
+    }) as { values: Record<string, string | boolean | undefined> };
+  } catch (err) {
+    const msg = (err as Error).message.replace(/\. To specify a positional argument.*$/s, "");
+    throw new ToolError(`${msg}\nusage: ${usage}`);
+  }
+  if (parsed.values.help) {
+    process.stdout.write(`usage: ${usage}\n`);
+    process.exit(0);
+  }
+  return parsed.values as { [K in keyof O]?: O[K]["type"] extends "boolean" ? boolean : string } & { help?: boolean };
+}
+
+export function requireStackName(value: string | undefined, usage: string): string {
+  if (!value) throw new ToolError(`--stack is required\nusage: ${usage}`);
+  if (!/^[A-Za-z0-9._/-]{1,100}$/.test(value)) throw new ToolError(`--stack: '${value}' is not a stack name`);
+  return value;
+}
+
+export function updateNumber(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(value) || Number(value) < 1)
+    throw new ToolError(`${flag} must be a stack update number (a whole number from 1), got '${value}'`);
+  return Number(value);
+}
+
+export async function openStack(stackName: string): Promise<Stack> {
+  try {
+    return await LocalWorkspace.selectStack({ stackName, workDir: REPO_ROOT });
+  } catch (err) {
+    const text = String((err as { stderr?: string }).stderr || (err as Error).message);
+    const line = text.split("\n").find((l) => /error:/i.test(l)) ?? text.split("\n")[0];
+    throw new ToolError(`cannot select stack '${stackName}': ${line.replace(/^.*error:\s*/i, "").trim()}`);
+  }
+}
+
+/** Stack outputs as plain values (`{ value, secret }` unwrapped). */
+export async function plainOutputs(stack: Stack): Promise<Record<string, unknown>> {
+  const out = await stack.outputs();
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.value]));
+}
+
+export interface StackView {
+  rows: DeployRow[];
+  /** Outputs of the current state (those of the newest successful update). */
+  outputs: Record<string, unknown>;
+}
+
+/** History as rows, oldest first; the current outputs give the newest successful update its SHAs. */
+export async function loadHistory(stack: Stack): Promise<StackView> {
+  const [history, outputs] = await Promise.all([stack.history(), plainOutputs(stack)]);
+  const plainRows = deployRows(history as unknown as HistoryEntry[]);
+  const current = lastSuccessful(plainRows);
+  const newest = plainRows[plainRows.length - 1];
+  // The state's outputs belong to the newest update only if it succeeded.
+  const known = current && newest && current.version === newest.version ? { [current.version]: { apps: outputs.apps } } : {};
+  return { rows: deployRows(history as unknown as HistoryEntry[], known), outputs };
+}
+
+/** The stack's plain (non-secret) config, keys without the project prefix, JSON values parsed. */
+export async function plainConfig(stack: Stack): Promise<Record<string, unknown>> {
+  const all = await stack.getAllConfig();
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(all)) {
+    if (v.secret || !key.startsWith(`${PROJECT}:`)) continue;
+    const parsed = configObject(v);
+    out[key.slice(PROJECT.length + 1)] = parsed !== undefined ? parsed : v.value;
+  }
+  return out;
+}
+
+/** A secret config value (decrypted by the CLI), or undefined when unset. Never printed. */
+export async function secretConfig(stack: Stack, key: string): Promise<string | undefined> {
+  try {
+    return (await stack.getConfig(key)).value;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The deploy server from the stack's config (server.host/port/user/hostKey) and sshPrivateKey. */
+export async function serverTarget(stack: Stack, config: Record<string, unknown>): Promise<{ target: Target; root: string }> {
+  const s = (config.server ?? {}) as Record<string, unknown>;
+  if (typeof s.host !== "string" || typeof s.user !== "string" || typeof s.root !== "string") {
+    throw new ToolError("the stack config has no server.host/server.user/server.root");
+  }
+  const privateKey = await secretConfig(stack, "sshPrivateKey");
+  if (!privateKey) throw new ToolError("the stack config has no sshPrivateKey secret");
+  return {
+    target: {
+      host: s.host,
+      port: Number(s.port ?? 22),
+      user: s.user,
+      privateKey,
+      hostKey: typeof s.hostKey === "string" ? s.hostKey : undefined,
+      insecureIgnoreHostKey: s.insecureIgnoreHostKey === true || s.insecureIgnoreHostKey === "true",
+    },
+    root: s.root,
+  };
+}
+
+/** Posts the event to the stack's `notifyWebhookUrl` secret when set; a failure only warns. */
+export async function notifyIfConfigured(stack: Stack, event: NotifyEvent, log: (line: string) => void): Promise<boolean> {
+  const url = await secretConfig(stack, "notifyWebhookUrl");
+  if (!url) return false;
+  try {
+    await postNotification(url, notificationPayload(event));
+    log(`notification sent (${event.kind})`);
+    return true;
+  } catch (err) {
+    log(`warning: ${(err as Error).message}`);
+    return false;
+  }
+}
+
+/** y/N on a terminal; false without one (the caller asks for --yes instead). */
+export async function confirm(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY || !process.stdout.isTTY) return false;
+  const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    const answer = await new Promise<string>((resolve) => rl.question(`${question} [y/N] `, resolve));
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
+
+// --- SSH to the deploy server (ssh2, host key pinned); secrets only on stdin, never printed.
+
+export interface Target {
+  host: string;
+  port: number;
+  user: string;
+  privateKey: string;
+  /** `ssh-ed25519 AAAA…` as in known_hosts; required unless insecureIgnoreHostKey. */
+  hostKey?: string;
+  insecureIgnoreHostKey?: boolean;
+}
+
+export interface RemoteResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function sshRun(t: Target, text: string, stdin = "", timeoutMs = 30 * 60_000): Promise<RemoteResult> {
+  const where = `${t.user}@${t.host}:${t.port}`;
+  const pinned = t.hostKey?.trim().split(/\s+/)[1];
+  if (!pinned && !t.insecureIgnoreHostKey) return Promise.reject(new Error(`ssh ${where}: no server.hostKey pinned in the stack config`));
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let mismatch = false;
+    let settled = false;
+    const finish = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      client.end();
+      fn();
+    };
+    const timer = setTimeout(
+      () => finish(() => resolve({ code: null, stdout: "", stderr: `ssh ${where}: timed out after ${timeoutMs / 1000} s` })),
+      timeoutMs,
+    );
+    client.on("ready", () => {
+      client.exec(`bash -c ${quote(text)}`, (err, stream) => {
+        if (err) return finish(() => reject(new Error(`ssh ${where}: ${err.message}`)));
+        let stdout = "";
+        let stderr = "";
+        let code: number | null = null;
+        stream.on("data", (d: Buffer) => (stdout += d.toString()));
+        stream.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        stream.on("exit", (c: number | null) => (code = c));
+        stream.on("close", () => finish(() => resolve({ code, stdout, stderr })));
+        stream.end(stdin);
+      });
+    });
+    client.on("error", (err: Error) =>
+      finish(() =>
+        reject(
+          new Error(
+            mismatch
+              ? `ssh ${where}: the server's host key does not match server.hostKey; refusing to connect`
+              : `ssh ${where}: ${err.message}`,
+          ),
+        ),
+      ),
+    );
+    client.connect({
+      host: t.host,
+      port: t.port,
+      username: t.user,
+      privateKey: t.privateKey,
+      readyTimeout: 20_000,
+      hostVerifier: (key: Buffer) => {
+        if (!pinned) return true;
+        mismatch = key.toString("base64") !== pinned;
+        return !mismatch;
+      },
+    });
+  });
+}

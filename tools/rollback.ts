@@ -1,0 +1,265 @@
+/**
+ * `npm run rollback -- --stack X [--to N] [--restore-db] [--yes]`
+ *
+ * Redeploys an earlier successful update: by default the newest one whose app refs differ from
+ * the current config's (or update N). Only the `apps` config key is replaced by that update's;
+ * secrets and the rest of the config stay. The update runs with the message `rollback to update N`
+ * (how `history` marks it). A release still kept on the server is switched to, not rebuilt.
+ *
+ * --restore-db: after the code is back, restores the database backup recorded by the update
+ * being undone (the `backup` stack output), taking a safety backup first. Without it the
+ * database is left alone, and the tool says when its schema may be ahead of the code.
+ */
+import { Stack } from "@pulumi/pulumi/automation";
+import {
+  DeployRow,
+  formatDuration,
+  formatTable,
+  lastSuccessful,
+  pickRollbackTarget,
+  refsOf,
+  refsText,
+  RollbackRefusal,
+  rollbackMessage,
+} from "../lib/history";
+import { ConfigError, parseDeployConfig, ServerConfig } from "../lib/config";
+import { layout } from "../lib/scripts";
+import { backupPresentScript, restoreScript } from "../lib/restore";
+import { quote } from "../lib/shell";
+import {
+  confirm,
+  loadHistory,
+  notifyIfConfigured,
+  openStack,
+  parseToolArgs,
+  plainConfig,
+  requireStackName,
+  runMain,
+  secretConfig,
+  serverTarget,
+  sshRun,
+  Target,
+  ToolError,
+  updateNumber,
+} from "./common";
+
+const USAGE = "npm run rollback -- --stack <name> [--to <update>] [--restore-db] [--yes]";
+const log = (line: string) => process.stdout.write(`${line}\n`);
+const seconds = (ms: number) => (ms / 1000).toFixed(1);
+
+type OutputApps = Record<string, { ref?: string; sha?: string; version?: string }>;
+
+/** `orchestrator 1.2.3 (v1.2.3, 0123456789ab), sevastopol …` from outputs, falling back to refs. */
+function describe(refs: Record<string, string>, apps: OutputApps | undefined): string {
+  return Object.keys(refs)
+    .sort()
+    .map((n) => {
+      const o = apps?.[n];
+      const known = o && o.ref === refs[n];
+      const version = known && o.version ? `${o.version} ` : "";
+      return `${n} ${version}(${refs[n]}${known && o.sha ? `, ${o.sha.slice(0, 12)}` : ""})`;
+    })
+    .join(", ");
+}
+
+/** Apps whose migrations the undone update may have run: they migrate and their ref goes back. */
+function migratedApps(current: Record<string, unknown>, currentRefs: Record<string, string>, target: DeployRow): string[] {
+  return Object.keys(currentRefs)
+    .filter((n) => typeof (current[n] as { migrate?: unknown } | undefined)?.migrate === "string")
+    .filter((n) => target.apps[n]?.ref !== currentRefs[n])
+    .sort();
+}
+
+/** Lines the release steps printed in this update (`… already built: kept` / `… built`). */
+async function releaseLines(stack: Stack): Promise<string[]> {
+  try {
+    const state = await stack.exportStack();
+    const resources = (state.deployment as { resources?: { urn: string; outputs?: { stdout?: unknown } }[] }).resources ?? [];
+    return resources
+      .filter((r) => /-release-build$/.test(r.urn))
+      .flatMap((r) => (typeof r.outputs?.stdout === "string" ? r.outputs.stdout.split("\n") : []))
+      .filter((l) => /^release \S+ (already built: kept|built)$/.test(l));
+  } catch {
+    return [];
+  }
+}
+
+/** The backup the undone update recorded: its `backup` output, else the journal's last backup. */
+async function backupOfUndone(outputs: Record<string, unknown>, target: Target, root: string): Promise<string | undefined> {
+  const fromOutputs = (outputs.backup as { path?: unknown } | undefined)?.path;
+  if (typeof fromOutputs === "string" && fromOutputs) return fromOutputs;
+  const journal = layout(root).journal;
+  const r = await sshRun(target, `tail -n 1 ${quote(journal)} 2>/dev/null || true`);
+  try {
+    const last = JSON.parse(r.stdout.trim()) as { backup?: unknown };
+    return typeof last.backup === "string" && last.backup ? last.backup : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+runMain("rollback", async () => {
+  const started = Date.now();
+  const args = parseToolArgs(
+    process.argv.slice(2),
+    { stack: { type: "string" }, to: { type: "string" }, "restore-db": { type: "boolean" }, yes: { type: "boolean", short: "y" } },
+    USAGE,
+  );
+  const name = requireStackName(args.stack, USAGE);
+  const to = updateNumber("--to", args.to);
+  const restoreDb = args["restore-db"] === true;
+
+  const stack = await openStack(name);
+  const [{ rows, outputs }, config] = await Promise.all([loadHistory(stack), plainConfig(stack)]);
+  log(`stack ${name}: history`);
+  process.stdout.write(formatTable(rows));
+
+  const currentApps = (config.apps ?? {}) as Record<string, unknown>;
+  const currentRefs = refsOf(currentApps);
+  if (Object.keys(currentRefs).length === 0) throw new ToolError("refused: the stack config names no apps (config key apps)");
+  let target: DeployRow;
+  try {
+    target = pickRollbackTarget(rows, currentRefs, to);
+  } catch (err) {
+    if (err instanceof RollbackRefusal) throw new ToolError(`refused: ${err.message}`);
+    throw err;
+  }
+  const undone = lastSuccessful(rows);
+  const beforeApps = outputs.apps as OutputApps | undefined;
+  const before = `update ${undone?.version ?? "-"}: ${describe(currentRefs, beforeApps)}`;
+  log(`\nrolling back stack ${name}`);
+  log(`  from  ${before}`);
+  log(`  to    update ${target.version}: ${refsText(Object.fromEntries(Object.entries(target.apps).map(([n, a]) => [n, a.ref])))}`);
+
+  const migrated = migratedApps(currentApps, currentRefs, target);
+  let restore: { target: Target; server: ServerConfig; backup: string; databaseUrl: string } | undefined;
+  if (restoreDb) {
+    const databaseUrl = await secretConfig(stack, "databaseUrl");
+    if (!databaseUrl) throw new ToolError("refused: --restore-db needs the databaseUrl secret in the stack config");
+    const { target: server, root } = await serverTarget(stack, config);
+    const backup = await backupOfUndone(outputs, server, root);
+    if (!backup)
+      throw new ToolError(
+        `refused: update ${undone?.version ?? "-"} recorded no database backup (no backup output, none in the journal); nothing was changed`,
+      );
+    const present = await sshRun(server, backupPresentScript(backup));
+    if (present.code !== 0)
+      throw new ToolError(`cannot check the backup on the server: ${present.stderr.trim() || `exit ${present.code}`}`, 1);
+    if (!present.stdout.startsWith("present")) {
+      throw new ToolError(
+        `refused: the backup recorded by update ${undone?.version ?? "-"} is gone from the server (${backup}); nothing was changed`,
+      );
+    }
+    restore = { target: server, server: serverOf(name, config), backup, databaseUrl };
+    log(`  database: will restore ${backup} (${present.stdout.trim().split(" ")[1]} bytes) after a safety backup`);
+  } else {
+    log("  database: left as it is (no --restore-db)");
+  }
+
+  if (!args.yes) {
+    if (!process.stdin.isTTY || !process.stdout.isTTY) {
+      throw new ToolError(`refused: no terminal to confirm on; pass --yes to roll back${restoreDb ? " and restore the database" : ""}`);
+    }
+    const ok = await confirm(restoreDb ? "Roll back the code AND overwrite the database with that backup?" : "Roll back?");
+    if (!ok) throw new ToolError("aborted: nothing was changed", 1);
+  }
+
+  // Only the apps key changes: secrets and the rest of the config stay as they are.
+  await stack.setConfig("apps", { value: JSON.stringify(target.appsConfig), secret: false }, false);
+  const message = rollbackMessage(target.version);
+  log(`\n$ pulumi up --message "${message}"`);
+  const upStart = Date.now();
+  let newVersion: number | undefined;
+  let afterApps: OutputApps | undefined;
+  try {
+    const result = await stack.up({ message, onOutput: (out) => process.stdout.write(out) });
+    // A file backend records no update numbers (0): this update is the next one in the history.
+    newVersion = result.summary.version > 0 ? result.summary.version : rows.length + 1;
+    afterApps = result.outputs.apps?.value as OutputApps | undefined;
+  } catch (err) {
+    const took = (Date.now() - upStart) / 1000;
+    const text = String((err as { stderr?: string }).stderr || (err as Error).message);
+    await notifyIfConfigured(
+      stack,
+      {
+        kind: "failure",
+        stack: name,
+        versions: Object.fromEntries(Object.entries(target.apps).map(([n, a]) => [n, a.ref])),
+        previous: currentRefs,
+        durationSeconds: took,
+        error: `rollback to update ${target.version} failed: ${text}`,
+      },
+      log,
+    );
+    throw new ToolError(
+      `the rollback update failed after ${took.toFixed(1)} s (see its output above). The stack config now names update ${target.version}'s apps; ` +
+        `the servers keep serving what last passed its health checks. The database was not touched.`,
+      1,
+    );
+  }
+  const upSeconds = (Date.now() - upStart) / 1000;
+  for (const line of await releaseLines(stack)) log(line.endsWith("kept") ? `${line} (switched without a rebuild)` : line);
+
+  let restoreSeconds: number | undefined;
+  if (restore) {
+    log(`\nrestoring the database from ${restore.backup}`);
+    const t = Date.now();
+    const r = await sshRun(
+      restore.target,
+      restoreScript(restore.server, restore.backup, `${name}-before-restore`),
+      `${restore.databaseUrl}\n`,
+    );
+    restoreSeconds = (Date.now() - t) / 1000;
+    if (r.code !== 0) {
+      throw new ToolError(
+        `database restore failed after ${restoreSeconds.toFixed(1)} s (the code rollback to update ${target.version} stands):\n${r.stderr.trim()}`,
+        1,
+      );
+    }
+    const info = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as { safety?: string };
+    log(`safety backup of the database as it was: ${info.safety}`);
+    log(`database restored from ${restore.backup}`);
+  } else if (migrated.length > 0) {
+    log(
+      `\nnote: the database schema may be ahead of the code: update ${undone?.version ?? "-"} deployed ${migrated.map((n) => `${n}@${currentRefs[n]}`).join(", ")}, ` +
+        `which has a migrate command, and its migrations stay applied.` +
+        ((outputs.backup as { path?: string } | undefined)?.path
+          ? ` The backup taken before them: ${(outputs.backup as { path: string }).path}`
+          : ""),
+    );
+  }
+
+  const totalSeconds = (Date.now() - started) / 1000;
+  const targetRefs = Object.fromEntries(Object.entries(target.apps).map(([n, a]) => [n, a.ref]));
+  log("\nrollback done");
+  log(`  before: ${before}`);
+  log(`  after:  update ${newVersion ?? "-"}: ${describe(targetRefs, afterApps)}`);
+  const otherSeconds = totalSeconds - upSeconds - (restoreSeconds ?? 0);
+  log(
+    `  rollback time: ${seconds(totalSeconds * 1000)} s (pulumi up ${upSeconds.toFixed(1)} s${restoreSeconds !== undefined ? `, database restore ${restoreSeconds.toFixed(1)} s` : ""}` +
+      `, history/config/checks ${otherSeconds.toFixed(1)} s) = ${formatDuration(totalSeconds)}`,
+  );
+  await notifyIfConfigured(
+    stack,
+    {
+      kind: "rollback",
+      stack: name,
+      versions: targetRefs,
+      previous: currentRefs,
+      durationSeconds: totalSeconds,
+      update: newVersion,
+      rollbackTo: target.version,
+    },
+    log,
+  );
+});
+
+/** The validated server config (PATH and env for the pg tools), as the deploy itself reads it. */
+function serverOf(name: string, config: Record<string, unknown>): ServerConfig {
+  try {
+    return parseDeployConfig(name, config, { sshPrivateKey: true, databaseUrl: true }).server;
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ToolError(`the stack config is not valid: ${err.message}`);
+    throw err;
+  }
+}
