@@ -10,11 +10,13 @@ const cfg = new pulumi.Config();
 const sshPrivateKey = cfg.getSecret("sshPrivateKey");
 const databaseUrl = cfg.getSecret("databaseUrl");
 const jwtSecret = cfg.getSecret("jwtSecret");
+const notifyWebhookUrl = cfg.getSecret("notifyWebhookUrl");
 
 function load() {
   try {
     const raw: Record<string, unknown> = {};
-    for (const key of ["server", "apps", "nginx", "backup", "smoke", "releasesToKeep", "deployWindow"]) raw[key] = cfg.getObject(key) ?? cfg.get(key);
+    for (const key of ["server", "apps", "nginx", "backup", "smoke", "releasesToKeep", "deployWindow"])
+      raw[key] = cfg.getObject(key) ?? cfg.get(key);
     const config = parseDeployConfig(pulumi.getStack(), raw, { sshPrivateKey: !!sshPrivateKey, databaseUrl: !!databaseUrl });
     const shas: Record<string, string> = {};
     for (const app of config.apps) {
@@ -39,6 +41,7 @@ const deployment = new Deployment("nostromo", {
   databaseUrl,
   jwtSecret,
   deployer: `${os.userInfo().username}@${os.hostname()}`,
+  notifyWebhookUrl,
 });
 
 export const url = deployment.url;
@@ -46,4 +49,6 @@ export const apps = deployment.apps;
 export const backup = deployment.backup;
 export const smokeTests = deployment.smokePassed;
 // What this deploy brings and runs, per app, beside what the stack's last deploy brought (read from its own outputs).
-export const plan = new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`).getOutput("plan").apply((last) => deployPlan(config, shas, previousShasOf(last)));
+export const plan = new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`)
+  .getOutput("plan")
+  .apply((last) => deployPlan(config, shas, previousShasOf(last)));

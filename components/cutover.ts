@@ -42,7 +42,12 @@ export class Cutover extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn: opts?.dependsOn },
     );
-    this.smokePassed = this.step.stdout.apply((out) => out.split("\n").filter((l) => l.startsWith("smoke ok: ")).map((l) => l.slice(10)));
+    this.smokePassed = this.step.stdout.apply((out) =>
+      out
+        .split("\n")
+        .filter((l) => l.startsWith("smoke ok: "))
+        .map((l) => l.slice(10)),
+    );
     this.registerOutputs({ smokePassed: this.smokePassed });
   }
 }

@@ -26,7 +26,10 @@ export class DatabaseBackup extends pulumi.ComponentResource {
 
   constructor(name: string, args: DatabaseBackupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nostromo:databaseBackup:DatabaseBackup", name, {}, opts);
-    const label = Object.values(args.before).map((sha) => sha.slice(0, 12)).join("-") || "manual";
+    const label =
+      Object.values(args.before)
+        .map((sha) => sha.slice(0, 12))
+        .join("-") || "manual";
     this.step = new Command(
       `${name}-dump`,
       {

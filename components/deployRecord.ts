@@ -14,6 +14,8 @@ export interface DeployRecordArgs {
 /** One line in deploys.jsonl, old releases pruned, the server lock released. */
 export class DeployRecord extends pulumi.ComponentResource {
   readonly step: Command;
+  /** Seconds from taking the server lock to this record. */
+  readonly durationSeconds: pulumi.Output<number>;
 
   constructor(name: string, args: DeployRecordArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nostromo:deployRecord:DeployRecord", name, {}, opts);
@@ -23,6 +25,7 @@ export class DeployRecord extends pulumi.ComponentResource {
       { connection: args.connection, create: text, triggers: [JSON.stringify(args.refs)] },
       { parent: this, dependsOn: opts?.dependsOn },
     );
-    this.registerOutputs({});
+    this.durationSeconds = this.step.stdout.apply((out) => Number(/duration=(\d+)/.exec(out)?.[1] ?? 0));
+    this.registerOutputs({ durationSeconds: this.durationSeconds });
   }
 }

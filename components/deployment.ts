@@ -10,6 +10,8 @@ import { Server } from "./server";
 import { Service } from "./service";
 import { Cutover, CutoverApp } from "./cutover";
 import { NginxSite } from "./nginxSite";
+import { Notification } from "./notification";
+import { notificationPayload } from "../lib/notify";
 
 export interface DeploymentArgs {
   readonly config: DeployConfig;
@@ -21,6 +23,8 @@ export interface DeploymentArgs {
   readonly jwtSecret?: pulumi.Input<string>;
   /** Who runs the deploy (user@host), for the journal. */
   readonly deployer: string;
+  /** Slack-compatible incoming webhook (secret), told of the deploy's start and success. */
+  readonly notifyWebhookUrl?: pulumi.Input<string>;
 }
 
 export interface AppOutputs {
@@ -55,13 +59,20 @@ export class Deployment extends pulumi.ComponentResource {
       config.backup.enabled && migrating.length > 0
         ? new DatabaseBackup(
             `${name}-backup`,
-            { config, connection, databaseUrl: args.databaseUrl!, before: Object.fromEntries(migrating.map((a) => [a.name, shas[a.name]])) },
+            {
+              config,
+              connection,
+              databaseUrl: args.databaseUrl!,
+              before: Object.fromEntries(migrating.map((a) => [a.name, shas[a.name]])),
+            },
             { parent: this, dependsOn: [server.locked] },
           )
         : undefined;
 
     const jwtSecret = args.jwtSecret ?? new GeneratedSecret(`${name}-jwt-secret`, { bytes: 48 }, child).value;
-    const site = config.nginx.site ? new NginxSite(`${name}-nginx`, { config, connection }, { parent: this, dependsOn: [server.locked] }) : undefined;
+    const site = config.nginx.site
+      ? new NginxSite(`${name}-nginx`, { config, connection }, { parent: this, dependsOn: [server.locked] })
+      : undefined;
 
     const ready: pulumi.Resource[] = site ? [site.step] : [];
     const cutoverApps: CutoverApp[] = [];
@@ -70,10 +81,16 @@ export class Deployment extends pulumi.ComponentResource {
       const sha = shas[app.name];
       const envFile = pulumi.secret(
         app.usesDatabase
-          ? pulumi.all([args.databaseUrl!, jwtSecret]).apply(([DATABASE_URL, JWT_SECRET]) => renderEnvFile(app, { DATABASE_URL, JWT_SECRET }))
+          ? pulumi
+              .all([args.databaseUrl!, jwtSecret])
+              .apply(([DATABASE_URL, JWT_SECRET]) => renderEnvFile(app, { DATABASE_URL, JWT_SECRET }))
           : pulumi.output(renderEnvFile(app, {})),
       );
-      const release = new AppRelease(`${name}-${app.name}-release`, { config, app, connection, sha, envFile }, { parent: this, dependsOn: [server.locked] });
+      const release = new AppRelease(
+        `${name}-${app.name}-release`,
+        { config, app, connection, sha, envFile },
+        { parent: this, dependsOn: [server.locked] },
+      );
       let last: pulumi.Resource = release.step;
       if (app.migrate) {
         last = new Migration(
@@ -108,7 +125,34 @@ export class Deployment extends pulumi.ComponentResource {
       apps: Object.fromEntries(Object.entries(apps).map(([n, a]) => [n, { ref: a.ref, sha: a.sha, version: a.version, slot: a.slot }])),
       backup: b?.path ?? null,
     }));
-    new DeployRecord(`${name}-record`, { config, connection, entry, refs: shas }, { parent: this, dependsOn: [cutover.step] });
+    const record = new DeployRecord(
+      `${name}-record`,
+      { config, connection, entry, refs: shas },
+      { parent: this, dependsOn: [cutover.step] },
+    );
+    if (args.notifyWebhookUrl) {
+      const versions = Object.fromEntries(config.apps.map((a) => [a.name, a.version ?? a.ref]));
+      const common = { stack: config.stack, versions, by: args.deployer, url: `http://${config.server.host}:${config.nginx.port}/` };
+      const triggers = [JSON.stringify(shas)];
+      new Notification(
+        `${name}-notify-start`,
+        { webhookUrl: args.notifyWebhookUrl, payload: notificationPayload({ kind: "start", ...common }), triggers },
+        { parent: this, dependsOn: [server.locked] },
+      );
+      const done = pulumi.all([record.durationSeconds, this.apps]).apply(([durationSeconds, apps]) =>
+        notificationPayload({
+          kind: "success",
+          ...common,
+          durationSeconds,
+          changelog: Object.fromEntries(Object.entries(apps).map(([n, a]) => [n, a.changelog])),
+        }),
+      );
+      new Notification(
+        `${name}-notify-success`,
+        { webhookUrl: args.notifyWebhookUrl, payload: done, triggers },
+        { parent: this, dependsOn: [record.step] },
+      );
+    }
     this.smokePassed = cutover.smokePassed;
     this.url = `http://${config.server.host}:${config.nginx.port}/`;
     this.registerOutputs({ apps: this.apps, backup: this.backup, smokePassed: this.smokePassed, url: this.url });

@@ -9,3 +9,4 @@ export * from "./server";
 export * from "./service";
 export * from "./cutover";
 export * from "./nginxSite";
+export * from "./notification";

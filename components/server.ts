@@ -35,7 +35,11 @@ export class Server extends pulumi.ComponentResource {
       })),
     );
     const refs = JSON.stringify(args.refs);
-    const preflight = new Command(`${name}-preflight`, { connection: this.connection, create: preflightScript(args.config), triggers: [refs] }, { parent: this });
+    const preflight = new Command(
+      `${name}-preflight`,
+      { connection: this.connection, create: preflightScript(args.config), triggers: [refs] },
+      { parent: this },
+    );
     this.locked = new Command(
       `${name}-lock`,
       { connection: this.connection, create: lockScript(server, stack, refs), triggers: [refs] },

@@ -216,10 +216,19 @@ export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecret
 
   const s = r.object(raw.server, "server") ?? (r.fail("server", "is required"), {} as Raw);
   const server: ServerConfig = {
-    host: r.string(s.host, "server.host", { required: true, pattern: /^[A-Za-z0-9.:-]+$/, patternText: "must be a host name or IP address" }) ?? "",
+    host:
+      r.string(s.host, "server.host", { required: true, pattern: /^[A-Za-z0-9.:-]+$/, patternText: "must be a host name or IP address" }) ??
+      "",
     port: r.int(s.port, "server.port", 1, 65535, 22) ?? 22,
-    user: r.string(s.user, "server.user", { required: true, pattern: /^[a-z_][a-z0-9_-]{0,31}$/, patternText: "must be a Unix user name" }) ?? "",
-    root: r.string(s.root, "server.root", { required: true, pattern: ABS_PATH, patternText: "must be an absolute path of letters, digits, '.', '_', '-', '/'" }) ?? "",
+    user:
+      r.string(s.user, "server.user", { required: true, pattern: /^[a-z_][a-z0-9_-]{0,31}$/, patternText: "must be a Unix user name" }) ??
+      "",
+    root:
+      r.string(s.root, "server.root", {
+        required: true,
+        pattern: ABS_PATH,
+        patternText: "must be an absolute path of letters, digits, '.', '_', '-', '/'",
+      }) ?? "",
     hostKey: r.string(s.hostKey, "server.hostKey", {
       pattern: /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$/,
       patternText: "must be an OpenSSH public key line (`ssh-ed25519 AAAA…`), as in known_hosts",
@@ -254,13 +263,19 @@ export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecret
   const n = r.object(raw.nginx, "nginx") ?? {};
   const nginx: NginxConfig = {
     port: r.int(n.port, "nginx.port", 1, 65535, 80) ?? 80,
-    listen: r.string(n.listen, "nginx.listen", { pattern: /^([0-9.]+:|\[[0-9a-f:]+\]:)?\d{1,5}$/, patternText: "must be PORT or ADDRESS:PORT" }) ?? "",
-    sitesDir: r.string(n.sitesDir, "nginx.sitesDir", { pattern: ABS_PATH, patternText: "must be an absolute path" }) ?? `${server.root}/nginx`,
+    listen:
+      r.string(n.listen, "nginx.listen", {
+        pattern: /^([0-9.]+:|\[[0-9a-f:]+\]:)?\d{1,5}$/,
+        patternText: "must be PORT or ADDRESS:PORT",
+      }) ?? "",
+    sitesDir:
+      r.string(n.sitesDir, "nginx.sitesDir", { pattern: ABS_PATH, patternText: "must be an absolute path" }) ?? `${server.root}/nginx`,
     reloadCommand: r.string(n.reloadCommand, "nginx.reloadCommand") ?? "nginx -s reload",
     testCommand: r.string(n.testCommand, "nginx.testCommand") ?? "nginx -t",
   };
   nginx.listen = nginx.listen || String(nginx.port);
-  if (!nginx.listen.endsWith(`:${nginx.port}`) && nginx.listen !== String(nginx.port)) r.fail("nginx.listen", `must use nginx.port (${nginx.port})`);
+  if (!nginx.listen.endsWith(`:${nginx.port}`) && nginx.listen !== String(nginx.port))
+    r.fail("nginx.listen", `must use nginx.port (${nginx.port})`);
   const site = r.object(n.site, "nginx.site");
   if (site) {
     nginx.site = {
@@ -294,11 +309,12 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
   const kind = r.oneOf(a.kind, `${at}.kind`, ["node", "static"] as const, "node");
   const app: AppConfig = {
     name,
-    repo: r.string(a.repo, `${at}.repo`, {
-      required: true,
-      pattern: /^(\/[^\s]+|(https?|ssh|git|file):\/\/[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+)$/,
-      patternText: "must be a git URL (https://, ssh://, git@host:path) or an absolute path",
-    }) ?? "",
+    repo:
+      r.string(a.repo, `${at}.repo`, {
+        required: true,
+        pattern: /^(\/[^\s]+|(https?|ssh|git|file):\/\/[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+)$/,
+        patternText: "must be a git URL (https://, ssh://, git@host:path) or an absolute path",
+      }) ?? "",
     ref: r.string(a.ref, `${at}.ref`, { required: true, pattern: REF, patternText: "must be a git tag, branch or commit SHA" }) ?? "",
     version: r.string(a.version, `${at}.version`, { pattern: /^[0-9A-Za-z.+-]{1,64}$/, patternText: "must be a version such as 1.2.3" }),
     kind,
@@ -307,7 +323,10 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
     build: r.string(a.build, `${at}.build`),
     migrate: r.string(a.migrate, `${at}.migrate`),
     start: r.string(a.start, `${at}.start`),
-    output: r.string(a.output, `${at}.output`, { pattern: /^(?!\/)(?!.*\.\.)[A-Za-z0-9._/-]+$/, patternText: "must be a relative path inside the release" }),
+    output: r.string(a.output, `${at}.output`, {
+      pattern: /^(?!\/)(?!.*\.\.)[A-Za-z0-9._/-]+$/,
+      patternText: "must be a relative path inside the release",
+    }),
     env: r.stringMap(a.env, `${at}.env`, ENV_KEY),
     usesDatabase: r.bool(a.usesDatabase, `${at}.usesDatabase`, a.migrate !== undefined),
   };
@@ -346,12 +365,20 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
 function parseDeployWindow(r: Reader, v: unknown): DeployWindow | undefined {
   const w = r.object(v, "deployWindow");
   if (!w) return undefined;
-  const days = r.stringList(w.days, "deployWindow.days", new RegExp(`^(${WEEKDAYS.join("|")})$`), `must be one of ${WEEKDAYS.join(", ")}`) as Weekday[];
+  const days = r.stringList(
+    w.days,
+    "deployWindow.days",
+    new RegExp(`^(${WEEKDAYS.join("|")})$`),
+    `must be one of ${WEEKDAYS.join(", ")}`,
+  ) as Weekday[];
   if (days.length === 0) r.fail("deployWindow.days", "must name at least one day");
   const time = { pattern: /^\d\d:\d\d$/, patternText: "must be a time HH:MM (00:00 to 24:00)" };
   const start = r.string(w.start, "deployWindow.start", { required: true, ...time }) ?? "";
   const end = r.string(w.end, "deployWindow.end", { required: true, ...time }) ?? "";
-  for (const [key, value] of [["start", start], ["end", end]]) {
+  for (const [key, value] of [
+    ["start", start],
+    ["end", end],
+  ]) {
     if (value && minutesOf(value) === undefined) r.fail(`deployWindow.${key}`, time.patternText);
   }
   if (start && start === end) r.fail("deployWindow.end", "must differ from start");

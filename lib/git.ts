@@ -18,7 +18,11 @@ export function resolveRef(repo: string, ref: string): string {
     const stderr = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim();
     throw new Error(`cannot read ${repo}: ${stderr}`, { cause: err });
   }
-  const rows = out.trim().split("\n").filter(Boolean).map((l) => l.split("\t") as [string, string]);
+  const rows = out
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => l.split("\t") as [string, string]);
   // An annotated tag's commit is its peeled line (`^{}`); prefer tags over branches of the same name.
   const pick =
     rows.find(([, name]) => name === `refs/tags/${ref}^{}`) ??

@@ -241,7 +241,9 @@ export function systemdQuote(text: string, execLine: boolean): string {
   let out = text.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/%/g, "%%");
   if (execLine) out = out.replace(/\$/g, "$$$$");
   // eslint-disable-next-line no-control-regex -- escaping control characters is what this does
-  out = out.replace(/[\x00-\x1f\x7f]/g, (c) => (c === "\n" ? "\\n" : c === "\t" ? "\\t" : c === "\r" ? "\\r" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`));
+  out = out.replace(/[\x00-\x1f\x7f]/g, (c) =>
+    c === "\n" ? "\\n" : c === "\t" ? "\\t" : c === "\r" ? "\\r" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
   return `"${out}"`;
 }
 
@@ -418,7 +420,9 @@ function switchLines(cfg: DeployConfig, t: CutoverTarget): string[] {
   const lines = [`if ${serving}; then`, `  echo "${app.name} already serves ${sha.slice(0, 12)}"`, `else`];
   if (app.kind === "static") {
     const index = `${release}/${app.output}/index.html`;
-    lines.push(`  [ -s ${quote(index)} ] || { echo "check failed for ${app.name}: ${index} is missing or empty; nothing was switched" >&2; exit 1; }`);
+    lines.push(
+      `  [ -s ${quote(index)} ] || { echo "check failed for ${app.name}: ${index} is missing or empty; nothing was switched" >&2; exit 1; }`,
+    );
   } else {
     lines.push(
       `  [ -f ${quote(up)} ] && cp -p ${quote(up)} ${quote(`${up}.previous`)} || true`,
@@ -550,6 +554,7 @@ export function recordScript(cfg: DeployConfig, entry: Record<string, unknown>, 
     `printf '%s,"durationSeconds":%s,"finishedAt":"%s"}\\n' "\${line%\\}}" "$((finished - started))" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> ${quote(layout(root).journal)}`,
     ...prune,
     `echo "deploy recorded in ${layout(root).journal}"`,
+    `echo "duration=$((finished - started))"`,
     `if [ "$(cat ${quote(`${lock}/stack`)} 2>/dev/null)" = ${quote(cfg.stack)} ]; then rm -rf ${quote(lock)}; echo "lock released"; fi`,
   );
 }

@@ -7,6 +7,6 @@ eval "$(scripts/install-target-deps.sh)"
 eval "$(scripts/install-systemd-host-deps.sh)"
 scripts/install-deps.sh
 start=$SECONDS
-npx --no-install tsc --noEmit -p .
+scripts/lint.sh
 npx --no-install mocha "$@"
 echo "test: all tiers ran in $((SECONDS - start)) s"

@@ -18,7 +18,11 @@ const LOCAL_STACK = "local";
 
 function run(h: DeployHarness, args: string[]): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn("pulumi", [...args, "--stack", LOCAL_STACK, "--non-interactive"], { cwd: REPO_ROOT, env: h.backend.env, stdio: "inherit" });
+    const child = spawn("pulumi", [...args, "--stack", LOCAL_STACK, "--non-interactive"], {
+      cwd: REPO_ROOT,
+      env: h.backend.env,
+      stdio: "inherit",
+    });
     child.on("close", (code) => resolve(code ?? 1));
   });
 }

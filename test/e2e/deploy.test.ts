@@ -1,16 +1,40 @@
 import * as assert from "assert";
 import { execFileSync } from "child_process";
 import * as fs from "fs";
+import * as http from "http";
 import * as path from "path";
 import { Client } from "pg";
 import { REPO_ROOT } from "../support/engine";
 import { DeployHarness, get, trafficLoop } from "../support/deployHarness";
 import { localConfig, outputOf, setPlainConfig } from "../support/localStack";
 
+/** A local Slack-compatible webhook receiver: keeps every JSON body posted to it. */
+async function webhookReceiver(): Promise<{ url: string; received: any[]; close(): void }> {
+  const received: any[] = [];
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", () => {
+      received.push({ method: req.method, type: req.headers["content-type"], payload: JSON.parse(body) });
+      res.end("ok");
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  return { url: `http://127.0.0.1:${port}/hooks/T000/B000/secret-token`, received, close: () => server.close() };
+}
+
 describe("e2e: pulumi up deploys the Nostromo system with no downtime", function () {
   const h = new DeployHarness(`t-e2e${process.pid}`);
-  before(() => h.start());
-  after(() => h.stop());
+  let hook: Awaited<ReturnType<typeof webhookReceiver>>;
+  before(async () => {
+    hook = await webhookReceiver();
+    await h.start(undefined, undefined, { notifyWebhookUrl: hook.url });
+  });
+  after(async () => {
+    hook?.close();
+    await h.stop();
+  });
 
   it("a bad config fails preview naming its path, and touches nothing", () => {
     const before = fs.readdirSync(h.target.root);
@@ -67,7 +91,9 @@ describe("e2e: pulumi up deploys the Nostromo system with no downtime", function
       const traffic = trafficLoop(h.target.nginx.port);
       const r = await h.up("upgrade");
       const { sent, failures, versions } = await traffic.finish();
-      console.log(`      requests during the upgrade: ${sent} sent, ${failures.length} failed; /health answered ${JSON.stringify(versions)}`);
+      console.log(
+        `      requests during the upgrade: ${sent} sent, ${failures.length} failed; /health answered ${JSON.stringify(versions)}`,
+      );
       assert.strictEqual(r.code, 0, outputOf(r));
       assert.ok(sent > 50, `only ${sent} requests were sent`);
       assert.deepStrictEqual(failures.slice(0, 5), [], `${failures.length} of ${sent} requests failed`);
@@ -82,7 +108,10 @@ describe("e2e: pulumi up deploys the Nostromo system with no downtime", function
       assert.deepStrictEqual(applied, ["001_init.sql", "002_add_admin_indexes.sql"]);
 
       const outputs = h.outputs();
-      assert.ok(outputs.apps.orchestrator.changelog.some((l: string) => /Feature: admin indexes/.test(l)), JSON.stringify(outputs.apps.orchestrator));
+      assert.ok(
+        outputs.apps.orchestrator.changelog.some((l: string) => /Feature: admin indexes/.test(l)),
+        JSON.stringify(outputs.apps.orchestrator),
+      );
       // The backup taken just before the migration holds the old schema and every row.
       await db.query("create database scratch");
       const scratch = h.pg.url.replace(/\/nostromo$/, "/scratch");
@@ -97,6 +126,17 @@ describe("e2e: pulumi up deploys the Nostromo system with no downtime", function
         await old.end();
       }
       assert.strictEqual(h.journal().length, 2);
+      // The team was told: start and success of both deploys, the upgrade's with its changelog.
+      assert.deepStrictEqual(
+        hook.received.map((m) => m.payload.text.split(":")[0]),
+        ["Deploy started", "Deploy succeeded", "Deploy started", "Deploy succeeded"],
+      );
+      const success = hook.received[3];
+      assert.strictEqual(success.method, "POST");
+      assert.strictEqual(success.type, "application/json");
+      assert.match(success.payload.text, /orchestrator 1\.2\.3/);
+      assert.match(JSON.stringify(success.payload.blocks), /Feature: admin indexes/);
+      assert.ok(!h.backend.stateText().includes("secret-token"), "the webhook URL is in the state in clear");
     } finally {
       await db.end();
     }
@@ -124,11 +164,19 @@ describe("e2e: pulumi up deploys the Nostromo system with no downtime", function
       "nostromo-cutover-switch-and-smoke",
       "nostromo-backup-dump",
     ]) {
-      assert.match(r.stdout, new RegExp(`~ +pulumi-nodejs:dynamic/nostromo:Command +${step} +update`), `preview does not list ${step}:\n${r.stdout}`);
+      assert.match(
+        r.stdout,
+        new RegExp(`~ +pulumi-nodejs:dynamic/nostromo:Command +${step} +update`),
+        `preview does not list ${step}:\n${r.stdout}`,
+      );
     }
     assert.doesNotMatch(r.stdout, /nostromo-sevastopol-release-build +update/);
     // The `plan` output tells a reviewer the versions on both sides and the steps, per app.
-    assert.match(r.stdout, /orchestrator: 1\.2\.3 \([0-9a-f]{12}\) → 1\.2\.2 \([0-9a-f]{12}\): build, backup, migrate, start \+ health check, switch/, r.stdout);
+    assert.match(
+      r.stdout,
+      /orchestrator: 1\.2\.3 \([0-9a-f]{12}\) → 1\.2\.2 \([0-9a-f]{12}\): build, backup, migrate, start \+ health check, switch/,
+      r.stdout,
+    );
     assert.match(r.stdout, /sevastopol: 1\.2\.3 \([0-9a-f]{12}\), unchanged/, r.stdout);
     assert.strictEqual(fs.readlinkSync(path.join(h.target.root, "current", "orchestrator")), current);
     assert.strictEqual(h.journal().length, lines);

@@ -49,7 +49,10 @@ describe("e2e: the real Pulumi engine", function () {
 
     const history = JSON.parse(backend.pulumiOk(TINY, ["stack", "history", "--json", "--stack", stack]).stdout);
     assert.strictEqual(history.length, 2);
-    assert.deepStrictEqual(history.map((u: { result: string }) => u.result), ["succeeded", "succeeded"]);
+    assert.deepStrictEqual(
+      history.map((u: { result: string }) => u.result),
+      ["succeeded", "succeeded"],
+    );
     // Newest first: the second update changed nothing, the first created everything.
     assert.deepStrictEqual(history[0].resourceChanges, { same: 3 });
     assert.deepStrictEqual(history[1].resourceChanges, { create: 3 });
@@ -59,7 +62,10 @@ describe("e2e: the real Pulumi engine", function () {
     const autoStack = `auto${process.pid}`;
     const ws = await LocalWorkspace.create({ workDir: TINY, envVars: backend.env as Record<string, string> });
     try {
-      const s = await LocalWorkspace.createStack({ stackName: autoStack, workDir: TINY }, { envVars: backend.env as Record<string, string> });
+      const s = await LocalWorkspace.createStack(
+        { stackName: autoStack, workDir: TINY },
+        { envVars: backend.env as Record<string, string> },
+      );
       await s.setConfig("greeting", { value: "hola" });
       const preview = await s.preview();
       assert.strictEqual(preview.changeSummary.create, 3);
@@ -69,7 +75,10 @@ describe("e2e: the real Pulumi engine", function () {
       const again = await s.up();
       assert.deepStrictEqual(again.summary.resourceChanges, { same: 3 });
       const history = await s.history();
-      assert.deepStrictEqual(history.map((h) => h.result), ["succeeded", "succeeded"]);
+      assert.deepStrictEqual(
+        history.map((h) => h.result),
+        ["succeeded", "succeeded"],
+      );
     } finally {
       await ws.removeStack(autoStack).catch(() => undefined);
       fs.rmSync(path.join(TINY, `Pulumi.${autoStack}.yaml`), { force: true });

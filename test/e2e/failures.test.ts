@@ -47,18 +47,27 @@ describe("e2e: a failed deploy never takes traffic or loses data", function () {
     const traffic = trafficLoop(h.target.nginx.port);
     const r = await h.up(label);
     const t = await traffic.finish();
-    console.log(`      ${label}: exit ${r.code}; ${t.sent} requests, ${t.failures.length} failed; /health answered ${JSON.stringify(t.versions)}`);
+    console.log(
+      `      ${label}: exit ${r.code}; ${t.sent} requests, ${t.failures.length} failed; /health answered ${JSON.stringify(t.versions)}`,
+    );
     return { r, t };
   }
 
   it("a release whose health check fails (HTTP 500) is stopped and never switched; the old release serves throughout", async () => {
     const tag = await addVersion(h.opts.repos.orchestrator, "1.2.4", "Broken health", {
-      "src/server.js": (s) => s.replace(`"GET /health": async () => [200, { status: "ok", version: VERSION }]`, `"GET /health": async () => [500, { status: "broken", version: VERSION }]`),
+      "src/server.js": (s) =>
+        s.replace(
+          `"GET /health": async () => [200, { status: "ok", version: VERSION }]`,
+          `"GET /health": async () => [500, { status: "broken", version: VERSION }]`,
+        ),
     });
     const { r, t } = await upWithTraffic(tag, "failed health check");
     assert.notStrictEqual(r.code, 0);
     const out = outputOf(r);
-    assert.match(out, /health check failed for orchestrator: http:\/\/127\.0\.0\.1:\d+\/health expected HTTP 200 with \{"status":"ok","version":"1\.2\.4"\}, got HTTP 500: \{"status":"broken","version":"1\.2\.4"\}/);
+    assert.match(
+      out,
+      /health check failed for orchestrator: http:\/\/127\.0\.0\.1:\d+\/health expected HTTP 200 with \{"status":"ok","version":"1\.2\.4"\}, got HTTP 500: \{"status":"broken","version":"1\.2\.4"\}/,
+    );
     assert.match(out, /the new slot was stopped; nothing was switched/);
     assert.deepStrictEqual(t.failures.slice(0, 5), []);
     assert.deepStrictEqual(Object.keys(t.versions), ["1.2.3"]);
@@ -72,12 +81,19 @@ describe("e2e: a failed deploy never takes traffic or loses data", function () {
 
   it("a smoke test that fails after the switch sends traffic back to the previous release, and up says so", async () => {
     const tag = await addVersion(h.opts.repos.orchestrator, "1.2.5", "Broken indicadores", {
-      "src/server.js": (s) => s.replace(`return [200, { UF: Number(rows[0].uf), UTM: Number(rows[0].utm), fecha: rows[0].fecha }];`, `return [200, { fecha: rows[0].fecha }];`),
+      "src/server.js": (s) =>
+        s.replace(
+          `return [200, { UF: Number(rows[0].uf), UTM: Number(rows[0].utm), fecha: rows[0].fecha }];`,
+          `return [200, { fecha: rows[0].fecha }];`,
+        ),
     });
     const { r } = await upWithTraffic(tag, "failed smoke test");
     assert.notStrictEqual(r.code, 0);
     const out = outputOf(r);
-    assert.match(out, /smoke test failed: indicadores has UF and UTM: GET http:\/\/127\.0\.0\.1:\d+\/api\/common\/indicadores: expected field UF/);
+    assert.match(
+      out,
+      /smoke test failed: indicadores has UF and UTM: GET http:\/\/127\.0\.0\.1:\d+\/api\/common\/indicadores: expected field UF/,
+    );
     assert.match(out, /smoke tests failed: traffic was switched back to the previous release of: orchestrator/);
     assert.strictEqual(await h.servedVersion(), "1.2.3");
     assert.strictEqual(currentSha(h, "orchestrator"), goodSha);
@@ -95,9 +111,16 @@ describe("e2e: a failed deploy never takes traffic or loses data", function () {
     try {
       const tablesBefore = (await db.query("select tablename from pg_tables where schemaname = 'public' order by 1")).rows;
       const migrationsBefore = (await db.query("select name from schema_migrations order by name")).rows;
-      const tag = await addVersion(h.opts.repos.orchestrator, "1.2.6", "Broken migration", {}, {
-        "migrations/003_half_done.sql": "create table half_done (id int);\ninsert into half_done values (1);\ninsert into no_such_table values (1);\n",
-      });
+      const tag = await addVersion(
+        h.opts.repos.orchestrator,
+        "1.2.6",
+        "Broken migration",
+        {},
+        {
+          "migrations/003_half_done.sql":
+            "create table half_done (id int);\ninsert into half_done values (1);\ninsert into no_such_table values (1);\n",
+        },
+      );
       const { r, t } = await upWithTraffic(tag, "failed migration");
       assert.notStrictEqual(r.code, 0);
       const out = outputOf(r);
@@ -117,7 +140,10 @@ describe("e2e: a failed deploy never takes traffic or loses data", function () {
   });
 
   it("after that run of failures, cleanup kept the serving release and the last good deploy's backup", () => {
-    const lastGood = h.journal().filter((l) => l.result === "succeeded").pop();
+    const lastGood = h
+      .journal()
+      .filter((l) => l.result === "succeeded")
+      .pop();
     assert.ok(lastGood.backup && fs.existsSync(lastGood.backup), `backup of the last good deploy is gone: ${lastGood.backup}`);
     const backups = fs.readdirSync(path.join(h.target.root, "backups")).filter((f) => f.endsWith(".dump"));
     assert.ok(backups.length <= 3, `backups were not rotated: ${backups.join(", ")}`);
@@ -153,7 +179,10 @@ describe("e2e: a failed deploy never takes traffic or loses data", function () {
       h.configure({ refs: { orchestrator: "v1.2.3", sevastopol: "v1.2.3" } });
       const r = await h.up("refused by server lock");
       assert.notStrictEqual(r.code, 0);
-      assert.match(outputOf(r), /deploy lock held by stack 'staging' \(ops@elsewhere, since 2026-11-22T10:00:00Z\); if no deploy is running there: rm -rf \S+\/\.lock/);
+      assert.match(
+        outputOf(r),
+        /deploy lock held by stack 'staging' \(ops@elsewhere, since 2026-11-22T10:00:00Z\); if no deploy is running there: rm -rf \S+\/\.lock/,
+      );
       assert.strictEqual(await h.servedVersion(), "1.2.7");
       assert.strictEqual(fs.readFileSync(path.join(lock, "stack"), "utf8"), "staging\n", "the other stack's lock was touched");
     } finally {

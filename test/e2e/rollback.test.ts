@@ -58,7 +58,7 @@ async function webhook() {
 }
 
 describe("e2e: rollback, history and metrics tools on the Automation API", function () {
-  const stack = `rb${process.pid}`;
+  const stack = `t-rb${process.pid}`;
   let backend: TempBackend;
   let target: LocalTarget;
   let pg: PostgresInstance;

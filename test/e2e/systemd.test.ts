@@ -31,7 +31,7 @@ function get(port: number, p: string): Promise<{ status: number; body: string }>
 }
 
 describe("e2e: pulumi up with the systemd service manager, on a real systemd host", function () {
-  const stack = `sd${process.pid}`;
+  const stack = `t-sd${process.pid}`;
   let backend: TempBackend;
   let host: SystemdHost;
   let pg: PostgresInstance;

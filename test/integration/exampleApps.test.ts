@@ -93,7 +93,8 @@ async function login(port: number, username: string, password = "nostromo"): Pro
 
 /** Runs one SQL query through the app's own `pg` install (the root project does not depend on pg). */
 function sql(appDir: string, url: string, query: string): unknown[] {
-  const script = "const {Client}=require('pg');const c=new Client({connectionString:process.argv[1]});" +
+  const script =
+    "const {Client}=require('pg');const c=new Client({connectionString:process.argv[1]});" +
     "c.connect().then(()=>c.query(process.argv[2])).then(r=>{console.log(JSON.stringify(r.rows));return c.end();})" +
     ".catch(e=>{console.error(e.message);process.exit(1);});";
   return JSON.parse(runOk(process.execPath, ["-e", script, url, query], appDir));
@@ -181,7 +182,10 @@ describe("integration: example apps", function () {
 
       const bad = await call(port, "POST", "/api/command/auth/login", { body: { username: "admin", password: "wrong" } });
       assert.strictEqual(bad.status, 401);
-      assert.strictEqual((await call(port, "POST", "/api/command/auth/login", { body: { username: "nobody", password: "x" } })).status, 401);
+      assert.strictEqual(
+        (await call(port, "POST", "/api/command/auth/login", { body: { username: "nobody", password: "x" } })).status,
+        401,
+      );
 
       const ind = await call(port, "GET", "/api/common/indicadores");
       assert.strictEqual(ind.status, 200);
@@ -196,11 +200,13 @@ describe("integration: example apps", function () {
       const ripley = await call(port, "GET", "/api/tenant/items", { token: await login(port, "ripley") });
       assert.strictEqual(ripley.body.tenant, "yutani");
       const weylandIds = new Set(weyland.body.items.map((i: { id: number }) => i.id));
-      assert.ok(ripley.body.items.length > 0 && ripley.body.items.every((i: { id: number }) => !weylandIds.has(i.id)), "tenants share items");
-      assert.deepStrictEqual(
-        sql(app, pg.url, "select count(*)::int as n from items where tenant = 'weyland'"),
-        [{ n: weyland.body.items.length }],
+      assert.ok(
+        ripley.body.items.length > 0 && ripley.body.items.every((i: { id: number }) => !weylandIds.has(i.id)),
+        "tenants share items",
       );
+      assert.deepStrictEqual(sql(app, pg.url, "select count(*)::int as n from items where tenant = 'weyland'"), [
+        { n: weyland.body.items.length },
+      ]);
     });
 
     it("answers 401 without or with a forged token, 404 JSON on unknown paths", async () => {
@@ -208,7 +214,9 @@ describe("integration: example apps", function () {
       assert.strictEqual((await call(port, "GET", "/api/command/me")).status, 401);
       assert.strictEqual((await call(port, "GET", "/api/tenant/items")).status, 401);
       const [head, body] = (await login(port, "ripley")).split(".");
-      const forgedBody = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(body, "base64url").toString()), tenant: "weyland" })).toString("base64url");
+      const forgedBody = Buffer.from(
+        JSON.stringify({ ...JSON.parse(Buffer.from(body, "base64url").toString()), tenant: "weyland" }),
+      ).toString("base64url");
       const forged = `${head}.${forgedBody}.${"A".repeat(43)}`;
       assert.strictEqual((await call(port, "GET", "/api/tenant/items", { token: forged })).status, 401);
       const missing = await call(port, "GET", "/nope");
@@ -219,11 +227,14 @@ describe("integration: example apps", function () {
       const { port, proc } = server;
       // Send half a request body, signal, then complete it: the reply must still arrive.
       const response = new Promise<{ status?: number; body: string }>((resolve, reject) => {
-        const req = http.request({ host: "127.0.0.1", port, method: "POST", path: "/api/command/auth/login", headers: { "content-type": "application/json" } }, (res) => {
-          let body = "";
-          res.on("data", (d) => (body += d));
-          res.on("end", () => resolve({ status: res.statusCode, body }));
-        });
+        const req = http.request(
+          { host: "127.0.0.1", port, method: "POST", path: "/api/command/auth/login", headers: { "content-type": "application/json" } },
+          (res) => {
+            let body = "";
+            res.on("data", (d) => (body += d));
+            res.on("end", () => resolve({ status: res.statusCode, body }));
+          },
+        );
         req.on("error", reject);
         req.write('{"username":"admin",');
         setTimeout(() => {
@@ -270,10 +281,18 @@ describe("integration: example apps", function () {
         assert.strictEqual(lock.packages[""].version, "1.2.3");
         assert.strictEqual(git(repo, "log", "-1", "--format=%s", "v1.2.3"), "Feature: admin indexes");
         assert.strictEqual(git(repo, "status", "--porcelain"), "", "nothing left uncommitted");
-        assert.ok(!git(repo, "ls-tree", "-r", "--name-only", "v1.2.3").split("\n").some((f) => /^(node_modules|dist)\//.test(f)));
+        assert.ok(
+          !git(repo, "ls-tree", "-r", "--name-only", "v1.2.3")
+            .split("\n")
+            .some((f) => /^(node_modules|dist)\//.test(f)),
+        );
       }
-      assert.ok(git(repos.orchestrator, "ls-tree", "-r", "--name-only", "v1.2.3").split("\n").includes("migrations/002_add_admin_indexes.sql"));
-      assert.ok(!git(repos.orchestrator, "ls-tree", "-r", "--name-only", "v1.2.2").split("\n").includes("migrations/002_add_admin_indexes.sql"));
+      assert.ok(
+        git(repos.orchestrator, "ls-tree", "-r", "--name-only", "v1.2.3").split("\n").includes("migrations/002_add_admin_indexes.sql"),
+      );
+      assert.ok(
+        !git(repos.orchestrator, "ls-tree", "-r", "--name-only", "v1.2.2").split("\n").includes("migrations/002_add_admin_indexes.sql"),
+      );
     });
 
     it("is reproducible: same commit ids on a second run", async () => {

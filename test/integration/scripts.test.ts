@@ -29,7 +29,9 @@ describe("integration: script builders run against real services", () => {
     pg = await startPostgres();
     const db = new Client({ connectionString: pg.url });
     await db.connect();
-    await db.query("create table items (id serial primary key, tenant text, name text); insert into items (tenant, name) values ('weyland', 'cargo')");
+    await db.query(
+      "create table items (id serial primary key, tenant text, name text); insert into items (tenant, name) values ('weyland', 'cargo')",
+    );
     await db.end();
   });
   after(async () => {
@@ -42,7 +44,10 @@ describe("integration: script builders run against real services", () => {
     assert.strictEqual(first.code, 0, first.stderr);
     const other = run(lockScript(cfg.server, "production", "{}"));
     assert.strictEqual(other.code, 1);
-    assert.match(other.stderr, /^deploy lock held by stack 'staging' \(\S+@\S+, since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\); if no deploy is running there: rm -rf \S+\/\.lock$/m);
+    assert.match(
+      other.stderr,
+      /^deploy lock held by stack 'staging' \(\S+@\S+, since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\); if no deploy is running there: rm -rf \S+\/\.lock$/m,
+    );
     const again = run(lockScript(cfg.server, "staging", "{}"));
     assert.strictEqual(again.code, 0, again.stderr);
     assert.match(again.stdout, /taking over a stale lock of this stack/);
@@ -66,7 +71,10 @@ describe("integration: script builders run against real services", () => {
     assert.strictEqual(list.status, 0, list.stderr);
     assert.match(list.stdout, /TABLE public items/);
     assert.strictEqual(fs.readFileSync(`${outs[3].path}.sha256`, "utf8").split(" ")[0], outs[3].sha256);
-    const kept = fs.readdirSync(path.join(root, "backups")).filter((f) => f.endsWith(".dump")).sort();
+    const kept = fs
+      .readdirSync(path.join(root, "backups"))
+      .filter((f) => f.endsWith(".dump"))
+      .sort();
     assert.deepStrictEqual(kept, [outs[0], outs[2], outs[3]].map((o) => path.basename(o.path)).sort());
   });
 });

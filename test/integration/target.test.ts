@@ -98,7 +98,10 @@ describe("integration: local target (sshd, nginx, pm2 on loopback)", () => {
       `require("http").createServer((q, s) => s.end("probe ok\\n")).listen(+process.env.PORT, "127.0.0.1");\n`,
     );
     await execOk(conn, `${prelude}PORT=${appPort} pm2 start ${q(app)} --name probe`);
-    const direct = await execOk(conn, `curl -fsS --retry 50 --retry-delay 0 --retry-max-time 10 --retry-connrefused http://127.0.0.1:${appPort}/`);
+    const direct = await execOk(
+      conn,
+      `curl -fsS --retry 50 --retry-delay 0 --retry-max-time 10 --retry-connrefused http://127.0.0.1:${appPort}/`,
+    );
     assert.strictEqual(direct, "probe ok\n");
 
     // Before any deploy, nginx serves the placeholder.
@@ -113,7 +116,11 @@ describe("integration: local target (sshd, nginx, pm2 on loopback)", () => {
     conn.end();
     conn = undefined;
     await target.stop();
-    for (const [what, port] of [["sshd", target.ssh.port], ["nginx", target.nginx.port], ["pm2 app", appPort]] as const) {
+    for (const [what, port] of [
+      ["sshd", target.ssh.port],
+      ["nginx", target.nginx.port],
+      ["pm2 app", appPort],
+    ] as const) {
       assert.strictEqual(await accepts(port), false, `${what} still accepts on ${port} after stop()`);
     }
   });

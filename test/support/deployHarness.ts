@@ -23,7 +23,11 @@ export class DeployHarness {
 
   constructor(readonly stack: string) {}
 
-  async start(refs = { orchestrator: "v1.2.2", sevastopol: "v1.2.2" }, extra?: Record<string, unknown>): Promise<void> {
+  async start(
+    refs = { orchestrator: "v1.2.2", sevastopol: "v1.2.2" },
+    extra?: Record<string, unknown>,
+    secrets: Record<string, string> = {},
+  ): Promise<void> {
     requirePulumi();
     this.work = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-e2e-"));
     fs.chmodSync(this.work, 0o755);
@@ -31,8 +35,19 @@ export class DeployHarness {
     this.target = await startLocalTarget();
     this.pg = await startPostgres();
     const repos = await makeExampleRepos(path.join(this.work, "repos"));
-    this.opts = { target: this.target, databaseUrl: this.pg.url, repos, refs, slotPorts: { blue: await freePort(), green: await freePort() }, extra };
-    writeStack(this.backend, this.stack, localConfig(this.opts), { sshPrivateKey: this.target.ssh.privateKey, databaseUrl: this.pg.url });
+    this.opts = {
+      target: this.target,
+      databaseUrl: this.pg.url,
+      repos,
+      refs,
+      slotPorts: { blue: await freePort(), green: await freePort() },
+      extra,
+    };
+    writeStack(this.backend, this.stack, localConfig(this.opts), {
+      sshPrivateKey: this.target.ssh.privateKey,
+      databaseUrl: this.pg.url,
+      ...secrets,
+    });
   }
 
   async stop(): Promise<void> {
@@ -66,7 +81,14 @@ export class DeployHarness {
   /** The server's deploy journal, one object per line. */
   journal(): any[] {
     const file = path.join(this.target.root, "deploys.jsonl");
-    return fs.existsSync(file) ? fs.readFileSync(file, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)) : [];
+    return fs.existsSync(file)
+      ? fs
+          .readFileSync(file, "utf8")
+          .trim()
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l))
+      : [];
   }
 
   /** The version the public port serves (from /health through nginx). */

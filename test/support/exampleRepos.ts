@@ -10,12 +10,18 @@ export const EXAMPLES_DIR = path.resolve(__dirname, "..", "..", "examples");
 // Fixed identity and dates (one hour apart per commit) make every run produce
 // the same commit ids, and keep the user's git config out of the picture.
 const GIT_CONFIG = [
-  "-c", "user.name=Nostromo Tests",
-  "-c", "user.email=tests@nostromo.invalid",
-  "-c", "commit.gpgsign=false",
-  "-c", "tag.gpgsign=false",
-  "-c", "init.defaultBranch=main",
-  "-c", "core.autocrlf=false",
+  "-c",
+  "user.name=Nostromo Tests",
+  "-c",
+  "user.email=tests@nostromo.invalid",
+  "-c",
+  "commit.gpgsign=false",
+  "-c",
+  "tag.gpgsign=false",
+  "-c",
+  "init.defaultBranch=main",
+  "-c",
+  "core.autocrlf=false",
 ];
 const BASE_TIME = Date.UTC(2024, 0, 1, 12, 0, 0);
 

@@ -73,11 +73,28 @@ export function localConfig(o: LocalStackOptions): Record<string, unknown> {
       },
     },
     smoke: [
-      { name: "login returns a JWT", method: "POST", path: "/api/command/auth/login", body: { username: "admin", password: "nostromo" }, expectFields: ["token"], captureToken: "token" },
-      { name: "protected endpoint with the JWT", path: "/api/command/me", auth: true, expectValues: { username: "admin", tenant: "weyland" } },
+      {
+        name: "login returns a JWT",
+        method: "POST",
+        path: "/api/command/auth/login",
+        body: { username: "admin", password: "nostromo" },
+        expectFields: ["token"],
+        captureToken: "token",
+      },
+      {
+        name: "protected endpoint with the JWT",
+        path: "/api/command/me",
+        auth: true,
+        expectValues: { username: "admin", tenant: "weyland" },
+      },
       { name: "protected endpoint refuses no JWT", path: "/api/command/me", expectStatus: 401 },
       { name: "indicadores has UF and UTM", path: "/api/common/indicadores", expectFields: ["UF", "UTM"] },
-      { name: "tenant query returns only that tenant", path: "/api/tenant/items", auth: true, expectEvery: { array: "items", field: "tenant", value: "weyland" } },
+      {
+        name: "tenant query returns only that tenant",
+        path: "/api/tenant/items",
+        auth: true,
+        expectEvery: { array: "items", field: "tenant", value: "weyland" },
+      },
     ],
     ...o.extra,
   };

@@ -119,7 +119,17 @@ export async function startPostgres(): Promise<PostgresInstance> {
 
   try {
     await run(runAs, dir, path.join(bin, "initdb"), [
-      "-D", data, "-U", "postgres", "--pwfile", pwfile, "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--locale=C",
+      "-D",
+      data,
+      "-U",
+      "postgres",
+      "--pwfile",
+      pwfile,
+      "--auth-host=scram-sha-256",
+      "--auth-local=trust",
+      "-E",
+      "UTF8",
+      "--locale=C",
     ]);
     fs.rmSync(pwfile);
     // Create the database in single-user mode: needs no client tools (psql/createdb).

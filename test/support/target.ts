@@ -126,7 +126,12 @@ function findOnPath(tools: string[]): string | undefined {
 export async function startLocalTarget(opts: { root?: string } = {}): Promise<LocalTarget> {
   const pm2Dir = findOnPath(["pm2"]);
   const pgDir = findOnPath(["initdb", "pg_ctl", "pg_dump", "pg_restore"]);
-  for (const [what, dir] of [["pm2", pm2Dir], ["PostgreSQL tools", pgDir], ["sshd", "/usr/sbin/sshd"], ["nginx", "/usr/sbin/nginx"]]) {
+  for (const [what, dir] of [
+    ["pm2", pm2Dir],
+    ["PostgreSQL tools", pgDir],
+    ["sshd", "/usr/sbin/sshd"],
+    ["nginx", "/usr/sbin/nginx"],
+  ]) {
     if (!dir || !fs.existsSync(dir)) throw new Error(`local target: no ${what}: run eval "$(scripts/install-target-deps.sh)" first`);
   }
   // /usr/sbin for nginx; node is the one running these tests (>= 22).
@@ -210,7 +215,10 @@ export async function startLocalTarget(opts: { root?: string } = {}): Promise<Lo
     // Absolute path: sshd re-executes itself per connection.
     sshd = spawnLogged("/usr/sbin/sshd", ["-D", "-e", "-f", sshdConfig], log);
     await waitFor("sshd", () => accepts(sshPort), sshd);
-    const [keyType, keyBlob] = fs.readFileSync(hostKeyFile + ".pub", "utf8").trim().split(/\s+/);
+    const [keyType, keyBlob] = fs
+      .readFileSync(hostKeyFile + ".pub", "utf8")
+      .trim()
+      .split(/\s+/);
 
     // --- nginx: own prefix; every path it writes (pid, logs, temp) inside the temp dir.
     part = "nginx";
@@ -293,7 +301,13 @@ exit 1
 
     return {
       root,
-      ssh: { host: "127.0.0.1", port: sshPort, user: os.userInfo().username, privateKey: fs.readFileSync(clientKeyFile, "utf8"), hostKey: `${keyType} ${keyBlob}` },
+      ssh: {
+        host: "127.0.0.1",
+        port: sshPort,
+        user: os.userInfo().username,
+        privateKey: fs.readFileSync(clientKeyFile, "utf8"),
+        hostKey: `${keyType} ${keyBlob}`,
+      },
       nginx: { port: ngxPort, confPath, reloadCommand: `/bin/sh ${q(reloadScript)}`, testCommand: `${ngx} -t -q`, sitesDir },
       pm2Home,
       binPath,
@@ -303,6 +317,8 @@ exit 1
   } catch (e) {
     const logTail = tail(log); // read before stop() removes the temp dir
     await stop();
-    throw new Error(`local target: ${part} failed to start: ${(e as Error).message}\n--- ${path.basename(log)} (tail) ---\n${logTail}`, { cause: e });
+    throw new Error(`local target: ${part} failed to start: ${(e as Error).message}\n--- ${path.basename(log)} (tail) ---\n${logTail}`, {
+      cause: e,
+    });
   }
 }

@@ -26,7 +26,13 @@ describe("unit: config", () => {
     assert.strictEqual(orch.manager, "pm2");
     assert.strictEqual(orch.install, "npm ci");
     assert.strictEqual(orch.usesDatabase, true);
-    assert.deepStrictEqual(orch.health, { path: "/health", expect: { status: "ok" }, versionField: "version", extraPaths: [], timeoutSeconds: 60 });
+    assert.deepStrictEqual(orch.health, {
+      path: "/health",
+      expect: { status: "ok" },
+      versionField: "version",
+      extraPaths: [],
+      timeoutSeconds: 60,
+    });
     assert.strictEqual(cfg.apps.find((a) => a.name === "sevastopol")!.output, "dist");
     assert.strictEqual(cfg.nginx.sitesDir, "/srv/nostromo/nginx");
     assert.deepStrictEqual(cfg.backup, { keep: 10, enabled: true });
@@ -77,13 +83,18 @@ describe("unit: config", () => {
     raw.apps.orchestrator.env = { "BAD KEY": "x" };
     const p = problems(raw);
     assert.ok(p.includes("apps.../etc: app names are lower-case letters, digits and '-', starting with a letter"), p.join("\n"));
-    assert.ok(p.some((x) => x.startsWith("apps.orchestrator.env.BAD KEY: is not a valid name")), p.join("\n"));
+    assert.ok(
+      p.some((x) => x.startsWith("apps.orchestrator.env.BAD KEY: is not a valid name")),
+      p.join("\n"),
+    );
   });
 
   it("keeps backups on in production when an app migrates", () => {
     const raw = validRaw();
     raw.backup = { enabled: false };
-    assert.deepStrictEqual(problems(raw, secrets, "production"), ["backup.enabled: must be true in production: every migration is preceded by a backup"]);
+    assert.deepStrictEqual(problems(raw, secrets, "production"), [
+      "backup.enabled: must be true in production: every migration is preceded by a backup",
+    ]);
     assert.deepStrictEqual(problems(raw, secrets, "local"), []);
   });
 
@@ -92,7 +103,10 @@ describe("unit: config", () => {
       const text = fs.readFileSync(path.join(REPO_ROOT, `Pulumi.${stack}.yaml`), "utf8");
       const raw = parseStackYaml(text);
       const cfg = parseDeployConfig(stack, raw, secrets);
-      assert.deepStrictEqual(cfg.apps.map((a) => a.name), ["orchestrator", "sevastopol"]);
+      assert.deepStrictEqual(
+        cfg.apps.map((a) => a.name),
+        ["orchestrator", "sevastopol"],
+      );
       assert.strictEqual(cfg.server.root, "/opt/nostromo");
     });
   }

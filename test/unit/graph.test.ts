@@ -32,7 +32,10 @@ describe("unit: the deploy graph (mocks)", () => {
   });
 
   const runsAfter = (later: string, earlier: string) =>
-    assert.ok(closure(registered, later).has(earlier), `${later} does not wait for ${earlier}; it waits for ${[...closure(registered, later)].join(", ")}`);
+    assert.ok(
+      closure(registered, later).has(earlier),
+      `${later} does not wait for ${earlier}; it waits for ${[...closure(registered, later)].join(", ")}`,
+    );
 
   it("orders backup → migrate → new slot + health → switch and smoke → record", () => {
     runsAfter("nostromo-server-lock", "nostromo-server-preflight");

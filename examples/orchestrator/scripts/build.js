@@ -10,8 +10,5 @@ const { version } = JSON.parse(fs.readFileSync(path.join(root, "package.json"), 
 
 fs.rmSync(dist, { recursive: true, force: true });
 fs.cpSync(path.join(root, "src"), dist, { recursive: true });
-fs.writeFileSync(
-  path.join(dist, "build-info.json"),
-  JSON.stringify({ version, builtAt: new Date().toISOString() }, null, 2) + "\n",
-);
+fs.writeFileSync(path.join(dist, "build-info.json"), JSON.stringify({ version, builtAt: new Date().toISOString() }, null, 2) + "\n");
 console.log(`built orchestrator ${version} into dist/`);

@@ -14,7 +14,10 @@ async function main() {
     return 1;
   }
   const dir = path.join(__dirname, "..", "migrations");
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".sql")).sort();
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".sql"))
+    .sort();
 
   const client = new Client({ connectionString: process.env.DATABASE_URL });
   await client.connect();

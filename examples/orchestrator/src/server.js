@@ -127,9 +127,7 @@ const routes = {
   },
 
   "GET /api/common/indicadores": async () => {
-    const { rows } = await pool.query(
-      "select uf, utm, to_char(fecha, 'YYYY-MM-DD') as fecha from indicadores order by fecha desc limit 1",
-    );
+    const { rows } = await pool.query("select uf, utm, to_char(fecha, 'YYYY-MM-DD') as fecha from indicadores order by fecha desc limit 1");
     if (!rows[0]) return [404, { error: "no indicadores" }];
     // numeric columns arrive as strings from pg; the API promises numbers.
     return [200, { UF: Number(rows[0].uf), UTM: Number(rows[0].utm), fecha: rows[0].fecha }];
