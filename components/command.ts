@@ -98,7 +98,7 @@ async function runStep(inputs: CommandInputs, text: string): Promise<{ stdout: s
   return { stdout: trim(result.stdout), stderr: trim(result.stderr) };
 }
 
-interface RunResult {
+export interface RunResult {
   code: number | null;
   stdout: string;
   stderr: string;
@@ -135,7 +135,8 @@ async function runOverSsh(conn: SshConnection, text: string, stdin: string | und
   throw lastError ?? new Error("ssh: no attempt made");
 }
 
-function sshExec(conn: SshConnection, text: string, stdin: string | undefined, timeoutMs: number): Promise<RunResult> {
+/** One SSH exec of `bash -c text`, host key pinned; connection errors are marked retryable. */
+export function sshExec(conn: SshConnection, text: string, stdin: string | undefined, timeoutMs: number): Promise<RunResult> {
   const { Client } = require("ssh2") as typeof import("ssh2");
   const where = `${conn.user}@${conn.host}:${conn.port}`;
   return new Promise((resolve, reject) => {

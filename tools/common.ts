@@ -8,8 +8,7 @@ import * as readline from "readline";
 import { parseArgs, ParseArgsConfig } from "util";
 import { configObject, DeployRow, deployRows, HistoryEntry, lastSuccessful, PROJECT } from "../lib/history";
 import { NotifyEvent, notificationPayload, postNotification } from "../lib/notify";
-import { Client } from "ssh2";
-import { quote } from "../lib/shell";
+import { RunResult, SshConnection, sshExec } from "../components/command";
 
 export const REPO_ROOT = path.resolve(__dirname, "..");
 
@@ -178,76 +177,12 @@ export async function confirm(question: string): Promise<boolean> {
 
 // --- SSH to the deploy server (ssh2, host key pinned); secrets only on stdin, never printed.
 
-export interface Target {
-  host: string;
-  port: number;
-  user: string;
-  privateKey: string;
-  /** `ssh-ed25519 AAAA…` as in known_hosts; required unless insecureIgnoreHostKey. */
-  hostKey?: string;
-  insecureIgnoreHostKey?: boolean;
-}
+/** The deploy server as the stack config names it (see components/command.ts SshConnection). */
+export type Target = SshConnection;
 
-export interface RemoteResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type RemoteResult = RunResult;
 
+/** Runs a script on the server over SSH, host key pinned: the same code the deploy's steps use. */
 export function sshRun(t: Target, text: string, stdin = "", timeoutMs = 30 * 60_000): Promise<RemoteResult> {
-  const where = `${t.user}@${t.host}:${t.port}`;
-  const pinned = t.hostKey?.trim().split(/\s+/)[1];
-  if (!pinned && !t.insecureIgnoreHostKey) return Promise.reject(new Error(`ssh ${where}: no server.hostKey pinned in the stack config`));
-  return new Promise((resolve, reject) => {
-    const client = new Client();
-    let mismatch = false;
-    let settled = false;
-    const finish = (fn: () => void) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      client.end();
-      fn();
-    };
-    const timer = setTimeout(
-      () => finish(() => resolve({ code: null, stdout: "", stderr: `ssh ${where}: timed out after ${timeoutMs / 1000} s` })),
-      timeoutMs,
-    );
-    client.on("ready", () => {
-      client.exec(`bash -c ${quote(text)}`, (err, stream) => {
-        if (err) return finish(() => reject(new Error(`ssh ${where}: ${err.message}`)));
-        let stdout = "";
-        let stderr = "";
-        let code: number | null = null;
-        stream.on("data", (d: Buffer) => (stdout += d.toString()));
-        stream.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-        stream.on("exit", (c: number | null) => (code = c));
-        stream.on("close", () => finish(() => resolve({ code, stdout, stderr })));
-        stream.end(stdin);
-      });
-    });
-    client.on("error", (err: Error) =>
-      finish(() =>
-        reject(
-          new Error(
-            mismatch
-              ? `ssh ${where}: the server's host key does not match server.hostKey; refusing to connect`
-              : `ssh ${where}: ${err.message}`,
-          ),
-        ),
-      ),
-    );
-    client.connect({
-      host: t.host,
-      port: t.port,
-      username: t.user,
-      privateKey: t.privateKey,
-      readyTimeout: 20_000,
-      hostVerifier: (key: Buffer) => {
-        if (!pinned) return true;
-        mismatch = key.toString("base64") !== pinned;
-        return !mismatch;
-      },
-    });
-  });
+  return sshExec(t, text, stdin, timeoutMs);
 }

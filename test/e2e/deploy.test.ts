@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { execFileSync } from "child_process";
+import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
@@ -137,6 +137,19 @@ describe("e2e: pulumi up deploys the Nostromo system with no downtime", function
       assert.match(success.payload.text, /orchestrator 1\.2\.3/);
       assert.match(JSON.stringify(success.payload.blocks), /Feature: admin indexes/);
       assert.ok(!h.backend.stateText().includes("secret-token"), "the webhook URL is in the state in clear");
+      // A failed `pulumi up` is reported by CI with the notify tool.
+      const notify = spawnSync(
+        "npx",
+        ["--no-install", "ts-node", "tools/notify.ts", "--stack", h.stack, "--failure", "--message", "pulumi up failed: run 42"],
+        {
+          cwd: REPO_ROOT,
+          env: h.backend.env,
+          encoding: "utf8",
+        },
+      );
+      assert.strictEqual(notify.status, 0, notify.stderr);
+      assert.match(hook.received[4].payload.text, /^Deploy FAILED.*pulumi up failed: run 42/);
+      assert.ok(!`${notify.stdout}${notify.stderr}`.includes("secret-token"), "the notify tool printed the webhook URL");
     } finally {
       await db.end();
     }

@@ -9,22 +9,9 @@ import { Client } from "pg";
 import { REPO_ROOT, RunResult, TempBackend, requirePulumi } from "../support/engine";
 import { makeExampleRepos } from "../support/exampleRepos";
 import { localConfig, outputOf, removeStackFile, setPlainConfig, writeStack, LocalStackOptions } from "../support/localStack";
+import { get } from "../support/deployHarness";
 import { PostgresInstance, startPostgres } from "../support/postgres";
 import { LocalTarget, freePort, startLocalTarget } from "../support/target";
-
-/** GET through nginx on a new connection; status 0 and the error on a network failure. */
-function get(port: number, p: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = http.get({ host: "127.0.0.1", port, path: p, agent: false, timeout: 5000 }, (res) => {
-      let body = "";
-      res.on("data", (d) => (body += d));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on("error", (err) => resolve({ status: 0, body: String(err) }));
-    });
-    req.on("timeout", () => req.destroy(new Error("timed out after 5 s")));
-    req.on("error", (err) => resolve({ status: 0, body: String(err) }));
-  });
-}
 
 function journal(target: LocalTarget): any[] {
   const file = path.join(target.root, "deploys.jsonl");

@@ -1,7 +1,6 @@
 import * as assert from "assert";
 import { execFileSync } from "child_process";
 import * as fs from "fs";
-import * as http from "http";
 import * as os from "os";
 import * as path from "path";
 import { parseDeployConfig } from "../../lib/config";
@@ -13,22 +12,10 @@ import { LocalStackOptions, localConfig, outputOf, removeStackFile, setPlainConf
 import { PostgresInstance, startPostgres } from "../support/postgres";
 import { SystemdHost, startSystemdHost } from "../support/systemdHost";
 import { freePort } from "../support/target";
+import { get } from "../support/deployHarness";
 
 // The systemd path of the deploy (apps.orchestrator.manager: systemd), with the real engine,
 // against a real systemd (PID 1 of a container: test/support/systemdHost.ts) reached over SSH.
-
-function get(port: number, p: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = http.get({ host: "127.0.0.1", port, path: p, agent: false, timeout: 5000 }, (res) => {
-      let body = "";
-      res.on("data", (d) => (body += d));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on("error", (err) => resolve({ status: 0, body: String(err) }));
-    });
-    req.on("timeout", () => req.destroy(new Error("timed out after 5 s")));
-    req.on("error", (err) => resolve({ status: 0, body: String(err) }));
-  });
-}
 
 describe("e2e: pulumi up with the systemd service manager, on a real systemd host", function () {
   const stack = `t-sd${process.pid}`;

@@ -255,7 +255,7 @@ describe("integration: example apps", function () {
       npmCi(app);
       runOk("npm", ["run", "build"], app);
       const html = fs.readFileSync(path.join(app, "dist", "index.html"), "utf8");
-      assert.match(html, /<meta name="version" content="1\.2\.2">/);
+      assert.match(html, /<meta name="version" content="1\.2\.2" ?\/?>/);
       assert.match(html, /<title>Sevastopol<\/title>/);
       assert.doesNotMatch(html, /\{\{VERSION\}\}/);
       assert.deepStrictEqual(JSON.parse(fs.readFileSync(path.join(app, "dist", "version.json"), "utf8")), { version: "1.2.2" });
