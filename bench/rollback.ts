@@ -21,10 +21,18 @@ async function main(): Promise<void> {
   };
   const rollback = (label: string) => {
     const start = Date.now();
-    const r = spawnSync("npx", ["--no-install", "ts-node", "tools/rollback.ts", "--stack", h.stack, "--yes"], { cwd: REPO_ROOT, env: h.backend.env, encoding: "utf8" });
+    const r = spawnSync("npx", ["--no-install", "ts-node", "tools/rollback.ts", "--stack", h.stack, "--yes"], {
+      cwd: REPO_ROOT,
+      env: h.backend.env,
+      encoding: "utf8",
+    });
     const seconds = (Date.now() - start) / 1000;
     if (r.status !== 0) throw new Error(`${label} failed:\n${r.stdout}\n${r.stderr}`);
-    return { seconds, reported: Number(/rollback time: (\d+\.\d) s/.exec(r.stdout)?.[1]), rebuilt: /\bbuilt\b/.test(r.stdout) && !/already built/.test(r.stdout) };
+    return {
+      seconds,
+      reported: Number(/rollback time: (\d+\.\d) s/.exec(r.stdout)?.[1]),
+      rebuilt: /\bbuilt\b/.test(r.stdout) && !/already built/.test(r.stdout),
+    };
   };
   try {
     await h.start(both("v1.2.2"));
@@ -38,12 +46,15 @@ async function main(): Promise<void> {
     await up("redeploy v1.2.3");
     // Prune the 1.2.2 releases, as cleanup would once they are old enough.
     const sha122 = h.journal()[0].apps;
-    for (const app of ["orchestrator", "sevastopol"]) fs.rmSync(path.join(h.target.root, "releases", app, sha122[app].sha), { recursive: true });
+    for (const app of ["orchestrator", "sevastopol"])
+      fs.rmSync(path.join(h.target.root, "releases", app, sha122[app].sha), { recursive: true });
     const rebuilt = rollback("rollback to a pruned release");
     if ((await h.servedVersion()) !== "1.2.2") throw new Error("the rebuilt rollback does not serve 1.2.2");
 
     console.log(`rollback to a kept release:   ${kept.reported.toFixed(1)} s (tool), ${kept.seconds.toFixed(1)} s wall`);
-    console.log(`rollback to a pruned release: ${rebuilt.reported.toFixed(1)} s (tool), ${rebuilt.seconds.toFixed(1)} s wall (${rebuilt.rebuilt ? "rebuilt" : "NOT rebuilt?"})`);
+    console.log(
+      `rollback to a pruned release: ${rebuilt.reported.toFixed(1)} s (tool), ${rebuilt.seconds.toFixed(1)} s wall (${rebuilt.rebuilt ? "rebuilt" : "NOT rebuilt?"})`,
+    );
     console.log(`ratio pruned/kept: ${(rebuilt.reported / kept.reported).toFixed(2)}`);
     console.log(`deploys (s): ${JSON.stringify(h.timings)}`);
   } finally {
