@@ -55,9 +55,10 @@ describe("e2e: rollback, history and metrics tools on the Automation API", funct
   const timings: Record<string, number> = {};
   const refs = (v: string) => ({ orchestrator: v, sevastopol: v });
 
-  const up = (label: string) => {
+  // Not spawnSync: the webhook receiver in this process must answer the deploy's notifications.
+  const up = async (label: string) => {
     const start = Date.now();
-    const r = backend.pulumi(REPO_ROOT, ["up", "--yes", "--skip-preview", "--stack", stack]);
+    const r = await backend.pulumiAsync(REPO_ROOT, ["up", "--yes", "--skip-preview", "--stack", stack]);
     timings[label] = (Date.now() - start) / 1000;
     return r;
   };
@@ -116,7 +117,7 @@ describe("e2e: rollback, history and metrics tools on the Automation API", funct
   });
 
   it("1. deploys v1.2.2; a rollback with a single deploy in history is refused and changes nothing", async () => {
-    const r = up("deploy v1.2.2");
+    const r = await up("deploy v1.2.2");
     assert.strictEqual(r.code, 0, outputOf(r));
     const stackFile = fs.readFileSync(path.join(REPO_ROOT, `Pulumi.${stack}.yaml`), "utf8");
     const rb = await tool("rollback", ["--stack", stack, "--yes"]);
@@ -144,7 +145,7 @@ describe("e2e: rollback, history and metrics tools on the Automation API", funct
 
   it("2. deploys v1.2.3 (migration 002); rows are written after it", async () => {
     setPlainConfig(stack, localConfig({ ...opts, refs: refs("v1.2.3") }));
-    const r = up("deploy v1.2.3");
+    const r = await up("deploy v1.2.3");
     assert.strictEqual(r.code, 0, outputOf(r));
     assert.deepStrictEqual(JSON.parse((await get(target.nginx.port, "/health")).body), { status: "ok", version: "1.2.3" });
     const db = new Client({ connectionString: pg.url });
@@ -219,13 +220,13 @@ describe("e2e: rollback, history and metrics tools on the Automation API", funct
     assert.strictEqual(note!.contentType, "application/json");
     assert.match(
       note!.body.text,
-      /^Rolled back to update 1: rb\d+: orchestrator v1\.2\.2, sevastopol v1\.2\.2 \(was orchestrator v1\.2\.3, sevastopol v1\.2\.3\) in \d+(m\d\d)?s$/,
+      /^Rolled back to update 1: t-rb\d+: orchestrator v1\.2\.2, sevastopol v1\.2\.2 \(was orchestrator v1\.2\.3, sevastopol v1\.2\.3\) in \d+(m\d\d)?s$/,
     );
   });
 
   it("4. v1.2.3 again (its release is kept; 002 applied again), then a plain rollback: a switch to the kept 1.2.2 release", async () => {
     setPlainConfig(stack, localConfig({ ...opts, refs: refs("v1.2.3") }));
-    const r = up("redeploy v1.2.3 (kept release)");
+    const r = await up("redeploy v1.2.3 (kept release)");
     assert.strictEqual(r.code, 0, outputOf(r));
     const db = new Client({ connectionString: pg.url });
     await db.connect();
@@ -297,7 +298,7 @@ describe("e2e: rollback, history and metrics tools on the Automation API", funct
       apps: { ...config.apps, orchestrator: { ...config.apps.orchestrator, migrate: "echo 'migration 003 failed' >&2; exit 1" } },
     };
     setPlainConfig(stack, failing);
-    const bad = up("failed update");
+    const bad = await up("failed update");
     assert.notStrictEqual(bad.code, 0);
     assert.match(outputOf(bad), /migration 003 failed/);
     setPlainConfig(stack, localConfig({ ...opts, refs: refs("v1.2.2") }));
