@@ -52,7 +52,7 @@ export function preflightScript(cfg: DeployConfig): string {
     `mkdir -p ${[`${server.root}/releases`, `${server.root}/current`, `${server.root}/shared`, `${server.root}/slots`, `${server.root}/repos`, L.backups, L.upstreams].map(quote).join(" ")}`,
     `free=$(df -Pm ${quote(server.root)} | awk 'NR==2 {print $4}')`,
     `[ "$free" -ge ${server.minFreeMiB} ] || { echo "preflight: only $free MiB free under ${server.root}, need ${server.minFreeMiB} MiB (server.minFreeMiB)" >&2; exit 1; }`,
-    `echo "preflight ok: $free MiB free, tools:${[...needed].join(" ")}"`,
+    `echo "preflight ok: $free MiB free"`,
   );
 }
 
@@ -100,7 +100,7 @@ export function backupScript(cfg: DeployConfig, label: string): string {
     `stamp=$(date -u +%Y%m%dT%H%M%SZ)`,
     `file="$dir/"${quote(stack)}"-$stamp-"${quote(label)}".dump"`,
     `tmp="$dir/.partial-$$.dump"`,
-    `trap 'rm -f "$tmp"' EXIT`,
+    `nostromo_cleanup() { rm -f "$tmp"; }`,
     `pg_dump --format=custom --no-owner --dbname="$DATABASE_URL" --file="$tmp"`,
     `pg_restore --list "$tmp" >/dev/null`,
     `size=$(stat -c %s "$tmp")`,
@@ -134,7 +134,7 @@ export function releaseScript(cfg: DeployConfig, app: AppConfig, sha: string): s
     `(umask 077; cat > "$shared/.env.new") && mv -f "$shared/.env.new" "$shared/.env"`,
     `if [ ! -d "$mirror" ]; then git clone --quiet --mirror ${quote(app.repo)} "$mirror"; fi`,
     `git -C "$mirror" cat-file -e ${quote(`${sha}^{commit}`)} 2>/dev/null || git -C "$mirror" fetch --quiet --prune --tags origin '+refs/heads/*:refs/heads/*'`,
-    `git -C "$mirror" cat-file -e ${quote(`${sha}^{commit}`)} || { echo "release: commit ${sha} not found in ${app.repo}" >&2; exit 1; }`,
+    `git -C "$mirror" cat-file -e ${quote(`${sha}^{commit}`)} || { echo "release: commit ${sha} not found in "${quote(app.repo)} >&2; exit 1; }`,
     `if [ -f "$release/.nostromo-built" ]; then`,
     `  echo "release ${app.name}@${sha.slice(0, 12)} already built: kept"`,
     `else`,
@@ -172,7 +172,7 @@ export function migrateScript(cfg: DeployConfig, app: AppConfig, sha: string, ba
     `set -a; . ./.env; set +a`,
     `echo "migrating ${app.name}@${sha.slice(0, 12)}"`,
     `if ! ( ${app.migrate} ); then`,
-    `  echo "migration of ${app.name}@${sha.slice(0, 12)} failed; nothing was switched, the old release still serves.${backupPath ? ` Database backup taken just before it: ${backupPath}` : ""}" >&2`,
+    `  echo "migration of ${app.name}@${sha.slice(0, 12)} failed; nothing was switched, the old release still serves."${backupPath ? `" Database backup taken just before it: "${quote(backupPath)}` : ""} >&2`,
     `  exit 1`,
     `fi`,
   );
@@ -523,12 +523,15 @@ export function cutoverScript(cfg: DeployConfig, targets: CutoverTarget[], steps
 export function lockGuard(cfg: DeployConfig): string {
   const lock = layout(cfg.server.root).lock;
   return [
-    `nostromo_release_lock_on_error() {`,
+    // A step with its own clean-up redefines nostromo_cleanup rather than setting another trap.
+    `nostromo_cleanup() { :; }`,
+    `nostromo_on_exit() {`,
     `  rc=$?`,
+    `  nostromo_cleanup`,
     `  if [ "$rc" -ne 0 ] && [ "$(cat ${quote(`${lock}/stack`)} 2>/dev/null)" = ${quote(cfg.stack)} ]; then rm -rf ${quote(lock)}; echo "deploy lock released after the failure" >&2; fi`,
     `  exit "$rc"`,
     `}`,
-    `trap nostromo_release_lock_on_error EXIT`,
+    `trap nostromo_on_exit EXIT`,
   ].join("\n");
 }
 

@@ -54,6 +54,19 @@ describe("integration: script builders run against real services", () => {
     fs.rmSync(path.join(root, ".lock"), { recursive: true });
   });
 
+  it("a failing step releases this stack's lock and leaves no partial file", () => {
+    assert.strictEqual(run(lockScript(cfg.server, "unit", "{}")).code, 0);
+    const r = run(backupScript(cfg, "broken"), "postgres://nobody:wrong@127.0.0.1:1/none\n");
+    assert.notStrictEqual(r.code, 0);
+    assert.match(r.stderr, /deploy lock released after the failure/);
+    assert.ok(!r.stderr.includes("wrong@"), "the database URL leaked into the error");
+    assert.ok(!fs.existsSync(path.join(root, ".lock")), "the lock is still held");
+    assert.deepStrictEqual(
+      fs.readdirSync(path.join(root, "backups")).filter((f) => f.startsWith(".partial")),
+      [],
+    );
+  });
+
   it("the backup is a verified custom-format dump that restores, rotated but never losing the last good deploy's", () => {
     const outs: { path: string; size: number; sha256: string }[] = [];
     for (const label of ["aaa", "bbb", "ccc", "ddd"]) {
