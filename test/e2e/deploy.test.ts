@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { execFileSync, spawnSync } from "child_process";
+import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
@@ -138,15 +138,22 @@ describe("e2e: pulumi up deploys the Nostromo system with no downtime", function
       assert.match(JSON.stringify(success.payload.blocks), /Feature: admin indexes/);
       assert.ok(!h.backend.stateText().includes("secret-token"), "the webhook URL is in the state in clear");
       // A failed `pulumi up` is reported by CI with the notify tool.
-      const notify = spawnSync(
-        "npx",
-        ["--no-install", "ts-node", "tools/notify.ts", "--stack", h.stack, "--failure", "--message", "pulumi up failed: run 42"],
-        {
-          cwd: REPO_ROOT,
-          env: h.backend.env,
-          encoding: "utf8",
-        },
-      );
+      // Spawned asynchronously: the receiver lives in this process and must answer meanwhile.
+      const notify = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(
+          "npx",
+          ["--no-install", "ts-node", "tools/notify.ts", "--stack", h.stack, "--failure", "--message", "pulumi up failed: run 42"],
+          {
+            cwd: REPO_ROOT,
+            env: h.backend.env,
+          },
+        );
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d) => (stdout += d));
+        child.stderr.on("data", (d) => (stderr += d));
+        child.on("close", (status) => resolve({ status, stdout, stderr }));
+      });
       assert.strictEqual(notify.status, 0, notify.stderr);
       assert.match(hook.received[4].payload.text, /^Deploy FAILED.*pulumi up failed: run 42/);
       assert.ok(!`${notify.stdout}${notify.stderr}`.includes("secret-token"), "the notify tool printed the webhook URL");
