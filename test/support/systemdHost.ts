@@ -13,6 +13,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { accepts, freePort } from "./target";
+import { nginxReloadScript } from "./nginxReload";
 
 export interface SystemdHost {
   /** hostKey is the "ssh-ed25519 AAAA..." line of the container's sshd host key, to pin. */
@@ -54,41 +55,13 @@ const PACKAGES = [
   `postgresql-client-${PG_MAJOR}`,
 ];
 
-/**
- * Graceful nginx reload that returns once new connections get the new config: checks the
- * config, notes the old workers, reloads through systemd, then waits until every old worker
- * is shutting down and a new one runs (a bare `nginx -s reload` returns before that).
- */
-const RELOAD_SCRIPT = `#!/bin/sh
-set -e
-/usr/sbin/nginx -t -q
-master=$(cat /run/nginx.pid)
-workers() {
-  for d in /proc/[0-9]*; do
-    s=$(cat "$d/stat" 2>/dev/null) || continue
-    set -- \${s##*") "}
-    [ "$2" = "$master" ] && echo "\${d#/proc/}"
-  done
-  true
-}
-old=$(workers)
-systemctl reload nginx.service
-i=0
-while [ $i -lt 100 ]; do
-  i=$((i + 1)); sleep 0.1
-  new=no; busy=no
-  for p in $(workers); do
-    title=$(tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null || true)
-    case " $old " in
-      *" $p "*) case "$title" in *"shutting down"*) ;; *) busy=yes ;; esac ;;
-      *) case "$title" in *"worker process"*) new=yes ;; esac ;;
-    esac
-  done
-  [ $new = yes ] && [ $busy = no ] && exit 0
-done
-echo "nginx reload: new workers not serving after 10 s (journalctl -u nginx)" >&2
-exit 1
-`;
+/** nginx reload through systemd, returning once the new workers serve. */
+const RELOAD_SCRIPT = nginxReloadScript({
+  test: "/usr/sbin/nginx -t -q",
+  reload: "systemctl reload nginx.service",
+  pidFile: "/run/nginx.pid",
+  logHint: "journalctl -u nginx",
+});
 
 /** Shell run in the fresh root (chroot) to make it a quiet, predictable test host. */
 const CUSTOMIZE = `set -eu

@@ -7,6 +7,7 @@ import * as http from "http";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
+import { nginxReloadScript } from "./nginxReload";
 
 export interface LocalTarget {
   /** Deploy root (created empty), e.g. <tmp>/opt/nostromo. */
@@ -254,45 +255,16 @@ http {
       path.join(sitesDir, "nostromo.conf"),
       `server {\n  listen 127.0.0.1:${ngxPort};\n  default_type text/plain;\n  location / { return 503 "no release yet\\n"; }\n}\n`,
     );
-    // `nginx -s reload` only sends SIGHUP and returns before the master has switched: the
-    // script checks the config, signals, then waits until every old worker is shutting down
-    // (so has closed its listening socket) and a new one runs.
     const reloadScript = path.join(ngxDir, "reload.sh");
     const ngx = `/usr/sbin/nginx ${ngxArgs.map(q).join(" ")}`;
     fs.writeFileSync(
       reloadScript,
-      `#!/bin/sh
-# Graceful reload of the local target's nginx; returns once new connections get the new config.
-set -e
-${ngx} -t -q
-master=$(cat ${q(ngxDir + "/nginx.pid")})
-# Children of the master: field 4 of /proc/PID/stat (after the "(comm)", which may hold spaces).
-workers() {
-  for d in /proc/[0-9]*; do
-    s=$(cat "$d/stat" 2>/dev/null) || continue
-    set -- \${s##*") "}
-    [ "$2" = "$master" ] && echo "\${d#/proc/}"
-  done
-  true
-}
-old=$(workers)
-${ngx} -s reload
-i=0
-while [ $i -lt 100 ]; do
-  i=$((i + 1)); sleep 0.1
-  new=no; busy=no
-  for p in $(workers); do
-    title=$(tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null || true)
-    case " $old " in
-      *" $p "*) case "$title" in *"shutting down"*) ;; *) busy=yes ;; esac ;;
-      *) case "$title" in *"worker process"*) new=yes ;; esac ;;
-    esac
-  done
-  [ $new = yes ] && [ $busy = no ] && exit 0
-done
-echo "nginx reload: new workers not serving after 10 s (see ${ngxDir}/logs/error.log)" >&2
-exit 1
-`,
+      nginxReloadScript({
+        test: `${ngx} -t -q`,
+        reload: `${ngx} -s reload`,
+        pidFile: q(ngxDir + "/nginx.pid"),
+        logHint: `see ${ngxDir}/logs/error.log`,
+      }),
       { mode: 0o755 },
     );
     // Foreground child (daemon off): its exit is seen at once, and stop() can wait for it.
