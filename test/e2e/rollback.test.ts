@@ -9,21 +9,11 @@ import { Client } from "pg";
 import { REPO_ROOT, RunResult, TempBackend, requirePulumi } from "../support/engine";
 import { makeExampleRepos } from "../support/exampleRepos";
 import { localConfig, outputOf, removeStackFile, setPlainConfig, writeStack, LocalStackOptions } from "../support/localStack";
-import { get } from "../support/deployHarness";
+import { get, readJournal } from "../support/deployHarness";
 import { PostgresInstance, startPostgres } from "../support/postgres";
 import { LocalTarget, freePort, startLocalTarget } from "../support/target";
 
-function journal(target: LocalTarget): any[] {
-  const file = path.join(target.root, "deploys.jsonl");
-  return fs.existsSync(file)
-    ? fs
-        .readFileSync(file, "utf8")
-        .trim()
-        .split("\n")
-        .filter(Boolean)
-        .map((l) => JSON.parse(l))
-    : [];
-}
+const journal = (target: LocalTarget) => readJournal(target.root);
 
 /** An incoming-webhook stand-in on 127.0.0.1 (the rollback tool posts its notification here). */
 async function webhook() {

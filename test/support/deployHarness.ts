@@ -80,15 +80,7 @@ export class DeployHarness {
 
   /** The server's deploy journal, one object per line. */
   journal(): any[] {
-    const file = path.join(this.target.root, "deploys.jsonl");
-    return fs.existsSync(file)
-      ? fs
-          .readFileSync(file, "utf8")
-          .trim()
-          .split("\n")
-          .filter(Boolean)
-          .map((l) => JSON.parse(l))
-      : [];
+    return readJournal(this.target.root);
   }
 
   /** The version the public port serves (from /health through nginx). */
@@ -96,6 +88,19 @@ export class DeployHarness {
     const r = await get(this.target.nginx.port, "/health");
     return r.status === 200 ? JSON.parse(r.body).version : `HTTP ${r.status}: ${r.body}`;
   }
+}
+
+/** A deploy root's journal (`deploys.jsonl`), one object per line; none when it does not exist. */
+export function readJournal(root: string): any[] {
+  const file = path.join(root, "deploys.jsonl");
+  return fs.existsSync(file)
+    ? fs
+        .readFileSync(file, "utf8")
+        .trim()
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+    : [];
 }
 
 /**
