@@ -21,6 +21,8 @@ fail() {
 cache=${NOSTROMO_CACHE:-$HOME/.cache/nostromo}/systemd-host
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo -n"
+# shellcheck source-path=SCRIPTDIR source=apt-install.sh
+. "$(dirname "$0")/apt-install.sh"
 
 # --- Debian packages: package → a file it provides ------------------------------------------
 declare -A provides=([docker.io]=/usr/sbin/dockerd [debootstrap]=/usr/sbin/debootstrap [systemd]=/usr/bin/systemd-analyze)
@@ -33,23 +35,7 @@ if [ ${#missing[@]} -eq 0 ]; then
 else
   start=$SECONDS
   say "installing ${missing[*]} with apt-get"
-  # Package scripts must not start system services (dockerd, containerd): a policy-rc.d that
-  # says "no", only for this install, as install-target-deps.sh does.
-  policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ] &&
-     printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null 2>&1; then
-    policy=/usr/sbin/policy-rc.d
-    trap '$sudo rm -f "$policy"' EXIT
-    $sudo chmod 755 "$policy"
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  failed=()
-  if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >&2; then
-    for p in "${missing[@]}"; do
-      $sudo apt-get install -y -qq --no-install-recommends "$p" >&2 || failed+=("$p")
-    done
-  fi
-  if [ -n "$policy" ]; then $sudo rm -f "$policy"; trap - EXIT; fi
+  apt_install "${missing[@]}"
   for p in "${missing[@]}"; do
     [ -x "${provides[$p]}" ] || { case " ${failed[*]} " in *" $p "*) ;; *) failed+=("$p") ;; esac; }
   done

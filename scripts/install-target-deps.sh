@@ -16,6 +16,8 @@ die() { printf 'install-target-deps: error: %s\n' "$*" >&2; exit 1; }
 cache=${NOSTROMO_CACHE:-$HOME/.cache/nostromo}
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo -n"
+# shellcheck source-path=SCRIPTDIR source=apt-install.sh
+. "$(dirname "$0")/apt-install.sh"
 
 # First directory holding all four PostgreSQL tools: PATH, /usr/local/bin, newest Debian major.
 pg_bin_dir() {
@@ -52,24 +54,7 @@ else
   start=$SECONDS
   say "installing ${missing[*]} with apt-get"
   nginx_before=0; nginx_running && nginx_before=1
-  # Package scripts must not start (or restart) system services: a policy-rc.d that says
-  # "no" does that, as in Docker images. Ours only lives for this install.
-  policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ] &&
-     printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null 2>&1; then
-    policy=/usr/sbin/policy-rc.d
-    trap '$sudo rm -f "$policy"' EXIT
-    $sudo chmod 755 "$policy"
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  failed=()
-  if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >&2; then
-    # Find which package failed, so the message can name it.
-    for p in "${missing[@]}"; do
-      $sudo apt-get install -y -qq --no-install-recommends "$p" >&2 || failed+=("$p")
-    done
-  fi
-  [ -n "$policy" ] && { $sudo rm -f "$policy"; trap - EXIT; }
+  apt_install "${missing[@]}"
   # Safety net for hosts without policy-rc.d support: stop an nginx the install started on :80.
   if [ "$nginx_before" = 0 ] && nginx_running; then
     say "the nginx package started a system nginx: stopping it (ours uses its own config)"
