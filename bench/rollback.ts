@@ -8,9 +8,9 @@
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { DeployHarness } from "../test/support/deployHarness";
-import { REPO_ROOT } from "../test/support/engine";
-import { outputOf } from "../test/support/localStack";
+import { DeployHarness } from "../local/harness";
+import { REPO_ROOT } from "../local/backend";
+import { outputOf } from "../local/stack";
 
 async function main(): Promise<void> {
   const h = new DeployHarness(`t-bench${process.pid}`);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the local deploy target (test/support/target.ts) runs: sshd, nginx, git, curl,
+# Installs what the local deploy target (local/target.ts) runs: sshd, nginx, git, curl,
 # rsync, the PostgreSQL tools (only when missing) from Debian, and PM2 from the npm registry.
 # Idempotent: a second run only checks. Logs go to stderr; stdout is the environment to export.
 #

@@ -11,8 +11,9 @@ import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { parseArgs } from "util";
-import { DeployHarness, get } from "../test/support/deployHarness";
-import { REPO_ROOT } from "../test/support/engine";
+import { DeployHarness } from "../local/harness";
+import { get } from "../local/http";
+import { REPO_ROOT } from "../local/backend";
 
 const LOCAL_STACK = "local";
 

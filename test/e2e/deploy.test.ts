@@ -4,9 +4,11 @@ import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
 import { Client } from "pg";
-import { REPO_ROOT } from "../support/engine";
-import { DeployHarness, get, trafficLoop } from "../support/deployHarness";
-import { localConfig, outputOf, setPlainConfig } from "../support/localStack";
+import { REPO_ROOT } from "../../local/backend";
+import { DeployHarness } from "../../local/harness";
+import { get } from "../../local/http";
+import { trafficLoop } from "../support/traffic";
+import { localConfig, outputOf, setPlainConfig } from "../../local/stack";
 
 /** A local Slack-compatible webhook receiver: keeps every JSON body posted to it. */
 async function webhookReceiver(): Promise<{ url: string; received: any[]; close(): void }> {

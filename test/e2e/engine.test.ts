@@ -2,7 +2,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
-import { REPO_ROOT, TempBackend, requirePulumi } from "../support/engine";
+import { REPO_ROOT, TempBackend, requirePulumi } from "../../local/backend";
 
 const TINY = path.join(REPO_ROOT, "test", "fixtures", "tiny");
 

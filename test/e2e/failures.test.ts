@@ -3,10 +3,11 @@ import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { Client } from "pg";
-import { REPO_ROOT } from "../support/engine";
-import { DeployHarness, trafficLoop } from "../support/deployHarness";
-import { addVersion } from "../support/exampleRepos";
-import { localConfig, outputOf, setPlainConfig } from "../support/localStack";
+import { REPO_ROOT } from "../../local/backend";
+import { DeployHarness } from "../../local/harness";
+import { trafficLoop } from "../support/traffic";
+import { addVersion } from "../../local/exampleRepos";
+import { localConfig, outputOf, setPlainConfig } from "../../local/stack";
 
 /** The release dir the `current` symlink of an app points at. */
 function currentSha(h: DeployHarness, app: string): string {

@@ -3,10 +3,10 @@ import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as os from "os";
 import * as path from "path";
-import { REPO_ROOT, RunResult, TempBackend, requirePulumi } from "../support/engine";
-import { makeExampleRepos } from "../support/exampleRepos";
-import { localConfig, outputOf } from "../support/localStack";
-import { LocalTarget } from "../support/target";
+import { REPO_ROOT, RunResult, TempBackend, requirePulumi } from "../../local/backend";
+import { makeExampleRepos } from "../../local/exampleRepos";
+import { localConfig, outputOf } from "../../local/stack";
+import { LocalTarget } from "../../local/target";
 import { WEEKDAYS } from "../../lib/deployWindow";
 
 /**

@@ -6,12 +6,13 @@ import { AddressInfo } from "net";
 import * as os from "os";
 import * as path from "path";
 import { Client } from "pg";
-import { REPO_ROOT, RunResult, TempBackend, requirePulumi } from "../support/engine";
-import { makeExampleRepos } from "../support/exampleRepos";
-import { localConfig, outputOf, removeStackFile, setPlainConfig, writeStack, LocalStackOptions } from "../support/localStack";
-import { get, readJournal } from "../support/deployHarness";
-import { PostgresInstance, startPostgres } from "../support/postgres";
-import { LocalTarget, freePort, startLocalTarget } from "../support/target";
+import { REPO_ROOT, RunResult, TempBackend, requirePulumi } from "../../local/backend";
+import { makeExampleRepos } from "../../local/exampleRepos";
+import { localConfig, outputOf, removeStackFile, setPlainConfig, writeStack, LocalStackOptions } from "../../local/stack";
+import { readJournal } from "../../local/harness";
+import { get } from "../../local/http";
+import { PostgresInstance, startPostgres } from "../../local/postgres";
+import { LocalTarget, freePort, startLocalTarget } from "../../local/target";
 
 const journal = (target: LocalTarget) => readJournal(target.root);
 

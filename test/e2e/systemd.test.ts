@@ -6,13 +6,13 @@ import * as path from "path";
 import { parseDeployConfig } from "../../lib/config";
 import { SYSTEMD_UNIT_DIR, systemdUnit } from "../../lib/scripts";
 import { quote } from "../../lib/shell";
-import { REPO_ROOT, TempBackend, requirePulumi } from "../support/engine";
-import { makeExampleRepos } from "../support/exampleRepos";
-import { LocalStackOptions, localConfig, outputOf, removeStackFile, setPlainConfig, writeStack } from "../support/localStack";
-import { PostgresInstance, startPostgres } from "../support/postgres";
+import { REPO_ROOT, TempBackend, requirePulumi } from "../../local/backend";
+import { makeExampleRepos } from "../../local/exampleRepos";
+import { LocalStackOptions, localConfig, outputOf, removeStackFile, setPlainConfig, writeStack } from "../../local/stack";
+import { PostgresInstance, startPostgres } from "../../local/postgres";
 import { SystemdHost, startSystemdHost } from "../support/systemdHost";
-import { freePort } from "../support/target";
-import { get } from "../support/deployHarness";
+import { freePort } from "../../local/target";
+import { get } from "../../local/http";
 
 // The systemd path of the deploy (apps.orchestrator.manager: systemd), with the real engine,
 // against a real systemd (PID 1 of a container: test/support/systemdHost.ts) reached over SSH.

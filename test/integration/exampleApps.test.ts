@@ -4,8 +4,8 @@ import * as fs from "fs";
 import * as http from "http";
 import * as os from "os";
 import * as path from "path";
-import { EXAMPLES_DIR, addCommit, makeExampleRepos } from "../support/exampleRepos";
-import { PostgresInstance, freePort, startPostgres } from "../support/postgres";
+import { EXAMPLES_DIR, addCommit, makeExampleRepos } from "../../local/exampleRepos";
+import { PostgresInstance, freePort, startPostgres } from "../../local/postgres";
 
 const JWT_SECRET = "integration-secret";
 

@@ -6,7 +6,7 @@ import * as path from "path";
 import { Client } from "pg";
 import { DeployConfig, parseDeployConfig } from "../../lib/config";
 import { backupScript, lockScript } from "../../lib/scripts";
-import { PostgresInstance, startPostgres } from "../support/postgres";
+import { PostgresInstance, startPostgres } from "../../local/postgres";
 import { validRaw } from "../support/validConfig";
 
 /** Runs a built script with bash, as the Command resource does on a server. */

@@ -1,7 +1,7 @@
 import * as assert from "assert";
 import * as http from "http";
 import { Client } from "ssh2";
-import { accepts, freePort, LocalTarget, startLocalTarget } from "../support/target";
+import { accepts, freePort, LocalTarget, startLocalTarget } from "../../local/target";
 
 interface Exec {
   code: number | null;

@@ -12,8 +12,8 @@ import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { accepts, freePort } from "./target";
-import { nginxReloadScript } from "./nginxReload";
+import { accepts, freePort } from "../../local/target";
+import { nginxReloadScript } from "../../local/nginxReload";
 
 export interface SystemdHost {
   /** hostKey is the "ssh-ed25519 AAAA..." line of the container's sshd host key, to pin. */

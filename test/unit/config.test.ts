@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
 import { ConfigError, parseDeployConfig } from "../../lib/config";
-import { REPO_ROOT } from "../support/engine";
+import { REPO_ROOT } from "../../local/backend";
 import { validRaw } from "../support/validConfig";
 
 const secrets = { sshPrivateKey: true, databaseUrl: true };

@@ -1,9 +1,12 @@
+// The engine's side of a local deploy: a throwaway file state backend with its passphrase and
+// the pulumi CLI run against it (needs `pulumi` on PATH: scripts/install-pulumi.sh).
 import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-export const REPO_ROOT = path.resolve(__dirname, "..", "..");
+/** The project (Pulumi.yaml, the `local` stack file). */
+export const REPO_ROOT = path.resolve(__dirname, "..");
 
 /** Fails (never skips) when the engine is missing: the test command installs it first. */
 export function requirePulumi(): void {

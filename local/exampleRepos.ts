@@ -1,3 +1,5 @@
+// Git repositories of the example apps (examples/), made on the spot with tagged versions: what a
+// local deploy clones.
 import { execFile } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
@@ -5,7 +7,7 @@ import { promisify } from "util";
 
 const execFileAsync = promisify(execFile);
 
-export const EXAMPLES_DIR = path.resolve(__dirname, "..", "..", "examples");
+export const EXAMPLES_DIR = path.resolve(__dirname, "..", "examples");
 
 // Fixed identity and dates (one hour apart per commit) make every run produce
 // the same commit ids, and keep the user's git config out of the picture.

@@ -229,7 +229,7 @@ export async function startLocalTarget(opts: { root?: string } = {}): Promise<Lo
     const isRoot = process.getuid?.() === 0;
     fs.writeFileSync(
       confPath,
-      `# The local target's nginx (test/support/target.ts).
+      `# The local target's nginx (local/target.ts).
 ${isRoot ? "user www-data;\n" : "" /* the compiled-in default group "nobody" is missing on Debian */}daemon off;
 worker_processes 1;
 pid ${ngxDir}/nginx.pid;

@@ -1,7 +1,9 @@
+// The `local` stack (and the tests' stacks): its config for the example system on a local target,
+// and its stack file at the project root.
 import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
-import { TempBackend, REPO_ROOT, RunResult } from "./engine";
+import { TempBackend, REPO_ROOT, RunResult } from "./backend";
 import { LocalTarget } from "./target";
 
 /** What the stack config needs of a target: the PM2 LocalTarget or the SystemdHost. */

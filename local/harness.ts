@@ -1,17 +1,18 @@
 import * as fs from "fs";
-import * as http from "http";
 import * as os from "os";
 import * as path from "path";
-import { REPO_ROOT, RunResult, TempBackend, requirePulumi } from "./engine";
+import { REPO_ROOT, RunResult, TempBackend, requirePulumi } from "./backend";
 import { makeExampleRepos } from "./exampleRepos";
-import { LocalStackOptions, localConfig, removeStackFile, setPlainConfig, writeStack } from "./localStack";
+import { get } from "./http";
+import { LocalStackOptions, localConfig, removeStackFile, setPlainConfig, writeStack } from "./stack";
 import { PostgresInstance, startPostgres } from "./postgres";
 import { LocalTarget, freePort, startLocalTarget } from "./target";
 
 /**
- * Everything an end-to-end deploy test needs, started for real: the engine's file backend, a
- * local target (sshd, nginx, PM2), a throwaway PostgreSQL, the example repos, and a stack of
- * this project configured to deploy them.
+ * Everything a local deploy needs, started for real: the engine's file backend, a local target
+ * (sshd, nginx, PM2), a throwaway PostgreSQL, the example repos, and a stack of this project
+ * configured to deploy them. The main command (`tools/deploy-local.ts`) starts and stops it; the
+ * e2e tests and the bench also change its config, run `pulumi up` timed, and read its outputs.
  */
 export class DeployHarness {
   backend!: TempBackend;
@@ -101,52 +102,4 @@ export function readJournal(root: string): any[] {
         .filter(Boolean)
         .map((l) => JSON.parse(l))
     : [];
-}
-
-/**
- * GET on a new connection, as a new visitor would; resolves with status and body (status 0 and
- * the socket error on a network failure).
- */
-export function get(port: number, p: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = http.get({ host: "127.0.0.1", port, path: p, agent: false, timeout: 5000 }, (res) => {
-      let body = "";
-      res.on("data", (d) => (body += d));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on("error", (err) => resolve({ status: 0, body: String(err) }));
-    });
-    req.on("timeout", () => req.destroy(new Error("timed out after 5 s")));
-    req.on("error", (err) => resolve({ status: 0, body: String(err) }));
-  });
-}
-
-/**
- * A steady, bounded stream of requests to the public port until finished; every answer that is
- * not a 200 is a failure. `versions` counts which version /health answered.
- */
-export function trafficLoop(port: number, maxRequests = 50_000, maxMs = 15 * 60_000) {
-  let stop = false;
-  const failures: string[] = [];
-  const versions: Record<string, number> = {};
-  let sent = 0;
-  const started = Date.now();
-  const done = (async () => {
-    while (!stop && sent < maxRequests && Date.now() - started < maxMs) {
-      const p = sent % 2 === 0 ? "/health" : "/api/common/indicadores";
-      sent++;
-      const r = await get(port, p);
-      if (r.status !== 200) failures.push(`${p}: ${r.status} ${r.body.slice(0, 120)}`);
-      else if (p === "/health") {
-        const v = JSON.parse(r.body).version;
-        versions[v] = (versions[v] ?? 0) + 1;
-      }
-    }
-  })();
-  return {
-    async finish() {
-      stop = true;
-      await done;
-      return { sent, failures, versions };
-    },
-  };
 }

@@ -1,3 +1,5 @@
+// A throwaway PostgreSQL cluster (Debian's server binaries: initdb + pg_ctl) on a loopback port,
+// the database of a local deploy.
 import { spawn, spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
