@@ -1,9 +1,10 @@
+import { randomBytes } from "crypto";
 import * as os from "os";
 import * as pulumi from "@pulumi/pulumi";
 import { Deployment } from "./components";
 import { ConfigError, parseDeployConfig } from "./lib/config";
 import { resolveRef } from "./lib/git";
-import { deployPlan, previousShasOf } from "./lib/plan";
+import { deployPlan, previousOf } from "./lib/plan";
 
 // Config is read and validated once, before any resource exists: a bad value stops preview here.
 const cfg = new pulumi.Config();
@@ -42,13 +43,20 @@ const deployment = new Deployment("nostromo", {
   jwtSecret,
   deployer: `${os.userInfo().username}@${os.hostname()}`,
   notifyWebhookUrl,
+  // This run's hold on the server lock: every step checks it, so nothing changes a server
+  // without this update holding its lock (a retry takes it again).
+  lease: `${pulumi.getStack()}/${new Date().toISOString()}-${randomBytes(4).toString("hex")}`,
 });
 
 export const url = deployment.url;
 export const apps = deployment.apps;
 export const backup = deployment.backup;
 export const smokeTests = deployment.smokePassed;
-// What this deploy brings and runs, per app, beside what the stack's last deploy brought (read from its own outputs).
-export const plan = new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`)
-  .getOutput("plan")
-  .apply((last) => deployPlan(config, shas, previousShasOf(last)));
+// What this deploy brings and runs, per app, and why, beside what the stack's last deploy brought
+// (read from its own outputs): a new commit, environment keys or config fields (names only).
+export const plan = pulumi
+  .all([
+    new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`).getOutput("plan"),
+    deployment.digests,
+  ])
+  .apply(([last, digests]) => deployPlan(config, shas, digests, previousOf(last)));

@@ -1,15 +1,16 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AppConfig, DeployConfig } from "../lib/config";
+import { AppConfig } from "../lib/config";
 import { releaseScript } from "../lib/scripts";
-import { Command, SshConnection } from "./command";
+import { COMPONENT_TYPE, STEP } from "../lib/steps";
+import { Command } from "./command";
+import { ServerTarget, resultField, serverStep } from "./step";
 
 export interface AppReleaseArgs {
-  readonly config: DeployConfig;
+  readonly target: ServerTarget;
   readonly app: AppConfig;
-  readonly connection: pulumi.Input<SshConnection>;
   /** The commit the app's ref resolved to. */
   readonly sha: string;
-  /** The app's .env (secret): written 0600 into shared/<app>/ and linked into the release. */
+  /** The app's .env (secret): written 0600 into shared/<app>/ and linked into the release; a change re-runs the step. */
   readonly envFile: pulumi.Input<string>;
 }
 
@@ -18,23 +19,21 @@ export class AppRelease extends pulumi.ComponentResource {
   readonly step: Command;
   /** Commits since the release that served before (`<short sha> <subject>`). */
   readonly changelog: pulumi.Output<string[]>;
+  /** The SHA that served before (empty: none). */
   readonly previousSha: pulumi.Output<string>;
 
   constructor(name: string, args: AppReleaseArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("nostromo:appRelease:AppRelease", name, {}, opts);
-    this.step = new Command(
-      `${name}-build`,
-      {
-        connection: args.connection,
-        create: releaseScript(args.config, args.app, args.sha),
-        stdin: args.envFile,
-        triggers: [args.sha],
-      },
-      { parent: this, dependsOn: opts?.dependsOn },
+    super(COMPONENT_TYPE.release, name, {}, opts);
+    this.step = serverStep(
+      this,
+      name,
+      args.target,
+      STEP.release,
+      { app: args.app.name, create: releaseScript(args.target.config, args.app, args.sha), stdin: args.envFile, triggers: [args.sha] },
+      opts?.dependsOn,
     );
-    const lines = this.step.stdout.apply((out) => out.split("\n"));
-    this.changelog = lines.apply((ls) => ls.filter((l) => l.startsWith("changelog: ")).map((l) => l.slice("changelog: ".length)));
-    this.previousSha = lines.apply((ls) => (ls.find((l) => l.startsWith("previous=")) ?? "previous=none").slice("previous=".length));
+    this.changelog = resultField(this.step, this, "changelog").apply((c) => c.split("\n").filter(Boolean));
+    this.previousSha = resultField(this.step, this, "previous");
     this.registerOutputs({ changelog: this.changelog, previousSha: this.previousSha });
   }
 }

@@ -1,53 +1,61 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AppConfig, DeployConfig } from "../lib/config";
-import { cutoverScript } from "../lib/scripts";
-import { Command, SshConnection } from "./command";
+import { AppConfig } from "../lib/config";
+import { CutoverTarget, cutoverCheckScript, cutoverScript } from "../lib/scripts";
+import { COMPONENT_TYPE, STEP } from "../lib/steps";
+import { Command } from "./command";
+import { ServerTarget, resultField, serverStep } from "./step";
 
 export interface CutoverApp {
   readonly app: AppConfig;
   readonly sha: string;
+  /** Digest of the app's .env (node apps: idle slots started with another one are restarted). */
+  readonly envDigest: pulumi.Input<string>;
   /** The checked slot to send traffic to (node apps). */
   readonly slot?: pulumi.Input<string>;
   readonly port?: pulumi.Input<number>;
 }
 
 export interface CutoverArgs {
-  readonly config: DeployConfig;
-  readonly connection: pulumi.Input<SshConnection>;
+  readonly target: ServerTarget;
   readonly apps: CutoverApp[];
 }
 
 /**
- * Traffic switch and smoke tests as one step: each app is switched atomically to its checked
- * release, the smoke steps run through the public port, and a failure switches every app back.
- * One step because a failed smoke test must leave no switch recorded in the state, so that the
- * next `pulumi up` switches and tests again rather than believing the switch happened.
+ * Traffic switch and smoke tests as one step, all or nothing: every app's release is verified,
+ * every app switched, the smoke steps run through the public port, and a failure anywhere after
+ * the first switch switches every app back. One step because a failed cutover must leave no
+ * switch recorded in the state, so that the next `pulumi up` switches and tests again. `pulumi
+ * refresh` asks the server whether each app still serves what it was switched to.
  */
 export class Cutover extends pulumi.ComponentResource {
   readonly step: Command;
   /** Names of the smoke steps that passed. */
   readonly smokePassed: pulumi.Output<string[]>;
+  /** `app=<sha12>[/slot]` per app, as the server served after the cutover. */
+  readonly serving: pulumi.Output<string>;
 
   constructor(name: string, args: CutoverArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("nostromo:cutover:Cutover", name, {}, opts);
-    const targets = pulumi
-      .all(args.apps.map((a) => pulumi.all([a.slot, a.port])))
-      .apply((slots) => args.apps.map((a, i) => ({ app: a.app, sha: a.sha, slot: slots[i][0], port: slots[i][1] })));
-    this.step = new Command(
-      `${name}-switch-and-smoke`,
+    super(COMPONENT_TYPE.cutover, name, {}, opts);
+    const { config } = args.target;
+    const targets: pulumi.Output<CutoverTarget[]> = pulumi
+      .all(args.apps.map((a) => pulumi.all([a.slot, a.port, a.envDigest])))
+      .apply((known) =>
+        args.apps.map((a, i) => ({ app: a.app, sha: a.sha, slot: known[i][0], port: known[i][1], envDigest: known[i][2] })),
+      );
+    this.step = serverStep(
+      this,
+      name,
+      args.target,
+      STEP.cutover,
       {
-        connection: args.connection,
-        create: targets.apply((t) => cutoverScript(args.config, t, args.config.smoke)),
-        triggers: [JSON.stringify(Object.fromEntries(args.apps.map((a) => [a.app.name, a.sha])))],
+        create: targets.apply((t) => cutoverScript(config, t, config.smoke)),
+        triggers: [pulumi.all(args.apps.map((a) => pulumi.all([a.app.name, a.sha, a.envDigest])))],
+        check: targets.apply((t) => cutoverCheckScript(config, t)),
       },
-      { parent: this, dependsOn: opts?.dependsOn },
+      opts?.dependsOn,
     );
-    this.smokePassed = this.step.stdout.apply((out) =>
-      out
-        .split("\n")
-        .filter((l) => l.startsWith("smoke ok: "))
-        .map((l) => l.slice(10)),
-    );
-    this.registerOutputs({ smokePassed: this.smokePassed });
+    this.smokePassed = resultField(this.step, this, "smoke").apply((s) => s.split("\n").filter(Boolean));
+    this.serving = resultField(this.step, this, "serving");
+    this.registerOutputs({ smokePassed: this.smokePassed, serving: this.serving });
   }
 }

@@ -1,15 +1,17 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DeployConfig } from "../lib/config";
 import { backupScript } from "../lib/scripts";
-import { Command, SshConnection } from "./command";
+import { COMPONENT_TYPE, STEP } from "../lib/steps";
+import { Command } from "./command";
+import { ServerTarget, resultField, serverStep } from "./step";
 
 export interface DatabaseBackupArgs {
-  readonly config: DeployConfig;
-  readonly connection: pulumi.Input<SshConnection>;
+  readonly target: ServerTarget;
   /** Database URL (a Pulumi secret): reaches the server on stdin only. */
   readonly databaseUrl: pulumi.Input<string>;
-  /** SHAs of the apps whose migrations follow: a new one takes a new backup. */
-  readonly before: Record<string, string>;
+  /** What each migration that follows runs for (app → SHA and env digest): a change takes a new backup. */
+  readonly before: pulumi.Input<Record<string, string>>;
+  /** Names the backup file (the SHAs of the migrating apps). */
+  readonly label: string;
 }
 
 export interface BackupInfo {
@@ -25,22 +27,26 @@ export class DatabaseBackup extends pulumi.ComponentResource {
   readonly step: Command;
 
   constructor(name: string, args: DatabaseBackupArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("nostromo:databaseBackup:DatabaseBackup", name, {}, opts);
-    const label =
-      Object.values(args.before)
-        .map((sha) => sha.slice(0, 12))
-        .join("-") || "manual";
-    this.step = new Command(
-      `${name}-dump`,
+    super(COMPONENT_TYPE.backup, name, {}, opts);
+    this.step = serverStep(
+      this,
+      name,
+      args.target,
+      STEP.backup,
       {
-        connection: args.connection,
-        create: backupScript(args.config, label),
+        create: backupScript(args.target.config, args.label || "manual"),
         stdin: pulumi.interpolate`${args.databaseUrl}\n`,
-        triggers: [JSON.stringify(args.before)],
+        triggers: [pulumi.output(args.before).apply((b) => JSON.stringify(b))],
       },
-      { parent: this, dependsOn: opts?.dependsOn },
+      opts?.dependsOn,
     );
-    this.info = this.step.stdout.apply((out) => JSON.parse(out.split("\n").pop() ?? "{}") as BackupInfo);
+    const field = (f: string) => resultField(this.step, this, f);
+    this.info = pulumi.all([field("path"), field("size"), field("sha256"), field("time")]).apply(([path, size, sha256, time]) => ({
+      path,
+      size: Number(size),
+      sha256,
+      time,
+    }));
     this.registerOutputs({ info: this.info });
   }
 }

@@ -1,14 +1,15 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DeployConfig } from "../lib/config";
 import { recordScript } from "../lib/scripts";
-import { Command, SshConnection } from "./command";
+import { COMPONENT_TYPE, STEP } from "../lib/steps";
+import { Command } from "./command";
+import { ServerTarget, resultField, serverStep } from "./step";
 
 export interface DeployRecordArgs {
-  readonly config: DeployConfig;
-  readonly connection: pulumi.Input<SshConnection>;
-  /** The journal line (who, when, refs, SHAs, backup); duration is added on the server. */
+  readonly target: ServerTarget;
+  /** The journal line (who, refs, SHAs, backup, what serves); duration is added on the server. */
   readonly entry: pulumi.Input<Record<string, unknown>>;
-  readonly refs: Record<string, string>;
+  /** The steps of this deploy: when any of them ran in this update, the record is written. */
+  readonly steps: Command[];
 }
 
 /** One line in deploys.jsonl, old releases pruned, the server lock released. */
@@ -18,14 +19,23 @@ export class DeployRecord extends pulumi.ComponentResource {
   readonly durationSeconds: pulumi.Output<number>;
 
   constructor(name: string, args: DeployRecordArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("nostromo:deployRecord:DeployRecord", name, {}, opts);
-    const text = pulumi.output(args.entry).apply((entry) => recordScript(args.config, entry, args.config.releasesToKeep));
-    this.step = new Command(
-      `${name}-append`,
-      { connection: args.connection, create: text, triggers: [JSON.stringify(args.refs)] },
-      { parent: this, dependsOn: opts?.dependsOn },
+    super(COMPONENT_TYPE.record, name, {}, opts);
+    const { config } = args.target;
+    // Each step's result names the update (lease) that last ran it: a new lease anywhere means
+    // this update changed the server, whatever the reason (a commit, the environment, a retry).
+    const ranBy = pulumi.all(args.steps.map((s) => s.result.apply((r) => String((r as { lease?: unknown } | undefined)?.lease ?? ""))));
+    this.step = serverStep(
+      this,
+      name,
+      args.target,
+      STEP.record,
+      {
+        create: pulumi.output(args.entry).apply((entry) => recordScript(config, entry, config.releasesToKeep)),
+        triggers: [ranBy],
+      },
+      opts?.dependsOn,
     );
-    this.durationSeconds = this.step.stdout.apply((out) => Number(/duration=(\d+)/.exec(out)?.[1] ?? 0));
+    this.durationSeconds = resultField(this.step, this, "durationSeconds").apply(Number);
     this.registerOutputs({ durationSeconds: this.durationSeconds });
   }
 }

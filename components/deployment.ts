@@ -1,7 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../lib/config";
-import { renderEnvFile } from "../lib/scripts";
+import { entryDigests, hmacHex } from "../lib/digest";
+import { envEntries, renderEnvFile, sha256 } from "../lib/scripts";
+import { COMPONENT_TYPE, STEP } from "../lib/steps";
 import { AppRelease } from "./appRelease";
+import { Command } from "./command";
 import { DatabaseBackup } from "./databaseBackup";
 import { DeployRecord } from "./deployRecord";
 import { GeneratedSecret } from "./generatedSecret";
@@ -25,6 +28,8 @@ export interface DeploymentArgs {
   readonly deployer: string;
   /** Slack-compatible incoming webhook (secret), told of the deploy's start and success. */
   readonly notifyWebhookUrl?: pulumi.Input<string>;
+  /** This update's lease on the server lock (`<stack>/<unique id>`), new on every run. */
+  readonly lease: string;
 }
 
 export interface AppOutputs {
@@ -35,24 +40,65 @@ export interface AppOutputs {
   changelog: string[];
 }
 
+/** What reaches an app's server beside its commit, as digests (values never leave the secret path). */
+export interface AppDigests {
+  /** Of the whole .env: re-runs the steps that use it. */
+  env: string;
+  /** Per .env key, and per app config field: the plan names what changed. */
+  envKeys: Record<string, string>;
+  configKeys: Record<string, string>;
+}
+
 /**
  * One deploy of the whole system:
  * server (preflight, lock) → backup → per app: release → migration → new slot + health gate
- * → cutover (switch every app, smoke tests, switch back on failure) → journal line (and unlock).
+ * → cutover (verify every app, switch every app, smoke tests, switch back on failure) → journal
+ * line (and unlock). Each app's desired state is its commit plus the digest of its .env and of
+ * its config; a change of any of it goes through the same lock, gate, cutover and journal.
  */
 // A component's dependsOn does not reach its children: each component passes it on to its steps.
 export class Deployment extends pulumi.ComponentResource {
   readonly apps: pulumi.Output<Record<string, AppOutputs>>;
+  readonly digests: pulumi.Output<Record<string, AppDigests>>;
   readonly backup?: pulumi.Output<unknown>;
   readonly smokePassed: pulumi.Output<string[]>;
   readonly url: string;
 
   constructor(name: string, args: DeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("nostromo:deployment:Deployment", name, {}, opts);
+    super(COMPONENT_TYPE.deployment, name, {}, opts);
     const { config, shas } = args;
     const child = { parent: this };
-    const server = new Server(`${name}-server`, { config, privateKey: args.sshPrivateKey, refs: shas }, child);
-    const connection = server.connection;
+    const jwtSecret = args.jwtSecret ?? new GeneratedSecret(`${name}-jwt-secret`, { bytes: 48 }, child).value;
+    const digestKey = new GeneratedSecret(`${name}-digest-key`, { bytes: 32 }, child).value;
+
+    // Per app: the rendered .env (secret) and the digests of what reaches its server.
+    const envFiles: Record<string, pulumi.Output<string>> = {};
+    const digests: Record<string, pulumi.Output<AppDigests>> = {};
+    for (const app of config.apps) {
+      const secrets = app.usesDatabase ? pulumi.all({ DATABASE_URL: args.databaseUrl!, JWT_SECRET: jwtSecret }) : pulumi.output({});
+      const entries = secrets.apply((s) => envEntries(app, s as Record<string, string>));
+      envFiles[app.name] = pulumi.secret(secrets.apply((s) => renderEnvFile(app, s as Record<string, string>)));
+      const { env: _env, ...appConfig } = app;
+      digests[app.name] = pulumi.unsecret(
+        pulumi.all([digestKey, entries, envFiles[app.name]]).apply(([key, e, file]) => ({
+          env: hmacHex(key, file).slice(0, 32),
+          envKeys: entryDigests(key, e),
+          configKeys: entryDigests(key, appConfig),
+        })),
+      );
+    }
+    const envDigest = (app: string) => digests[app].apply((d) => d.env);
+    // Migrations run again for a new commit or a new database, not for every rotated secret.
+    const databaseDigest = (app: string) => digests[app].apply((d) => d.envKeys.DATABASE_URL ?? "");
+    const desired = pulumi
+      .all([pulumi.all(digests), pulumi.output(shas)])
+      .apply(([d, s]) =>
+        sha256(JSON.stringify({ shas: s, env: Object.fromEntries(Object.entries(d).map(([n, v]) => [n, v.env])), config })),
+      );
+
+    const server = new Server(`${name}-server`, { config, privateKey: args.sshPrivateKey, lease: args.lease, desired }, child);
+    const target = server.target;
+    const after = { parent: this, dependsOn: [server.locked] };
 
     const migrating = config.apps.filter((a) => a.migrate);
     const backup =
@@ -60,52 +106,47 @@ export class Deployment extends pulumi.ComponentResource {
         ? new DatabaseBackup(
             `${name}-backup`,
             {
-              config,
-              connection,
+              target,
               databaseUrl: args.databaseUrl!,
-              before: Object.fromEntries(migrating.map((a) => [a.name, shas[a.name]])),
+              before: pulumi.all(
+                Object.fromEntries(migrating.map((a) => [a.name, pulumi.interpolate`${shas[a.name]}:${databaseDigest(a.name)}`])),
+              ),
+              label: migrating.map((a) => shas[a.name].slice(0, 12)).join("-"),
             },
-            { parent: this, dependsOn: [server.locked] },
+            after,
           )
         : undefined;
 
-    const jwtSecret = args.jwtSecret ?? new GeneratedSecret(`${name}-jwt-secret`, { bytes: 48 }, child).value;
-    const site = config.nginx.site
-      ? new NginxSite(`${name}-nginx`, { config, connection }, { parent: this, dependsOn: [server.locked] })
-      : undefined;
-
+    const site = config.nginx.site ? new NginxSite(`${name}-nginx`, { target }, after) : undefined;
+    const steps: Command[] = [server.locked, ...(backup ? [backup.step] : []), ...(site ? [site.step] : [])];
     const ready: pulumi.Resource[] = site ? [site.step] : [];
     const cutoverApps: CutoverApp[] = [];
     const appOutputs: Record<string, pulumi.Output<AppOutputs>> = {};
     for (const app of config.apps) {
       const sha = shas[app.name];
-      const envFile = pulumi.secret(
-        app.usesDatabase
-          ? pulumi
-              .all([args.databaseUrl!, jwtSecret])
-              .apply(([DATABASE_URL, JWT_SECRET]) => renderEnvFile(app, { DATABASE_URL, JWT_SECRET }))
-          : pulumi.output(renderEnvFile(app, {})),
-      );
-      const release = new AppRelease(
-        `${name}-${app.name}-release`,
-        { config, app, connection, sha, envFile },
-        { parent: this, dependsOn: [server.locked] },
-      );
-      let last: pulumi.Resource = release.step;
+      const release = new AppRelease(`${name}-${app.name}-release`, { target, app, sha, envFile: envFiles[app.name] }, after);
+      steps.push(release.step);
+      let last: Command = release.step;
       if (app.migrate) {
         last = new Migration(
           `${name}-${app.name}-migration`,
-          { config, app, connection, sha, backupPath: backup?.info.path },
+          { target, app, sha, databaseDigest: databaseDigest(app.name), backupPath: backup?.info.path },
           { parent: this, dependsOn: [release.step, ...(backup ? [backup.step] : [])] },
         ).step;
+        steps.push(last);
       }
       let service: Service | undefined;
       if (app.kind === "node") {
-        service = new Service(`${name}-${app.name}-service`, { config, app, connection, sha }, { parent: this, dependsOn: [last] });
+        service = new Service(
+          `${name}-${app.name}-service`,
+          { target, app, sha, envDigest: envDigest(app.name) },
+          { parent: this, dependsOn: [last] },
+        );
         last = service.step;
+        steps.push(last);
       }
       ready.push(last);
-      cutoverApps.push({ app, sha, slot: service?.slot, port: service?.port });
+      cutoverApps.push({ app, sha, envDigest: envDigest(app.name), slot: service?.slot, port: service?.port });
       appOutputs[app.name] = pulumi.all([release.changelog, service?.slot]).apply(([changelog, slot]) => ({
         ref: app.ref,
         sha,
@@ -115,28 +156,31 @@ export class Deployment extends pulumi.ComponentResource {
       }));
     }
 
-    const cutover = new Cutover(`${name}-cutover`, { config, connection, apps: cutoverApps }, { parent: this, dependsOn: ready });
+    const cutover = new Cutover(`${name}-cutover`, { target, apps: cutoverApps }, { parent: this, dependsOn: ready });
+    steps.push(cutover.step);
     this.apps = pulumi.all(appOutputs);
+    this.digests = pulumi.all(digests);
     this.backup = backup?.info;
-    const entry = pulumi.all([this.apps, backup?.info]).apply(([apps, b]) => ({
+    const entry = pulumi.all([this.apps, backup?.info, cutover.serving]).apply(([apps, b, serving]) => ({
       stack: config.stack,
       deployer: args.deployer,
       result: "succeeded",
       apps: Object.fromEntries(Object.entries(apps).map(([n, a]) => [n, { ref: a.ref, sha: a.sha, version: a.version, slot: a.slot }])),
+      serving,
       backup: b?.path ?? null,
     }));
-    const record = new DeployRecord(
-      `${name}-record`,
-      { config, connection, entry, refs: shas },
-      { parent: this, dependsOn: [cutover.step] },
-    );
+    const record = new DeployRecord(`${name}-record`, { target, entry, steps }, { parent: this, dependsOn: [cutover.step] });
     if (args.notifyWebhookUrl) {
       const versions = Object.fromEntries(config.apps.map((a) => [a.name, a.version ?? a.ref]));
       const common = { stack: config.stack, versions, by: args.deployer, url: `http://${config.server.host}:${config.nginx.port}/` };
-      const triggers = [JSON.stringify(shas)];
       new Notification(
         `${name}-notify-start`,
-        { webhookUrl: args.notifyWebhookUrl, payload: notificationPayload({ kind: "start", ...common }), triggers },
+        {
+          kind: STEP.notifyStart,
+          webhookUrl: args.notifyWebhookUrl,
+          payload: notificationPayload({ kind: "start", ...common }),
+          triggers: [desired],
+        },
         { parent: this, dependsOn: [server.locked] },
       );
       const done = pulumi.all([record.durationSeconds, this.apps]).apply(([durationSeconds, apps]) =>
@@ -149,7 +193,12 @@ export class Deployment extends pulumi.ComponentResource {
       );
       new Notification(
         `${name}-notify-success`,
-        { webhookUrl: args.notifyWebhookUrl, payload: done, triggers },
+        {
+          kind: STEP.notifySuccess,
+          webhookUrl: args.notifyWebhookUrl,
+          payload: done,
+          triggers: [record.step.result.apply((r) => JSON.stringify(r))],
+        },
         { parent: this, dependsOn: [record.step] },
       );
     }

@@ -1,13 +1,16 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AppConfig, DeployConfig } from "../lib/config";
+import { AppConfig } from "../lib/config";
 import { migrateScript } from "../lib/scripts";
-import { Command, SshConnection } from "./command";
+import { COMPONENT_TYPE, STEP } from "../lib/steps";
+import { Command } from "./command";
+import { ServerTarget, serverStep } from "./step";
 
 export interface MigrationArgs {
-  readonly config: DeployConfig;
+  readonly target: ServerTarget;
   readonly app: AppConfig;
-  readonly connection: pulumi.Input<SshConnection>;
   readonly sha: string;
+  /** Digest of the app's DATABASE_URL: a new database is migrated too. */
+  readonly databaseDigest: pulumi.Input<string>;
   /** The backup taken just before (named in the error if the migration fails). */
   readonly backupPath?: pulumi.Input<string>;
 }
@@ -17,15 +20,18 @@ export class Migration extends pulumi.ComponentResource {
   readonly step: Command;
 
   constructor(name: string, args: MigrationArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("nostromo:migration:Migration", name, {}, opts);
-    this.step = new Command(
-      `${name}-run`,
+    super(COMPONENT_TYPE.migration, name, {}, opts);
+    this.step = serverStep(
+      this,
+      name,
+      args.target,
+      STEP.migration,
       {
-        connection: args.connection,
-        create: pulumi.output(args.backupPath).apply((backupPath) => migrateScript(args.config, args.app, args.sha, backupPath)),
-        triggers: [args.sha],
+        app: args.app.name,
+        create: pulumi.output(args.backupPath).apply((backupPath) => migrateScript(args.target.config, args.app, args.sha, backupPath)),
+        triggers: [args.sha, args.databaseDigest],
       },
-      { parent: this, dependsOn: opts?.dependsOn },
+      opts?.dependsOn,
     );
     this.registerOutputs({});
   }

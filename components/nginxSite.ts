@@ -1,11 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DeployConfig } from "../lib/config";
 import { nginxSiteScript } from "../lib/scripts";
-import { Command, SshConnection } from "./command";
+import { COMPONENT_TYPE, STEP } from "../lib/steps";
+import { Command } from "./command";
+import { ServerTarget, serverStep } from "./step";
 
 export interface NginxSiteArgs {
-  readonly config: DeployConfig;
-  readonly connection: pulumi.Input<SshConnection>;
+  readonly target: ServerTarget;
 }
 
 /** The nginx site serving the system (rewritten only when its text changes). */
@@ -13,12 +13,8 @@ export class NginxSite extends pulumi.ComponentResource {
   readonly step: Command;
 
   constructor(name: string, args: NginxSiteArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("nostromo:nginxSite:NginxSite", name, {}, opts);
-    this.step = new Command(
-      `${name}-install`,
-      { connection: args.connection, create: nginxSiteScript(args.config) },
-      { parent: this, dependsOn: opts?.dependsOn },
-    );
+    super(COMPONENT_TYPE.nginxSite, name, {}, opts);
+    this.step = serverStep(this, name, args.target, STEP.nginxSite, { create: nginxSiteScript(args.target.config) }, opts?.dependsOn);
     this.registerOutputs({});
   }
 }

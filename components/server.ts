@@ -1,29 +1,36 @@
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../lib/config";
-import { lockScript, preflightScript } from "../lib/scripts";
+import { lockScript } from "../lib/scripts";
+import { COMPONENT_TYPE, STEP } from "../lib/steps";
 import { Command, SshConnection } from "./command";
+import { ServerTarget, serverStep } from "./step";
 
 export interface ServerArgs {
   /** The validated deploy config. */
   readonly config: DeployConfig;
   /** SSH private key of the deploy user (a Pulumi secret). */
   readonly privateKey: pulumi.Input<string>;
-  /** What this deploy brings (app → SHA); a change re-runs preflight and takes the lock. */
-  readonly refs: Record<string, string>;
+  /** This update's lease on the server lock. */
+  readonly lease: string;
+  /** Digest of everything this deploy brings to the server: a change takes the lock first. */
+  readonly desired: pulumi.Input<string>;
 }
 
 /**
- * The target server: how to reach it, preflight checks before anything changes, and the
- * server-side deploy lock (released by the DeployRecord at the end).
+ * The target server: how to reach it, and the first step of a deploy, preflight checks and the
+ * server-side lock for this update. Every later step checks the lock too (lib/scripts/lock.ts),
+ * so a step re-run alone (a retry, an env change) is locked and checked all the same; the
+ * DeployRecord releases it at the end.
  */
 export class Server extends pulumi.ComponentResource {
   readonly connection: pulumi.Output<SshConnection>;
+  readonly target: ServerTarget;
   /** Depend on this to run after preflight and the lock. */
   readonly locked: Command;
 
   constructor(name: string, args: ServerArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("nostromo:server:Server", name, {}, opts);
-    const { server, stack } = args.config;
+    super(COMPONENT_TYPE.server, name, {}, opts);
+    const { server } = args.config;
     this.connection = pulumi.secret(
       pulumi.output(args.privateKey).apply((privateKey) => ({
         host: server.host,
@@ -34,17 +41,8 @@ export class Server extends pulumi.ComponentResource {
         insecureIgnoreHostKey: server.insecureIgnoreHostKey,
       })),
     );
-    const refs = JSON.stringify(args.refs);
-    const preflight = new Command(
-      `${name}-preflight`,
-      { connection: this.connection, create: preflightScript(args.config), triggers: [refs] },
-      { parent: this },
-    );
-    this.locked = new Command(
-      `${name}-lock`,
-      { connection: this.connection, create: lockScript(server, stack, refs), triggers: [refs] },
-      { parent: this, dependsOn: [preflight] },
-    );
+    this.target = { config: args.config, connection: this.connection, lease: args.lease };
+    this.locked = serverStep(this, name, this.target, STEP.lock, { create: lockScript(args.config), triggers: [args.desired] });
     this.registerOutputs({ connection: this.connection });
   }
 }

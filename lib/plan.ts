@@ -1,12 +1,22 @@
 /**
  * What a deploy will do, for a reviewer: per app the version and commit it brings (and the ones it
- * replaces), and the steps that will run. Exported as the stack output `plan`, so `pulumi preview`
- * in a pull request shows it as a diff (`1.2.2 (ab12cd34ef56) → 1.2.3 (0123456789ab)`).
- * Pure: config and SHAs in, a plain object out.
+ * replaces), what else changed on its way to the server (environment keys, config fields: names,
+ * never values) and the steps that will run. Exported as the stack output `plan`, so `pulumi
+ * preview` in a pull request shows it as a diff:
+ *   `orchestrator: 1.2.2 (ab12cd34ef56) → 1.2.3 (0123456789ab): build, backup, migrate, …`
+ *   `orchestrator: restart with new environment (JWT_SECRET, NODE_ENV changed): start + health check, switch`
+ * Pure: config, SHAs and digests in, a plain object out.
  */
 import { DeployConfig, versionOfRef } from "./config";
+import { changedKeys } from "./digest";
 
 export type PlanStep = "build" | "backup" | "migrate" | "start + health check" | "switch";
+
+/** Digests of what reaches an app's server beside its commit (components/deployment.ts). */
+export interface PlanDigests {
+  envKeys: Record<string, string>;
+  configKeys: Record<string, string>;
+}
 
 export interface AppPlan {
   ref: string;
@@ -14,9 +24,15 @@ export interface AppPlan {
   version?: string;
   /** What the stack served before this deploy (from its last outputs), when known. */
   previous?: { sha: string; version?: string };
-  /** new: first deploy of the app; upgrade: another commit; unchanged: nothing runs for it. */
-  change: "new" | "upgrade" | "unchanged";
+  /** new: first deploy; upgrade: another commit; restart: same commit, new environment or config. */
+  change: "new" | "upgrade" | "restart" | "unchanged";
+  /** .env keys and config fields whose value changed since the last deploy (names only). */
+  envChanged: string[];
+  configChanged: string[];
   steps: PlanStep[];
+  /** Digests the next deploy compares with. */
+  envKeys?: Record<string, string>;
+  configKeys?: Record<string, string>;
   /** One line: `orchestrator: 1.2.2 (ab12cd34ef56) → 1.2.3 (0123456789ab): build, backup, migrate, …`. */
   summary: string;
 }
@@ -26,26 +42,44 @@ export interface DeployPlan {
   apps: Record<string, AppPlan>;
 }
 
-/** A previous deploy's app → { sha, version }, as this module's own output holds it. */
-export type PreviousShas = Record<string, { sha: string; version?: string }>;
+/** A previous deploy's app → { sha, version, digests }, as this module's own output holds it. */
+export type PreviousApps = Record<
+  string,
+  { sha: string; version?: string; envKeys?: Record<string, string>; configKeys?: Record<string, string> }
+>;
 
 const short = (sha: string) => sha.slice(0, 12);
 const label = (v: { sha: string; version?: string }) => (v.version ? `${v.version} (${short(v.sha)})` : short(v.sha));
 
 /**
- * The plan of a deploy of `config` at `shas` (app → resolved commit), over `previous` (the last
- * deploy's; none: every app is listed as new). An app whose commit is unchanged runs nothing.
+ * The plan of a deploy of `config` at `shas` (app → resolved commit) with `digests` (unknown at a
+ * first preview), over `previous` (the last deploy's; none: every app is listed as new).
  */
-export function deployPlan(config: DeployConfig, shas: Record<string, string>, previous?: PreviousShas): DeployPlan {
+export function deployPlan(
+  config: DeployConfig,
+  shas: Record<string, string>,
+  digests: Record<string, PlanDigests> = {},
+  previous?: PreviousApps,
+): DeployPlan {
   const apps: Record<string, AppPlan> = {};
   for (const app of config.apps) {
     const sha = shas[app.name];
     const before = previous?.[app.name];
-    const change = !before ? "new" : before.sha === sha ? "unchanged" : "upgrade";
+    const now = digests[app.name];
+    const envChanged = now ? changedKeys(before?.envKeys, now.envKeys) : [];
+    const configChanged = now ? changedKeys(before?.configKeys, now.configKeys).filter((k) => k !== "ref" && k !== "version") : [];
+    const change = !before
+      ? "new"
+      : before.sha !== sha
+        ? "upgrade"
+        : envChanged.length + configChanged.length > 0
+          ? "restart"
+          : "unchanged";
     const steps: PlanStep[] = [];
     if (change !== "unchanged") {
-      steps.push("build");
-      if (app.migrate) {
+      if (change !== "restart") steps.push("build");
+      // Migrations run again for a new commit, or against a new database.
+      if (app.migrate && (change !== "restart" || envChanged.includes("DATABASE_URL"))) {
         if (config.backup.enabled) steps.push("backup");
         steps.push("migrate");
       }
@@ -53,28 +87,50 @@ export function deployPlan(config: DeployConfig, shas: Record<string, string>, p
       steps.push("switch");
     }
     const version = app.version ?? versionOfRef(app.ref);
-    const now = { sha, version };
-    const what = before ? (change === "unchanged" ? `${label(now)}, unchanged` : `${label(before)} → ${label(now)}`) : `new: ${label(now)}`;
+    const current = { sha, version };
+    const why = [
+      envChanged.length > 0 ? `new environment (${envChanged.join(", ")} changed)` : "",
+      configChanged.length > 0 ? `new config (${configChanged.join(", ")} changed)` : "",
+    ]
+      .filter(Boolean)
+      .join(", ");
+    const what = !before
+      ? `new: ${label(current)}`
+      : change === "upgrade"
+        ? `${label(before)} → ${label(current)}${why ? `, ${why}` : ""}`
+        : change === "restart"
+          ? `${label(current)}, restart with ${why}`
+          : `${label(current)}, unchanged`;
     apps[app.name] = {
       ref: app.ref,
       sha,
       ...(version ? { version } : {}),
-      ...(before ? { previous: before } : {}),
+      ...(before ? { previous: { sha: before.sha, ...(before.version ? { version: before.version } : {}) } } : {}),
       change,
+      envChanged,
+      configChanged,
       steps,
+      ...(now ? { envKeys: now.envKeys, configKeys: now.configKeys } : {}),
       summary: `${app.name}: ${what}${steps.length > 0 ? `: ${steps.join(", ")}` : ""}`,
     };
   }
   return { stack: config.stack, apps };
 }
 
-/** The previous deploy's SHAs from this stack's last `plan` output (anything else: none). */
-export function previousShasOf(lastPlan: unknown): PreviousShas | undefined {
-  const apps = (lastPlan as { apps?: Record<string, { sha?: unknown; version?: unknown }> } | undefined)?.apps;
+/** The previous deploy's apps from this stack's last `plan` output (anything else: none). */
+export function previousOf(lastPlan: unknown): PreviousApps | undefined {
+  const apps = (lastPlan as { apps?: Record<string, Record<string, unknown>> } | undefined)?.apps;
   if (!apps || typeof apps !== "object") return undefined;
-  const out: PreviousShas = {};
+  const isMap = (v: unknown): v is Record<string, string> => !!v && typeof v === "object" && !Array.isArray(v);
+  const out: PreviousApps = {};
   for (const [name, a] of Object.entries(apps)) {
-    if (typeof a?.sha === "string") out[name] = { sha: a.sha, ...(typeof a.version === "string" ? { version: a.version } : {}) };
+    if (typeof a?.sha !== "string") continue;
+    out[name] = {
+      sha: a.sha,
+      ...(typeof a.version === "string" ? { version: a.version } : {}),
+      ...(isMap(a.envKeys) ? { envKeys: a.envKeys } : {}),
+      ...(isMap(a.configKeys) ? { configKeys: a.configKeys } : {}),
+    };
   }
   return out;
 }

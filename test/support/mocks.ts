@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { STEP } from "../../lib/steps";
 
 export interface Registered {
   type: string;
@@ -22,7 +23,8 @@ export function installMocks(stack = "unit"): Registered[] {
         r.inputs = args.inputs;
         if (!byName.has(args.name)) registered.push(r);
         byName.set(args.name, r);
-        return { id: `${args.name}-id`, state: { ...args.inputs, stdout: mockStdout(args.name) } };
+        const result = mockResult(args.inputs.step);
+        return { id: `${args.name}-id`, state: { ...args.inputs, stdout: `nostromo-result ${JSON.stringify(result)}`, result } };
       },
       call: (args: pulumi.runtime.MockCallArgs) => {
         throw new Error(`unmocked call ${args.token}`);
@@ -46,12 +48,28 @@ export function installMocks(stack = "unit"): Registered[] {
   return registered;
 }
 
-/** What a step would print, so outputs parsed from stdout have a shape. */
-function mockStdout(name: string): string {
-  if (name.endsWith("-dump")) return '{"path":"/srv/backups/x.dump","size":10,"sha256":"abc","time":"20260101T000000Z"}';
-  if (name.endsWith("-start")) return "health ok\nslot=green port=8002";
-  if (name.endsWith("-build")) return "release built\nchangelog: abc123 Feature: admin indexes\nprevious=none";
-  return "mocked";
+/** What each kind of step (lib/steps.ts) would report in its result line, so outputs have a shape. */
+function mockResult(step: string | undefined): Record<string, string> {
+  const lease = "unit/mock-lease";
+  switch (step) {
+    case STEP.backup:
+      return { path: "/srv/backups/x.dump", size: "10", sha256: "abc", time: "20260101T000000Z", lease };
+    case STEP.slotStart:
+      return { slot: "green", port: "8002", lease };
+    case STEP.release:
+      return { built: "built", previous: "", changelog: "abc123 Feature: admin indexes", lease };
+    case STEP.cutover:
+      return {
+        switched: "orchestrator sevastopol",
+        serving: "orchestrator=aaaaaaaaaaaa/green sevastopol=bbbbbbbbbbbb",
+        smoke: "health",
+        lease,
+      };
+    case STEP.record:
+      return { durationSeconds: "12", lease };
+    default:
+      return { lease };
+  }
 }
 
 /** Everything `name` waits for, directly or not. */

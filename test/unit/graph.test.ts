@@ -1,6 +1,7 @@
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import { parseDeployConfig } from "../../lib/config";
+import { COMMAND_TYPE, STEP } from "../../lib/steps";
 import { Registered, closure, installMocks } from "../support/mocks";
 import { validRaw } from "../support/validConfig";
 
@@ -26,6 +27,7 @@ describe("unit: the deploy graph (mocks)", () => {
       databaseUrl: pulumi.secret(SECRETS.db),
       jwtSecret: pulumi.secret(SECRETS.jwt),
       deployer: "ops@laptop",
+      lease: "unit/lease-1",
     });
     const apps = await new Promise((resolve) => d.apps.apply(resolve));
     outputs = { apps };
@@ -38,7 +40,6 @@ describe("unit: the deploy graph (mocks)", () => {
     );
 
   it("orders backup → migrate → new slot + health → switch and smoke → record", () => {
-    runsAfter("nostromo-server-lock", "nostromo-server-preflight");
     runsAfter("nostromo-backup-dump", "nostromo-server-lock");
     runsAfter("nostromo-orchestrator-release-build", "nostromo-server-lock");
     runsAfter("nostromo-orchestrator-migration-run", "nostromo-backup-dump");
@@ -52,15 +53,31 @@ describe("unit: the deploy graph (mocks)", () => {
     assert.ok(!migrateDeps.has("nostromo-orchestrator-service-start"), "the migration must not wait for the new slot");
   });
 
-  it("re-runs each app's steps only when its SHA changes", () => {
+  it("re-runs each app's steps when its SHA, its .env or its config changes, and every step carries the lease", () => {
     const cmd = (n: string) => registered.find((r) => r.name === n)!;
     assert.deepStrictEqual(cmd("nostromo-orchestrator-release-build").inputs.triggers, [SHAS.orchestrator]);
     assert.deepStrictEqual(cmd("nostromo-sevastopol-release-build").inputs.triggers, [SHAS.sevastopol]);
-    assert.deepStrictEqual(cmd("nostromo-backup-dump").inputs.triggers, [JSON.stringify({ orchestrator: SHAS.orchestrator })]);
+    // The .env travels on stdin, a re-run input: a new value rewrites it.
+    assert.ok(cmd("nostromo-orchestrator-release-build").inputs.stdin);
+    const [sha, envDigest] = cmd("nostromo-orchestrator-service-start").inputs.triggers;
+    assert.strictEqual(sha, SHAS.orchestrator);
+    assert.match(envDigest, /^[0-9a-f]{32}$/);
+    assert.ok(!envDigest.includes(SECRETS.jwt));
+    const backupTrigger = JSON.parse(cmd("nostromo-backup-dump").inputs.triggers[0]);
+    assert.match(backupTrigger.orchestrator, new RegExp(`^${SHAS.orchestrator}:[0-9a-f]{16}$`));
+    const commands = registered.filter((r) => r.type === COMMAND_TYPE);
+    for (const c of commands.filter((c) => !String(c.inputs.step).startsWith("notify"))) {
+      assert.strictEqual(c.inputs.lease, "unit/lease-1", `${c.name} has no lease`);
+      assert.ok(Object.values(STEP).includes(c.inputs.step), `${c.name}: unknown step ${c.inputs.step}`);
+    }
+    // The record runs when any step ran in this update (their results name the lease).
+    assert.deepStrictEqual(cmd("nostromo-record-append").inputs.triggers, [
+      commands.filter((c) => !String(c.inputs.step).startsWith("notify") && c.inputs.step !== STEP.record).map(() => "unit/mock-lease"),
+    ]);
   });
 
   it("puts no secret in any command's text", () => {
-    const commands = registered.filter((r) => r.type === "pulumi-nodejs:dynamic/nostromo:Command");
+    const commands = registered.filter((r) => r.type === COMMAND_TYPE);
     assert.ok(commands.length >= 10, `only ${commands.length} commands`);
     for (const c of commands) {
       for (const field of ["create", "update", "delete"]) {

@@ -1,7 +1,6 @@
 import * as assert from "assert";
 import { DeployConfig, ConfigError, parseDeployConfig } from "../../lib/config";
 import { isWithinWindow } from "../../lib/deployWindow";
-import { deployPlan, previousShasOf } from "../../lib/plan";
 import {
   COMMAND_TYPE,
   Res,
@@ -125,36 +124,5 @@ describe("config: deployWindow", () => {
         return true;
       },
     );
-  });
-});
-
-describe("deployPlan", () => {
-  const config = {
-    stack: "production",
-    backup: { enabled: true, keep: 5 },
-    apps: [
-      { name: "api", ref: "v1.2.3", kind: "node", migrate: "npm run migrate", version: "1.2.3" },
-      { name: "web", ref: "v1.2.3", kind: "static" },
-    ],
-  } as unknown as DeployConfig;
-  const a = "a".repeat(40);
-  const b = "b".repeat(40);
-
-  it("lists per app both versions and the steps; an unchanged app runs nothing", () => {
-    const plan = deployPlan(config, { api: b, web: a }, { api: { sha: a, version: "1.2.2" }, web: { sha: a, version: "1.2.3" } });
-    assert.deepStrictEqual(plan.apps.api.steps, ["build", "backup", "migrate", "start + health check", "switch"]);
-    assert.strictEqual(
-      plan.apps.api.summary,
-      "api: 1.2.2 (aaaaaaaaaaaa) → 1.2.3 (bbbbbbbbbbbb): build, backup, migrate, start + health check, switch",
-    );
-    assert.strictEqual(plan.apps.web.change, "unchanged");
-    assert.strictEqual(plan.apps.web.summary, "web: 1.2.3 (aaaaaaaaaaaa), unchanged");
-  });
-
-  it("without a previous deploy every app is new; previous SHAs come from the last plan output", () => {
-    const first = deployPlan(config, { api: a, web: a });
-    assert.strictEqual(first.apps.web.summary, "web: new: 1.2.3 (aaaaaaaaaaaa): build, switch");
-    assert.deepStrictEqual(previousShasOf(first), { api: { sha: a, version: "1.2.3" }, web: { sha: a, version: "1.2.3" } });
-    assert.strictEqual(previousShasOf(undefined), undefined);
   });
 });

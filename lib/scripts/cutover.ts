@@ -1,0 +1,235 @@
+/**
+ * The traffic switch of every app, all or nothing: every app's new release is verified before
+ * any is switched, a failure at any point after the first switch (nginx refusing a config, a smoke
+ * test) puts every switched app back, and what each app serves afterwards is read from the server.
+ */
+import { AppConfig, DeployConfig, SmokeStep } from "../config";
+import { quote, script } from "../shell";
+import { layout, prelude } from "./layout";
+import { stepScript } from "./lock";
+import { restartSlotLine } from "./slot";
+
+/** One app's cutover target: its checked release, and for node apps the checked slot. */
+export interface CutoverTarget {
+  app: AppConfig;
+  sha: string;
+  slot?: string;
+  port?: number;
+  /** Digest of the app's .env: an idle slot started with another one is restarted. */
+  envDigest?: string;
+}
+
+const upstreamLine = (port: number | undefined) => `server 127.0.0.1:${port};`;
+
+/** A shell test that is true when `t` already serves: release, live slot and nginx include. */
+function servingTest(cfg: DeployConfig, t: CutoverTarget): string {
+  const L = layout(cfg.server.root, t.app.name);
+  const release = quote(`${L.releases}/${t.sha}`);
+  const current = `[ "$(readlink ${quote(L.current)} 2>/dev/null)" = ${release} ]`;
+  if (t.app.kind !== "node") return current;
+  return [
+    current,
+    `[ "$(cat ${quote(`${L.slots}/live`)} 2>/dev/null)" = ${quote(String(t.slot))} ]`,
+    `[ "$(cat ${quote(`${L.upstreams}/${t.app.name}.conf`)} 2>/dev/null)" = ${quote(upstreamLine(t.port))} ]`,
+  ].join(" && ");
+}
+
+/** Checks one app's new release before anything is switched (static: its site; node: its slot). */
+function verifyLines(cfg: DeployConfig, t: CutoverTarget): string[] {
+  const { app, sha } = t;
+  const L = layout(cfg.server.root, app.name);
+  const release = `${L.releases}/${sha}`;
+  if (app.kind === "static") {
+    const index = `${release}/${app.output}/index.html`;
+    return [
+      `[ -s ${quote(index)} ] || { echo "check failed for ${app.name}: ${index} is missing or empty; nothing was switched" >&2; exit 1; }`,
+    ];
+  }
+  const url = `http://127.0.0.1:${t.port}${app.health!.path}`;
+  return [
+    `[ "$(readlink ${quote(`${L.slots}/${t.slot}`)} 2>/dev/null)" = ${quote(release)} ] || { echo "check failed for ${app.name}: slot ${t.slot} does not hold release ${sha.slice(0, 12)}; nothing was switched" >&2; exit 1; }`,
+    `curl -fsS -m 5 -o /dev/null ${quote(url)} 2>"$nostromo_tmp/verify" || { echo "check failed for ${app.name}: ${url} does not answer ($(cat "$nostromo_tmp/verify")); nothing was switched" >&2; exit 1; }`,
+  ];
+}
+
+/**
+ * The atomic switch of one app, when it is not already serving that release. Node apps: the
+ * nginx upstream include names the new slot, tested and gracefully reloaded (the old slot
+ * finishes its requests and stays up for a rollback). Static apps: the `current` symlink is
+ * swapped with `mv -T`. What was switched is listed in $switched for a switch-back.
+ */
+function switchLines(cfg: DeployConfig, t: CutoverTarget): string[] {
+  const { app, sha } = t;
+  const L = layout(cfg.server.root, app.name);
+  const release = `${L.releases}/${sha}`;
+  const up = `${L.upstreams}/${app.name}.conf`;
+  const lines = [`if ${servingTest(cfg, t)}; then`, `  echo "${app.name} already serves ${sha.slice(0, 12)}"`, `else`];
+  lines.push(
+    `  readlink ${quote(L.current)} > ${quote(`${L.releases}/.previous`)} 2>/dev/null || rm -f ${quote(`${L.releases}/.previous`)}`,
+    `  switched="$switched ${app.name}"`,
+  );
+  if (app.kind === "node") {
+    lines.push(
+      `  [ -f ${quote(up)} ] && cp -p ${quote(up)} ${quote(`${up}.previous`)} || rm -f ${quote(`${up}.previous`)}`,
+      `  cat ${quote(`${L.slots}/live`)} > ${quote(`${L.slots}/previous`)} 2>/dev/null || true`,
+      `  printf '%s\\n' ${quote(upstreamLine(t.port))} > ${quote(`${up}.new`)} && mv -f ${quote(`${up}.new`)} ${quote(up)}`,
+      `  if ! { ${cfg.nginx.testCommand} && ${cfg.nginx.reloadCommand}; } >"$nostromo_tmp/nginx" 2>&1; then`,
+      `    cat "$nostromo_tmp/nginx" >&2`,
+      `    echo "switch of ${app.name} failed: nginx refused the new upstream" >&2; exit 1`,
+      `  fi`,
+      `  printf '%s\\n' ${quote(String(t.slot))} > ${quote(`${L.slots}/live`)}`,
+    );
+  }
+  lines.push(
+    `  ln -sfn ${quote(release)} ${quote(`${L.current}.new`)} && mv -T ${quote(`${L.current}.new`)} ${quote(L.current)}`,
+    `  echo "switched ${app.name} to ${sha.slice(0, 12)}${app.kind === "node" ? ` (slot ${t.slot}, port ${t.port})` : ""}"`,
+    `fi`,
+  );
+  return lines;
+}
+
+/** Puts one switched app back on the release (and slot, and upstream) that served before. */
+function switchBackLines(cfg: DeployConfig, app: AppConfig): string[] {
+  const L = layout(cfg.server.root, app.name);
+  const up = `${L.upstreams}/${app.name}.conf`;
+  const lines = [`case " $switched " in *" ${app.name} "*)`];
+  if (app.kind === "node") {
+    lines.push(
+      `  if [ -f ${quote(`${up}.previous`)} ]; then mv -f ${quote(`${up}.previous`)} ${quote(up)}; { ${cfg.nginx.testCommand} && ${cfg.nginx.reloadCommand}; } >&2 || echo "nginx did not reload after the switch-back of ${app.name}: it still runs the configuration it had before the switch" >&2; fi`,
+      `  [ -f ${quote(`${L.slots}/previous`)} ] && cp ${quote(`${L.slots}/previous`)} ${quote(`${L.slots}/live`)} || true`,
+    );
+  }
+  lines.push(
+    `  if [ -f ${quote(`${L.releases}/.previous`)} ]; then`,
+    `    ln -sfn "$(cat ${quote(`${L.releases}/.previous`)})" ${quote(`${L.current}.new`)} && mv -T ${quote(`${L.current}.new`)} ${quote(L.current)}`,
+    `  else`,
+    `    rm -f ${quote(L.current)}`,
+    `  fi`,
+    `  echo "switched ${app.name} back" >&2;;`,
+    `esac`,
+  );
+  return lines;
+}
+
+/** Prints `<app>=<sha12>[/<slot>]` for every app, as the server has it now, into $serving. */
+function servingLines(cfg: DeployConfig, apps: AppConfig[]): string[] {
+  return [
+    `serving=""`,
+    ...apps.map((app) => {
+      const L = layout(cfg.server.root, app.name);
+      const slot = app.kind === "node" ? `"/$(cat ${quote(`${L.slots}/live`)} 2>/dev/null || echo none)"` : "";
+      return `serving="$serving ${app.name}=$(basename "$(readlink ${quote(L.current)} 2>/dev/null || echo none)" | cut -c1-12)"${slot}`;
+    }),
+    `serving=\${serving# }`,
+  ];
+}
+
+/**
+ * After a committed switch: the idle slot of a node app, kept for an instant rollback, is
+ * restarted when it was started with another environment (a rotated secret must not come back
+ * on rollback), and checked; one that does not come back is stopped, and said so.
+ */
+function refreshIdleSlotLines(cfg: DeployConfig, t: CutoverTarget): string[] {
+  const { app } = t;
+  if (app.kind !== "node" || !t.envDigest) return [];
+  const L = layout(cfg.server.root, app.name);
+  const idle = t.slot === "blue" ? "green" : "blue";
+  const port = app.ports![idle];
+  const running =
+    app.manager === "pm2"
+      ? `pm2 describe ${quote(`${app.name}-${idle}`)} >/dev/null 2>&1`
+      : `systemctl is-active --quiet ${quote(`nostromo-${app.name}-${idle}.service`)}`;
+  const stop =
+    app.manager === "pm2"
+      ? `pm2 delete ${quote(`${app.name}-${idle}`)} >/dev/null 2>&1`
+      : `systemctl disable --now --quiet ${quote(`nostromo-${app.name}-${idle}.service`)}`;
+  const url = `http://127.0.0.1:${port}${app.health!.path}`;
+  return [
+    `slot=${idle}`,
+    `if ${running} && [ "$(cat ${quote(`${L.slots}/${idle}.env`)} 2>/dev/null)" != ${quote(t.envDigest)} ]; then`,
+    `  ${restartSlotLine(app)}`,
+    `  ok=""; for _ in $(seq 1 ${app.health!.timeoutSeconds}); do curl -fsS -m 5 -o /dev/null ${quote(url)} 2>/dev/null && { ok=1; break; }; sleep 1; done`,
+    `  if [ -n "$ok" ]; then printf '%s\\n' ${quote(t.envDigest)} > ${quote(`${L.slots}/${idle}.env`)}; echo "${app.name}: idle slot ${idle} restarted with the new environment"`,
+    `  else ${stop} || true; rm -f ${quote(`${L.slots}/${idle}.env`)}; echo "${app.name}: idle slot ${idle} did not answer ${url} with the new environment and was stopped (a rollback will start it again)" >&2; fi`,
+    `fi`,
+  ];
+}
+
+/** Node program run on the server: the smoke steps through the public port. */
+const SMOKE_PROGRAM = `
+const steps = JSON.parse(process.argv[1]); const base = process.argv[2];
+const get = (o, p) => p.split(".").reduce((v, k) => (v == null ? undefined : v[k]), o);
+(async () => {
+  let token;
+  for (const s of steps) {
+    const headers = { "content-type": "application/json" };
+    if (s.auth) headers.authorization = "Bearer " + token;
+    const res = await fetch(base + s.path, { method: s.method, headers, body: s.body === undefined ? undefined : JSON.stringify(s.body), signal: AbortSignal.timeout(10000) });
+    const text = await res.text(); let json; try { json = JSON.parse(text); } catch {}
+    const fail = (why) => { console.error("smoke test failed: " + s.name + ": " + s.method + " " + base + s.path + ": " + why + "; got HTTP " + res.status + ": " + text.slice(0, 300)); process.exit(1); };
+    if (res.status !== s.expectStatus) fail("expected HTTP " + s.expectStatus);
+    for (const f of s.expectFields) if (get(json, f) === undefined) fail("expected field " + f);
+    for (const [f, v] of Object.entries(s.expectValues)) if (String(get(json, f)) !== v) fail("expected " + f + " = " + v);
+    if (s.expectEvery) { const arr = get(json, s.expectEvery.array); if (!Array.isArray(arr) || arr.length === 0) fail("expected a non-empty list " + s.expectEvery.array); for (const it of arr) if (String(it[s.expectEvery.field]) !== s.expectEvery.value) fail("expected every " + s.expectEvery.array + "[]." + s.expectEvery.field + " = " + s.expectEvery.value); }
+    if (s.captureToken) token = get(json, s.captureToken);
+    console.log("smoke ok: " + s.name);
+  }
+})().catch((e) => { console.error("smoke test failed: " + e.message); process.exit(1); });
+`;
+
+/**
+ * The cutover: every app's new release verified, every app switched to it, then the smoke steps
+ * through the public port. A failure after the first switch puts every switched app back (the
+ * exit trap), and the error says what each app serves now, read from the server. One step, so
+ * a failed cutover leaves no switch recorded: the next `up` verifies and switches again.
+ * Result: switched (apps), serving (`app=<sha12>[/slot]` …), smoke (passed step names).
+ */
+export function cutoverScript(cfg: DeployConfig, targets: CutoverTarget[], steps: SmokeStep[]): string {
+  const apps = targets.map((t) => t.app);
+  const pm2 = apps.some((a) => a.kind === "node" && a.manager === "pm2");
+  return stepScript(
+    cfg,
+    `mkdir -p ${quote(`${cfg.server.root}/current`)}`,
+    `switched=""`,
+    ...targets.flatMap((t) => verifyLines(cfg, t)),
+    `nostromo_cleanup() {`,
+    `  [ "$rc" -ne 0 ] || return 0`,
+    ...[...targets].reverse().flatMap((t) => switchBackLines(cfg, t.app).map((l) => `  ${l}`)),
+    ...servingLines(cfg, apps).map((l) => `  ${l}`),
+    `  echo "cutover failed; $([ -n "$switched" ] && echo "switched back:$switched" || echo "nothing was switched"). Serving now: $serving" >&2`,
+    `}`,
+    ...targets.flatMap((t) => switchLines(cfg, t)),
+    `smoke=""`,
+    steps.length === 0
+      ? `echo "no smoke steps configured"`
+      : [
+          `node -e ${quote(SMOKE_PROGRAM)} ${quote(JSON.stringify(steps))} ${quote(`http://127.0.0.1:${cfg.nginx.port}`)} > "$nostromo_tmp/smoke" || { cat "$nostromo_tmp/smoke"; exit 1; }`,
+          `cat "$nostromo_tmp/smoke"`,
+          `smoke=$(sed -n 's/^smoke ok: //p' "$nostromo_tmp/smoke")`,
+        ].join("\n"),
+    // Committed: from here a failure no longer switches back.
+    `nostromo_cleanup() { :; }`,
+    pm2 && `pm2 save --force >/dev/null`,
+    ...targets.flatMap((t) => refreshIdleSlotLines(cfg, t)),
+    ...servingLines(cfg, apps),
+    `nostromo_result switched="\${switched# }" serving="$serving" smoke="$smoke"`,
+  );
+}
+
+/**
+ * `pulumi refresh`'s question for the cutover: does every app still serve what it switched to
+ * (release, live slot, nginx include)? Exit 3 (drift) names what differs; the next `up` switches again.
+ */
+export function cutoverCheckScript(cfg: DeployConfig, targets: CutoverTarget[]): string {
+  return script(
+    prelude(cfg.server),
+    `drift=""`,
+    ...targets.map((t) => `${servingTest(cfg, t)} || drift="$drift ${t.app.name}"`),
+    ...servingLines(
+      cfg,
+      targets.map((t) => t.app),
+    ),
+    `[ -z "$drift" ] || { echo "traffic drifted for:$drift (serving now: $serving)"; exit 3; }`,
+    `echo "every app serves what it was switched to: $serving"`,
+  );
+}

@@ -1,0 +1,38 @@
+/** Where things live on the server, and the lines every remote script starts with. */
+import { createHash } from "crypto";
+import { ServerConfig } from "../config";
+import { quote } from "../shell";
+
+/** Where things live under the deploy root (DESIGN: server layout). */
+export function layout(root: string, app?: string) {
+  return {
+    releases: `${root}/releases/${app}`,
+    current: `${root}/current/${app}`,
+    shared: `${root}/shared/${app}`,
+    slots: `${root}/slots/${app}`,
+    mirror: `${root}/repos/${app}.git`,
+    backups: `${root}/backups`,
+    lock: `${root}/.lock`,
+    journal: `${root}/deploys.jsonl`,
+    upstreams: `${root}/nginx-upstreams`,
+  };
+}
+
+export function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/**
+ * The step's one machine-readable result line, its last line of output: `nostromo-result {…}`,
+ * from `key=value` arguments (values are strings), with the lease of the update that ran it.
+ */
+export const RESULT_FUNCTION = `nostromo_result() { node -e 'const o={};for(const a of process.argv.slice(1)){const i=a.indexOf("=");o[a.slice(0,i)]=a.slice(i+1)}console.log("nostromo-result "+JSON.stringify(o))' lease="\${NOSTROMO_LEASE:-}" "$@"; }`;
+
+/** PATH and environment every remote script starts with, and the result function. */
+export function prelude(server: ServerConfig): string {
+  const lines = ["umask 022"];
+  if (server.path.length > 0) lines.push(`export PATH=${server.path.map(quote).join(":")}:"$PATH"`);
+  for (const [k, v] of Object.entries(server.env)) lines.push(`export ${k}=${quote(v)}`);
+  lines.push(RESULT_FUNCTION);
+  return lines.join("\n");
+}

@@ -1,0 +1,86 @@
+/** A release folder: fetched, installed, built, its .env, its migration. */
+import { AppConfig, DeployConfig } from "../config";
+import { quote } from "../shell";
+import { layout } from "./layout";
+import { stepScript } from "./lock";
+
+/**
+ * Fetches `sha` into releases/<app>/<sha>, links the shared .env (read from standard input,
+ * written 0600), installs and builds. A release already built for that SHA is kept as it is.
+ * Result: built (`built` or `kept`), previous (the SHA serving before, or empty), changelog (the
+ * commits since it, `<short sha> <subject>` per line).
+ */
+export function releaseScript(cfg: DeployConfig, app: AppConfig, sha: string): string {
+  const { server } = cfg;
+  const L = layout(server.root, app.name);
+  const release = `${L.releases}/${sha}`;
+  return stepScript(
+    cfg,
+    `mirror=${quote(L.mirror)}; release=${quote(release)}; shared=${quote(L.shared)}`,
+    `mkdir -p ${quote(L.releases)} "$shared" ${quote(`${server.root}/repos`)}`,
+    // The .env is rendered on every run: config and secrets may change without a new SHA.
+    `(umask 077; cat > "$shared/.env.new") && mv -f "$shared/.env.new" "$shared/.env"`,
+    `if [ ! -d "$mirror" ]; then git clone --quiet --mirror ${quote(app.repo)} "$mirror"; fi`,
+    `git -C "$mirror" cat-file -e ${quote(`${sha}^{commit}`)} 2>/dev/null || git -C "$mirror" fetch --quiet --prune --tags origin '+refs/heads/*:refs/heads/*'`,
+    `git -C "$mirror" cat-file -e ${quote(`${sha}^{commit}`)} || { echo "release: commit ${sha} not found in "${quote(app.repo)} >&2; exit 1; }`,
+    `if [ -f "$release/.nostromo-built" ]; then`,
+    `  built=kept`,
+    `  echo "release ${app.name}@${sha.slice(0, 12)} already built: kept"`,
+    `else`,
+    `  tmp=${quote(`${L.releases}/.${sha}.partial`)}`,
+    `  rm -rf "$tmp" && mkdir -p "$tmp"`,
+    `  git -C "$mirror" archive ${quote(sha)} | tar -x -C "$tmp"`,
+    `  ln -sfn "$shared/.env" "$tmp/.env"`,
+    `  printf '%s\\n' ${quote(sha)} > "$tmp/REVISION"`,
+    `  cd "$tmp"`,
+    `  ${app.install}`,
+    app.build ? `  ${app.build}` : undefined,
+    `  touch .nostromo-built`,
+    `  cd /`,
+    `  rm -rf "$release" && mv -T "$tmp" "$release"`,
+    `  built=built`,
+    `  echo "release ${app.name}@${sha.slice(0, 12)} built"`,
+    `fi`,
+    `prev=$(basename "$(readlink ${quote(L.current)} 2>/dev/null)" 2>/dev/null || true)`,
+    `changelog=""`,
+    `if [ -n "$prev" ] && [ "$prev" != ${quote(sha)} ] && git -C "$mirror" cat-file -e "$prev^{commit}" 2>/dev/null; then`,
+    `  changelog=$(git -C "$mirror" log --no-merges --format='%h %s' "$prev..${sha}")`,
+    `fi`,
+    `nostromo_result built="$built" previous="$prev" changelog="$changelog"`,
+  );
+}
+
+/**
+ * Runs the app's migration inside the new release, with the release's .env loaded. A failure
+ * names the backup taken just before it.
+ */
+export function migrateScript(cfg: DeployConfig, app: AppConfig, sha: string, backupPath?: string): string {
+  const release = `${layout(cfg.server.root, app.name).releases}/${sha}`;
+  return stepScript(
+    cfg,
+    `cd ${quote(release)}`,
+    `set -a; . ./.env; set +a`,
+    `echo "migrating ${app.name}@${sha.slice(0, 12)}"`,
+    `if ! ( ${app.migrate} ); then`,
+    `  echo "migration of ${app.name}@${sha.slice(0, 12)} failed; nothing was switched, the old release still serves."${backupPath ? `" Database backup taken just before it: "${quote(backupPath)}` : ""} >&2`,
+    `  exit 1`,
+    `fi`,
+    `nostromo_result migrated=${quote(sha)}`,
+  );
+}
+
+/** What the app's .env holds: its config values, the secrets given, and its version. */
+export function envEntries(app: AppConfig, values: Record<string, string>): Record<string, string> {
+  const all: Record<string, string> = { ...app.env, ...values };
+  if (app.version) all.APP_VERSION = app.version;
+  return all;
+}
+
+/** The app's .env: config values and secrets, each shell-quoted (the file is sourced by bash). */
+export function renderEnvFile(app: AppConfig, values: Record<string, string>): string {
+  const all = envEntries(app, values);
+  return Object.keys(all)
+    .sort()
+    .map((k) => `${k}=${quote(all[k])}\n`)
+    .join("");
+}

@@ -1,0 +1,198 @@
+/** The blue/green slots of a node app: PM2 processes or systemd units, and their health gate. */
+import { AppConfig, DeployConfig, ServerConfig } from "../config";
+import { quote, script } from "../shell";
+import { layout, prelude } from "./layout";
+import { stepScript } from "./lock";
+
+/** Name of a slot's process (PM2) or unit (systemd). */
+export function slotUnit(app: string, slot: "blue" | "green", manager: "pm2" | "systemd"): string {
+  return manager === "pm2" ? `${app}-${slot}` : `nostromo-${app}-${slot}.service`;
+}
+
+/** Reads the live slot (blue/green) and picks the other one as `target`, with its port. */
+function pickSlot(server: ServerConfig, app: AppConfig): string[] {
+  const L = layout(server.root, app.name);
+  const ports = app.ports!;
+  return [
+    `live=$(cat ${quote(`${L.slots}/live`)} 2>/dev/null || echo none)`,
+    `if [ "$live" = blue ]; then target=green; port=${ports.green}; else target=blue; port=${ports.blue}; fi`,
+  ];
+}
+
+/** Where the slots' units are written (the deploy user must be able to write there). */
+export const SYSTEMD_UNIT_DIR = "/etc/systemd/system";
+
+/**
+ * systemd unit of one slot; the slot symlink points at the release it runs. The app's .env is
+ * sourced by bash, as under PM2 (one parser for both managers, and the one that wrote it: the
+ * file is shell-quoted), so no EnvironmentFile=. Every value goes through systemd's quoting.
+ */
+export function systemdUnit(server: ServerConfig, app: AppConfig, slot: "blue" | "green"): string {
+  const L = layout(server.root, app.name);
+  const port = app.ports![slot];
+  const env: [string, string][] = [["PORT", String(port)]];
+  if (server.path.length > 0) env.push(["PATH", `${server.path.join(":")}:/usr/local/bin:/usr/bin:/bin`]);
+  // The scripts' environment (prelude), which a PM2 process inherits too; sorted, so the unit's
+  // text (and so its restart) does not depend on the order of keys in the stack's config.
+  for (const k of Object.keys(server.env).sort()) env.push([k, server.env[k]]);
+  return [
+    "[Unit]",
+    `Description=nostromo ${app.name} (${slot} slot)`,
+    "After=network.target",
+    "",
+    "[Service]",
+    "Type=simple",
+    `User=${server.user}`,
+    `WorkingDirectory=${L.slots}/${slot}`,
+    ...env.map(([k, v]) => `Environment=${systemdQuote(`${k}=${v}`, false)}`),
+    `ExecStart=/bin/bash -c ${systemdQuote(`set -a; . ./.env; set +a; exec ${app.start}`, true)}`,
+    "Restart=on-failure",
+    "RestartSec=2",
+    "KillSignal=SIGTERM",
+    "TimeoutStopSec=30",
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
+
+/**
+ * systemd's quoting of one word (an ExecStart argument, an Environment= assignment): double
+ * quotes, `\\` and `\"` escaped, `%` doubled (specifiers), control characters as C escapes (a raw
+ * newline would end the line: "Unbalanced quoting"). `$` is doubled only where systemd expands
+ * variables (ExecStart=), not in Environment=.
+ */
+export function systemdQuote(text: string, execLine: boolean): string {
+  let out = text.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/%/g, "%%");
+  if (execLine) out = out.replace(/\$/g, "$$$$");
+  // eslint-disable-next-line no-control-regex -- escaping control characters is what this does
+  out = out.replace(/[\x00-\x1f\x7f]/g, (c) =>
+    c === "\n" ? "\\n" : c === "\t" ? "\\t" : c === "\r" ? "\\r" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+  return `"${out}"`;
+}
+
+/**
+ * Starts release `sha` in the slot that is not live, beside the serving one, then gates it
+ * on its health check: a slot that fails is stopped and the step fails (nothing is switched).
+ * One step, so a failed check leaves no "started" record and the next `up` starts it again.
+ * `envDigest` (of the .env it starts with) is kept beside the slot, so a later environment change
+ * knows which slots still run the old one. Result: slot, port.
+ */
+export function startSlotScript(cfg: DeployConfig, app: AppConfig, sha: string, version: string, envDigest: string): string {
+  const { server } = cfg;
+  const L = layout(server.root, app.name);
+  const release = `${L.releases}/${sha}`;
+  const startLines =
+    app.manager === "pm2"
+      ? [
+          `name=${quote(app.name)}-$target`,
+          `pm2 delete "$name" >/dev/null 2>&1 || true`,
+          // .env is loaded by the shell, so any app gets its config the same way under PM2 and systemd.
+          `PORT=$port pm2 start bash --name "$name" --cwd "$slot_dir" --time --kill-timeout 10000 -- -c ${quote(`set -a; . ./.env; set +a; exec ${app.start}`)} >/dev/null`,
+          `stop_slot() { pm2 delete "$name" >/dev/null 2>&1 || true; }`,
+        ]
+      : [
+          `unit=${quote(`nostromo-${app.name}-`)}"$target.service"`,
+          `unit_dir=${quote(SYSTEMD_UNIT_DIR)}`,
+          `if [ "$target" = blue ]; then unit_text=${quote(systemdUnit(server, app, "blue"))}; else unit_text=${quote(systemdUnit(server, app, "green"))}; fi`,
+          `printf '%s' "$unit_text" > "$unit_dir/$unit.new" && mv -f "$unit_dir/$unit.new" "$unit_dir/$unit"`,
+          `systemctl daemon-reload`,
+          // Enabled, so the slot comes back after a reboot as it was (both slots run: rollback).
+          `systemctl enable --quiet "$unit"`,
+          `since=$(date +%s)`,
+          `systemctl restart "$unit"`,
+          // On a failed check: the unit's state and its processes' last output lines since this
+          // start (not systemd's own lines about it: the step's error shows only 30 lines),
+          // then the slot is stopped and disabled.
+          `stop_slot() {`,
+          `  echo "$unit: $(systemctl show -p ActiveState,SubState,Result,NRestarts,ExecMainStatus "$unit" 2>&1 | tr '\\n' ' ')" >&2`,
+          `  echo "last log lines of $unit:" >&2`,
+          `  journalctl _SYSTEMD_UNIT="$unit" --since "@$since" -n 20 --no-pager -o cat >&2 || true`,
+          `  systemctl disable --now --quiet "$unit" || true`,
+          `}`,
+        ];
+  return stepScript(
+    cfg,
+    ...pickSlot(server, app),
+    `slot_dir=${quote(L.slots)}/$target`,
+    `mkdir -p ${quote(L.slots)}`,
+    `ln -sfn ${quote(release)} "$slot_dir.new" && mv -T "$slot_dir.new" "$slot_dir"`,
+    ...startLines,
+    healthGate(app, version, "$port", "the new slot was stopped; nothing was switched"),
+    `printf '%s\\n' ${quote(envDigest)} > ${quote(L.slots)}/"$target.env"`,
+    `nostromo_result slot="$target" port="$port"`,
+  );
+}
+
+/** The command that restarts slot "$slot" of `app` in place (it reads the shared .env again). */
+export function restartSlotLine(app: AppConfig): string {
+  return app.manager === "pm2"
+    ? `pm2 restart ${quote(app.name)}-"$slot" >/dev/null`
+    : `systemctl restart ${quote(`nostromo-${app.name}-`)}"$slot.service"`;
+}
+
+/**
+ * `pulumi refresh`'s question to the server for a started release: does a slot (blue or green)
+ * run release `sha` and answer its health check with its version? Exit 0: yes; exit 3 (drift):
+ * no, with what each slot answered; the next `up` starts it again through the health gate.
+ */
+export function slotCheckScript(cfg: DeployConfig, app: AppConfig, sha: string, version: string): string {
+  const L = layout(cfg.server.root, app.name);
+  const h = app.health!;
+  const expect: Record<string, string> = { ...h.expect };
+  if (h.versionField) expect[h.versionField] = version;
+  return script(
+    prelude(cfg.server),
+    `seen=""`,
+    `for slot in blue green; do`,
+    `  if [ "$slot" = blue ]; then port=${app.ports!.blue}; else port=${app.ports!.green}; fi`,
+    `  if [ "$(readlink ${quote(L.slots)}/"$slot" 2>/dev/null)" != ${quote(`${L.releases}/${sha}`)} ]; then seen="$seen $slot: other release;"; continue; fi`,
+    `  body=$(curl -sS -m 5 "http://127.0.0.1:$port"${quote(h.path)} 2>&1) || { seen="$seen $slot: $(printf '%s' "$body" | head -c 120);"; continue; }`,
+    `  if node -e ${quote(EXPECT_FIELDS)} ${quote(JSON.stringify(expect))} "$body"; then echo "${app.name} ${sha.slice(0, 12)} runs in slot $slot"; exit 0; fi`,
+    `  seen="$seen $slot: answered $(printf '%s' "$body" | head -c 120);"`,
+    `done`,
+    `echo "${app.name}: no slot runs ${sha.slice(0, 12)} and answers ${h.path} (${"$"}{seen# })"`,
+    `exit 3`,
+  );
+}
+
+/** Node one-liner: exit 0 when the JSON in argv[2] has every field of argv[1] with its value. */
+const EXPECT_FIELDS = `const e=JSON.parse(process.argv[1]);let b;try{b=JSON.parse(process.argv[2])}catch{process.exit(1)}for(const k in e){if(String(b[k])!==e[k])process.exit(1)}`;
+
+/**
+ * Polls the slot's health URL until it answers 200 with the expected JSON fields and version
+ * (none given: any version), or the deadline passes; then runs `stop_slot` and fails naming app,
+ * URL, expectation, answer and `after` (what that means for traffic).
+ */
+export function healthGate(app: AppConfig, version: string | undefined, port: string, after: string): string {
+  const h = app.health!;
+  const expect: Record<string, string> = { ...h.expect };
+  if (h.versionField && version !== undefined) expect[h.versionField] = version;
+  const urls = [h.path, ...h.extraPaths];
+  return [
+    `deadline=$(( $(date +%s) + ${h.timeoutSeconds} ))`,
+    `expect=${quote(JSON.stringify(expect))}`,
+    `for path in ${urls.map(quote).join(" ")}; do`,
+    `  url="http://127.0.0.1:${port}$path"`,
+    `  while :; do`,
+    `    code=$(curl -sS -m 5 -o "$nostromo_tmp/health" -w '%{http_code}' "$url" 2>"$nostromo_tmp/health-err" || true)`,
+    `    body=$(head -c 300 "$nostromo_tmp/health" 2>/dev/null || true)`,
+    `    [ "$code" = 000 ] && body=$(cat "$nostromo_tmp/health-err")`,
+    `    if [ "$code" = 200 ]; then`,
+    // Only the main health path carries the expected fields; extra paths need a 200.
+    `      [ "$path" != ${quote(h.path)} ] && break`,
+    `      node -e ${quote(EXPECT_FIELDS)} "$expect" "$body" && break`,
+    `    fi`,
+    `    if [ "$(date +%s)" -ge "$deadline" ]; then`,
+    `      stop_slot`,
+    `      echo "health check failed for ${app.name}: $url expected HTTP 200 with $expect, got HTTP $code: $body (${after})" >&2`,
+    `      exit 1`,
+    `    fi`,
+    `    sleep 1`,
+    `  done`,
+    `done`,
+    `echo "health ok: ${app.name}${version === undefined ? "" : ` ${version}`} on port ${port}"`,
+  ].join("\n");
+}

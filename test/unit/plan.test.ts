@@ -1,0 +1,70 @@
+import * as assert from "assert";
+import { DeployConfig } from "../../lib/config";
+import { entryDigests } from "../../lib/digest";
+import { deployPlan, previousOf } from "../../lib/plan";
+
+describe("unit: the deploy plan (preview output)", () => {
+  const config = {
+    stack: "production",
+    backup: { enabled: true, keep: 5 },
+    apps: [
+      { name: "api", ref: "v1.2.3", kind: "node", migrate: "npm run migrate", version: "1.2.3" },
+      { name: "web", ref: "v1.2.3", kind: "static" },
+    ],
+  } as unknown as DeployConfig;
+  const a = "a".repeat(40);
+  const b = "b".repeat(40);
+  const key = "digest-key";
+  const digests = (env: Record<string, string>, cfg: Record<string, unknown> = { start: "node server.js" }) => ({
+    envKeys: entryDigests(key, env),
+    configKeys: entryDigests(key, cfg),
+  });
+  const env = { JWT_SECRET: "old", NODE_ENV: "production", DATABASE_URL: "postgres://x" };
+
+  it("lists per app both versions and the steps; an unchanged app runs nothing", () => {
+    const plan = deployPlan(config, { api: b, web: a }, {}, { api: { sha: a, version: "1.2.2" }, web: { sha: a, version: "1.2.3" } });
+    assert.deepStrictEqual(plan.apps.api.steps, ["build", "backup", "migrate", "start + health check", "switch"]);
+    assert.strictEqual(
+      plan.apps.api.summary,
+      "api: 1.2.2 (aaaaaaaaaaaa) → 1.2.3 (bbbbbbbbbbbb): build, backup, migrate, start + health check, switch",
+    );
+    assert.strictEqual(plan.apps.web.change, "unchanged");
+    assert.strictEqual(plan.apps.web.summary, "web: 1.2.3 (aaaaaaaaaaaa), unchanged");
+  });
+
+  it("without a previous deploy every app is new; the previous deploy comes from the last plan output", () => {
+    const first = deployPlan(config, { api: a, web: a }, { api: digests(env), web: digests({}) });
+    assert.strictEqual(first.apps.web.summary, "web: new: 1.2.3 (aaaaaaaaaaaa): build, switch");
+    const prev = previousOf(JSON.parse(JSON.stringify(first)));
+    assert.deepStrictEqual(prev!.api, { sha: a, version: "1.2.3", ...digests(env) });
+    assert.strictEqual(previousOf(undefined), undefined);
+  });
+
+  it("names the environment keys and config fields that changed, never their values", () => {
+    const last = previousOf(deployPlan(config, { api: a, web: a }, { api: digests(env), web: digests({}) }));
+    const rotated = { ...env, JWT_SECRET: "new-secret-value", NODE_ENV: "staging" };
+    const plan = deployPlan(config, { api: a, web: a }, { api: digests(rotated), web: digests({}) }, last);
+    assert.strictEqual(plan.apps.api.change, "restart");
+    assert.deepStrictEqual(plan.apps.api.envChanged, ["JWT_SECRET", "NODE_ENV"]);
+    assert.strictEqual(
+      plan.apps.api.summary,
+      "api: 1.2.3 (aaaaaaaaaaaa), restart with new environment (JWT_SECRET, NODE_ENV changed): start + health check, switch",
+    );
+    assert.ok(!JSON.stringify(plan).includes("new-secret-value"), "a value reached the plan");
+    assert.strictEqual(plan.apps.web.summary, "web: 1.2.3 (aaaaaaaaaaaa), unchanged");
+
+    const moved = deployPlan(
+      config,
+      { api: a, web: a },
+      { api: digests({ ...env, DATABASE_URL: "postgres://y" }), web: digests({}) },
+      last,
+    );
+    assert.deepStrictEqual(moved.apps.api.steps, ["backup", "migrate", "start + health check", "switch"]);
+
+    const reconfigured = deployPlan(config, { api: a, web: a }, { api: digests(env, { start: "node other.js" }), web: digests({}) }, last);
+    assert.strictEqual(
+      reconfigured.apps.api.summary,
+      "api: 1.2.3 (aaaaaaaaaaaa), restart with new config (start changed): start + health check, switch",
+    );
+  });
+});
