@@ -67,10 +67,10 @@ export class DeployHarness {
     setPlainConfig(this.stack, localConfig(this.opts));
   }
 
-  /** `pulumi up` of the stack, timed under `label`. */
-  async up(label: string): Promise<RunResult> {
+  /** `pulumi up` of the stack (with `flags`, e.g. `--refresh`), timed under `label`. */
+  async up(label: string, flags: string[] = []): Promise<RunResult> {
     const start = Date.now();
-    const r = await this.backend.pulumiAsync(REPO_ROOT, ["up", "--yes", "--skip-preview", "--stack", this.stack]);
+    const r = await this.backend.pulumiAsync(REPO_ROOT, ["up", "--yes", "--skip-preview", ...flags, "--stack", this.stack]);
     this.timings[label] = (Date.now() - start) / 1000;
     return r;
   }

@@ -1,18 +1,36 @@
 import * as http from "http";
 
+export interface HttpAnswer {
+  status: number;
+  body: string;
+}
+
 /**
- * GET on a new connection, as a new visitor would; resolves with status and body (status 0 and
- * the socket error on a network failure).
+ * One request on a new connection, as a new visitor would make it; resolves with status and body
+ * (status 0 and the socket error on a network failure). A `json` body is sent as JSON.
  */
-export function get(port: number, p: string): Promise<{ status: number; body: string }> {
+export function request(
+  port: number,
+  method: string,
+  p: string,
+  opts: { json?: unknown; headers?: Record<string, string> } = {},
+): Promise<HttpAnswer> {
   return new Promise((resolve) => {
-    const req = http.get({ host: "127.0.0.1", port, path: p, agent: false, timeout: 5000 }, (res) => {
-      let body = "";
-      res.on("data", (d) => (body += d));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    const body = opts.json === undefined ? undefined : JSON.stringify(opts.json);
+    const headers = { ...(body === undefined ? {} : { "content-type": "application/json" }), ...opts.headers };
+    const req = http.request({ host: "127.0.0.1", port, path: p, method, headers, agent: false, timeout: 5000 }, (res) => {
+      let text = "";
+      res.on("data", (d) => (text += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
       res.on("error", (err) => resolve({ status: 0, body: String(err) }));
     });
     req.on("timeout", () => req.destroy(new Error("timed out after 5 s")));
     req.on("error", (err) => resolve({ status: 0, body: String(err) }));
+    req.end(body);
   });
+}
+
+/** GET on a new connection (see `request`). */
+export function get(port: number, p: string): Promise<HttpAnswer> {
+  return request(port, "GET", p);
 }

@@ -5,8 +5,8 @@ import { layout } from "./layout";
 import { stepScript } from "./lock";
 
 /**
- * Appends the deploy's line to deploys.jsonl (its duration counted from when this update took
- * the lock), prunes old releases (never the serving one, the previous one, nor any slot's), then
+ * Appends the deploy's line to deploys.jsonl (with the update's lease, and its duration counted
+ * from when this update took the lock), prunes old releases (never the serving one, the previous one, nor any slot's), then
  * releases the lock this update holds. Result: durationSeconds.
  */
 export function recordScript(cfg: DeployConfig, entry: Record<string, unknown>, keepReleases: number): string {
@@ -23,7 +23,7 @@ export function recordScript(cfg: DeployConfig, entry: Record<string, unknown>, 
     `started=$(cat "$lock/started")`,
     `finished=$(date +%s)`,
     `line=${quote(JSON.stringify(entry))}`,
-    `printf '%s,"durationSeconds":%s,"finishedAt":"%s"}\\n' "\${line%\\}}" "$((finished - started))" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> ${quote(layout(root).journal)}`,
+    `printf '%s,"lease":"%s","durationSeconds":%s,"finishedAt":"%s"}\\n' "\${line%\\}}" "$NOSTROMO_LEASE" "$((finished - started))" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> ${quote(layout(root).journal)}`,
     ...prune,
     `echo "deploy recorded in ${layout(root).journal}"`,
     `rm -rf "$lock"`,

@@ -26,6 +26,15 @@ function pm2Status(h: DeployHarness): Record<string, string> {
 
 describe("e2e: a failed deploy never takes traffic or loses data", function () {
   const h = new DeployHarness(`t-fail${process.pid}`);
+
+  /** A failed step leaves the server lock with its update (siblings may still run), and says so. */
+  function assertLockKeptForNextUp(out: string): void {
+    assert.match(
+      out,
+      /the server lock stays with this update \(lease [^)]+\): other steps of it may still run; the next `pulumi up` of stack /,
+    );
+    assert.strictEqual(fs.readFileSync(path.join(h.target.root, ".lock", "stack"), "utf8").trim(), h.stack);
+  }
   let goodSha: string;
 
   before(async () => {
@@ -77,7 +86,7 @@ describe("e2e: a failed deploy never takes traffic or loses data", function () {
     const other = live === "blue" ? "green" : "blue";
     assert.strictEqual(pm2Status(h)[`orchestrator-${other}`], undefined, "the failed slot is still registered in PM2");
     assert.strictEqual(pm2Status(h)[`orchestrator-${live}`], "online");
-    assert.ok(!fs.existsSync(path.join(h.target.root, ".lock")), "the server lock was not released");
+    assertLockKeptForNextUp(out);
   });
 
   it("a smoke test that fails after the switch sends traffic back to the previous release, and up says so", async () => {
@@ -95,18 +104,18 @@ describe("e2e: a failed deploy never takes traffic or loses data", function () {
       out,
       /smoke test failed: indicadores has UF and UTM: GET http:\/\/127\.0\.0\.1:\d+\/api\/common\/indicadores: expected field UF/,
     );
-    assert.match(out, /smoke tests failed: traffic was switched back to the previous release of: orchestrator/);
+    assert.match(out, /cutover failed; switched back: orchestrator\. Serving now: orchestrator=\w{12}\/(blue|green) sevastopol=\w{12}/);
     assert.strictEqual(await h.servedVersion(), "1.2.3");
     assert.strictEqual(currentSha(h, "orchestrator"), goodSha);
-    assert.ok(!fs.existsSync(path.join(h.target.root, ".lock")));
+    assertLockKeptForNextUp(out);
     // Running up again does not believe the switch happened: it switches, tests and reverts again.
     const again = await h.up("failed smoke test, again");
     assert.notStrictEqual(again.code, 0);
-    assert.match(outputOf(again), /traffic was switched back/);
+    assert.match(outputOf(again), /switched back: orchestrator/);
     assert.strictEqual(await h.servedVersion(), "1.2.3");
   });
 
-  it("a migration that fails halfway stops the deploy: old release serves, database as before, backup named, lock released", async () => {
+  it("a migration that fails halfway stops the deploy: old release serves, database as before, backup named, lock kept for the next up", async () => {
     const db = new Client({ connectionString: h.pg.url });
     await db.connect();
     try {
@@ -134,7 +143,7 @@ describe("e2e: a failed deploy never takes traffic or loses data", function () {
       assert.deepStrictEqual(Object.keys(t.versions), ["1.2.3"]);
       assert.deepStrictEqual((await db.query("select tablename from pg_tables where schemaname = 'public' order by 1")).rows, tablesBefore);
       assert.deepStrictEqual((await db.query("select name from schema_migrations order by name")).rows, migrationsBefore);
-      assert.ok(!fs.existsSync(path.join(h.target.root, ".lock")), "the server lock was not released");
+      assertLockKeptForNextUp(out);
     } finally {
       await db.end();
     }
@@ -174,6 +183,7 @@ describe("e2e: a failed deploy never takes traffic or loses data", function () {
     const lock = path.join(h.target.root, ".lock");
     fs.mkdirSync(lock);
     fs.writeFileSync(path.join(lock, "stack"), "staging\n");
+    fs.writeFileSync(path.join(lock, "lease"), "staging/2026-11-22T10:00:00Z-0a1b\n");
     fs.writeFileSync(path.join(lock, "owner"), "ops@elsewhere\n");
     fs.writeFileSync(path.join(lock, "since"), "2026-11-22T10:00:00Z\n");
     try {
@@ -182,7 +192,7 @@ describe("e2e: a failed deploy never takes traffic or loses data", function () {
       assert.notStrictEqual(r.code, 0);
       assert.match(
         outputOf(r),
-        /deploy lock held by stack 'staging' \(ops@elsewhere, since 2026-11-22T10:00:00Z\); if no deploy is running there: rm -rf \S+\/\.lock/,
+        /deploy lock held by stack 'staging' \(update staging\/2026-11-22T10:00:00Z-0a1b, ops@elsewhere, since 2026-11-22T10:00:00Z\); nothing was changed\. That stack's next `pulumi up` takes it back; if no deploy is running there: rm -rf \S+\/\.lock/,
       );
       assert.strictEqual(await h.servedVersion(), "1.2.7");
       assert.strictEqual(fs.readFileSync(path.join(lock, "stack"), "utf8"), "staging\n", "the other stack's lock was touched");

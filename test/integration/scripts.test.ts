@@ -9,10 +9,18 @@ import { backupScript, lockScript } from "../../lib/scripts";
 import { PostgresInstance, startPostgres } from "../../local/postgres";
 import { validRaw } from "../support/validConfig";
 
-/** Runs a built script with bash, as the Command resource does on a server. */
-function run(text: string, stdin = ""): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync("bash", ["-c", text], { input: stdin, encoding: "utf8", timeout: 60_000 });
+/** Runs a built script with bash under `lease`, as the Command resource does on a server. */
+function run(text: string, stdin = "", lease = "unit/lease-1"): { code: number | null; stdout: string; stderr: string } {
+  const env = { ...process.env, NOSTROMO_LEASE: lease };
+  const r = spawnSync("bash", ["-c", text], { input: stdin, encoding: "utf8", timeout: 60_000, env });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The step's result line (the last line of its output). */
+function resultOf(stdout: string): Record<string, string> {
+  const last = stdout.trim().split("\n").pop()!;
+  assert.match(last, /^nostromo-result \{/);
+  return JSON.parse(last.slice("nostromo-result ".length));
 }
 
 describe("integration: script builders run against real services", () => {
@@ -39,32 +47,64 @@ describe("integration: script builders run against real services", () => {
     fs.rmSync(root, { recursive: true, force: true });
   });
 
-  it("the lock refuses another stack naming the holder, and lets the same stack take over", () => {
-    const first = run(lockScript(cfg.server, "staging", "{}"));
+  const forStack = (stack: string) => ({ ...cfg, stack });
+  const lockFile = (f: string) => fs.readFileSync(path.join(root, ".lock", f), "utf8").trim();
+
+  it("the lock refuses another stack naming the holder, and lets the same stack's next update take over", () => {
+    const first = run(lockScript(forStack("staging")), "", "staging/update-1");
     assert.strictEqual(first.code, 0, first.stderr);
-    const other = run(lockScript(cfg.server, "production", "{}"));
+    assert.strictEqual(resultOf(first.stdout).lease, "staging/update-1");
+    const other = run(lockScript(forStack("production")), "", "production/update-1");
     assert.strictEqual(other.code, 1);
     assert.match(
       other.stderr,
-      /^deploy lock held by stack 'staging' \(\S+@\S+, since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\); if no deploy is running there: rm -rf \S+\/\.lock$/m,
+      /^deploy lock held by stack 'staging' \(update staging\/update-1, \S+@\S+, since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\); nothing was changed\. That stack's next `pulumi up` takes it back; if no deploy is running there: rm -rf \S+\/\.lock$/m,
     );
-    const again = run(lockScript(cfg.server, "staging", "{}"));
+    // The refused step says nothing about holding the lock: it never held it.
+    assert.doesNotMatch(other.stderr, /stays with this update/);
+    const again = run(lockScript(forStack("staging")), "", "staging/update-2");
     assert.strictEqual(again.code, 0, again.stderr);
-    assert.match(again.stdout, /taking over a stale lock of this stack/);
+    assert.match(again.stdout, /taking over the lock left by update staging\/update-1 of this stack/);
+    assert.strictEqual(lockFile("lease"), "staging/update-2");
     fs.rmSync(path.join(root, ".lock"), { recursive: true });
   });
 
-  it("a failing step releases this stack's lock and leaves no partial file", () => {
-    assert.strictEqual(run(lockScript(cfg.server, "unit", "{}")).code, 0);
-    const r = run(backupScript(cfg, "broken"), "postgres://nobody:wrong@127.0.0.1:1/none\n");
+  it("a step runs only with a lease, and every step of an update that does not hold the lock yet takes it after preflight", () => {
+    const none = spawnSync("bash", ["-c", backupScript(cfg, "nolease")], {
+      input: "",
+      encoding: "utf8",
+      env: { ...process.env, NOSTROMO_LEASE: "" },
+    });
+    assert.strictEqual(none.status, 1);
+    assert.match(none.stderr, /no lease: a step runs only inside a pulumi up that holds the server lock/);
+    assert.ok(!fs.existsSync(path.join(root, ".lock")));
+    // Sibling steps of one update, at once: one takes the lock (after preflight), none conflicts.
+    const siblings = Array.from({ length: 4 }, () =>
+      spawnSync("bash", ["-c", `(${lockScript(cfg).replace(/\n$/, "")}) & (${lockScript(cfg).replace(/\n$/, "")}) & wait`], {
+        encoding: "utf8",
+        env: { ...process.env, NOSTROMO_LEASE: "unit/siblings" },
+      }),
+    );
+    for (const r of siblings) assert.strictEqual(r.status, 0, r.stderr);
+    assert.strictEqual(lockFile("lease"), "unit/siblings");
+    assert.strictEqual(lockFile("stack"), "unit");
+    fs.rmSync(path.join(root, ".lock"), { recursive: true });
+  });
+
+  it("a failing step keeps this update's lock (siblings may still run), says how it is cleared, and leaves no partial file", () => {
+    const r = run(backupScript(cfg, "broken"), "postgres://nobody:wrong@127.0.0.1:1/none\n", "unit/failing");
     assert.notStrictEqual(r.code, 0);
-    assert.match(r.stderr, /deploy lock released after the failure/);
+    assert.match(
+      r.stderr,
+      /the server lock stays with this update \(lease unit\/failing\): other steps of it may still run; the next `pulumi up` of stack 'unit' takes it over/,
+    );
     assert.ok(!r.stderr.includes("wrong@"), "the database URL leaked into the error");
-    assert.ok(!fs.existsSync(path.join(root, ".lock")), "the lock is still held");
+    assert.strictEqual(lockFile("lease"), "unit/failing");
     assert.deepStrictEqual(
       fs.readdirSync(path.join(root, "backups")).filter((f) => f.startsWith(".partial")),
       [],
     );
+    fs.rmSync(path.join(root, ".lock"), { recursive: true });
   });
 
   it("the backup is a verified custom-format dump that restores, rotated but never losing the last good deploy's", () => {
@@ -73,7 +113,8 @@ describe("integration: script builders run against real services", () => {
       const r = run(backupScript(cfg, label), `${pg.url}\n`);
       assert.strictEqual(r.code, 0, r.stderr);
       assert.ok(!`${r.stdout}${r.stderr}`.includes(pg.url.split("@")[0]), "the database URL leaked into the output");
-      outs.push(JSON.parse(r.stdout.trim().split("\n").pop()!));
+      const result = resultOf(r.stdout);
+      outs.push({ path: result.path, size: Number(result.size), sha256: result.sha256 });
       if (label === "aaa") {
         // The journal says the first backup belongs to the last successful deploy.
         fs.writeFileSync(path.join(root, "deploys.jsonl"), JSON.stringify({ result: "succeeded", backup: outs[0].path }) + "\n");
