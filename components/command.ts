@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import type { StepKind } from "../lib/steps";
 
 /**
  * How to reach a server over SSH. The private key is a Pulumi secret; the server's host key is
@@ -16,6 +17,21 @@ export interface SshConnection {
 }
 
 export interface CommandArgs {
+  /** What the step is (lib/steps.ts): the policy pack, tools and mocks find steps by it. */
+  readonly step: StepKind;
+  /** The app the step belongs to, if any. */
+  readonly app?: string;
+  /**
+   * This update's hold on the server lock (`<stack>/<update id>`), exported to the script as
+   * NOSTROMO_LEASE. Not an input that re-runs the step: it changes on every `pulumi up`.
+   */
+  readonly lease?: pulumi.Input<string>;
+  /**
+   * Run by `pulumi refresh` (and `up --refresh`): asks the server whether what this step made is
+   * still there. Exit 0: in sync; exit 3: drifted, its output says how, and the next `up` runs the
+   * step again; anything else fails the refresh.
+   */
+  readonly check?: pulumi.Input<string>;
   /** Where to run: over SSH, or on the machine running `pulumi` when absent. */
   readonly connection?: pulumi.Input<SshConnection>;
   /** Script run on create, and on update when `update` is absent. */
@@ -33,6 +49,10 @@ export interface CommandArgs {
 }
 
 interface CommandInputs {
+  step: StepKind;
+  app?: string;
+  lease?: string;
+  check?: string;
   connection?: SshConnection;
   create: string;
   update?: string;
