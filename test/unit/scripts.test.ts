@@ -1,16 +1,39 @@
 import * as assert from "assert";
 import { parseDeployConfig } from "../../lib/config";
-import { lockScript, renderEnvFile } from "../../lib/scripts";
-import { quote } from "../../lib/shell";
+import * as scripts from "../../lib/scripts";
+import { renderEnvFile } from "../../lib/scripts";
 import { validRaw } from "../support/validConfig";
 
-describe("unit: shell quoting and script builders (exact text)", () => {
-  it("quotes every value as one POSIX word", () => {
-    assert.strictEqual(quote("plain"), "'plain'");
-    assert.strictEqual(quote("it's"), `'it'\\''s'`);
-    assert.strictEqual(quote("$(rm -rf /) `x` ; | & \n"), "'$(rm -rf /) `x` ; | & \n'");
-    assert.strictEqual(quote(8080), "'8080'");
-    assert.throws(() => quote("a\0b"), /NUL/);
+describe("unit: script builders", () => {
+  it("lib/scripts exports exactly the builders whose exact text test/unit/scripts/ asserts (a new one needs its test)", () => {
+    assert.deepStrictEqual(Object.keys(scripts).sort(), [
+      "RESULT_FUNCTION", // layout.test.ts (in the prelude)
+      "SYSTEMD_UNIT_DIR", // lock.test.ts, slot-start.test.ts
+      "backupScript", // backup.test.ts
+      "cutoverCheckScript", // cutover.test.ts
+      "cutoverScript", // cutover.test.ts
+      "envEntries", // release.test.ts
+      "healthGate", // slot.test.ts
+      "layout", // layout.test.ts
+      "leaseGuard", // lock.test.ts
+      "lockScript", // lock.test.ts
+      "migrateScript", // release.test.ts
+      "nginxSite", // nginx.test.ts
+      "nginxSiteScript", // nginx.test.ts
+      "preflightLines", // lock.test.ts
+      "prelude", // layout.test.ts
+      "recordScript", // journal.test.ts
+      "releaseScript", // release.test.ts
+      "renderEnvFile", // below
+      "restartSlotLine", // slot.test.ts
+      "sha256", // layout.test.ts
+      "slotCheckScript", // slot.test.ts
+      "slotUnit", // slot.test.ts
+      "startSlotScript", // slot-start.test.ts
+      "stepScript", // lock.test.ts
+      "systemdQuote", // slot.test.ts
+      "systemdUnit", // slot.test.ts
+    ]);
   });
 
   it("renders the .env with every value quoted, sorted, with the app's version", () => {
@@ -19,35 +42,6 @@ describe("unit: shell quoting and script builders (exact text)", () => {
     assert.strictEqual(
       renderEnvFile(app, { DATABASE_URL: "postgres://u:p@h/db", JWT_SECRET: "s3cr3t" }),
       "APP_VERSION='1.2.2'\nDATABASE_URL='postgres://u:p@h/db'\nGREETING='it'\\''s $HOME'\nJWT_SECRET='s3cr3t'\nNODE_ENV='production'\n",
-    );
-  });
-
-  it("builds the lock script", () => {
-    const cfg = parseDeployConfig("unit", validRaw(), { sshPrivateKey: true, databaseUrl: true });
-    assert.strictEqual(
-      lockScript({ ...cfg.server, path: ["/opt/node/bin"], env: { PM2_HOME: "/var/pm2" } }, "production", '{"orchestrator":"abc"}'),
-      [
-        "set -eu",
-        "umask 022",
-        `export PATH='/opt/node/bin':"$PATH"`,
-        "export PM2_HOME='/var/pm2'",
-        "lock='/srv/nostromo/.lock'",
-        `if ! mkdir "$lock" 2>/dev/null; then`,
-        `  holder=$(cat "$lock/stack" 2>/dev/null || echo unknown)`,
-        `  if [ "$holder" != 'production' ]; then`,
-        `    echo "deploy lock held by stack '$holder' ($(cat "$lock/owner" 2>/dev/null), since $(cat "$lock/since" 2>/dev/null)); if no deploy is running there: rm -rf $lock" >&2`,
-        "    exit 1",
-        "  fi",
-        `  echo "taking over a stale lock of this stack from $(cat "$lock/since" 2>/dev/null)"`,
-        "fi",
-        `printf '%s\\n' 'production' > "$lock/stack"`,
-        `printf '%s@%s\\n' "$(id -un)" "$(hostname)" > "$lock/owner"`,
-        `date -u +%Y-%m-%dT%H:%M:%SZ > "$lock/since"`,
-        `date +%s > "$lock/started"`,
-        `printf '%s\\n' '{"orchestrator":"abc"}' > "$lock/refs"`,
-        `echo "lock taken by "'production'`,
-        "",
-      ].join("\n"),
     );
   });
 });

@@ -1,0 +1,213 @@
+import * as assert from "assert";
+import { DeployConfig, parseDeployConfig } from "../../../lib/config";
+import { CutoverTarget, cutoverCheckScript, cutoverScript, leaseGuard, prelude } from "../../../lib/scripts";
+import { validRaw } from "../../support/validConfig";
+
+const SHA = "0123456789abcdef0123456789abcdef01234567";
+const SHA2 = "fedcba9876543210fedcba9876543210fedcba98";
+
+/** The valid config of test/support, with `edit` applied to its raw form first. */
+function parse(edit: (raw: Record<string, any>) => void = () => {}) {
+  const raw = validRaw();
+  edit(raw);
+  return parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
+}
+
+/** A step's whole text: set -eu, the prelude and the lease guard (exact text in layout/lock tests), then `lines`. */
+function stepText(cfg: DeployConfig, lines: string[]): string {
+  return ["set -eu", prelude(cfg.server), leaseGuard(cfg), ...lines, ""].join("\n");
+}
+
+/** `lines` with the one line `old` replaced by `by`. */
+function replaced(lines: string[], old: string, by: string[]): string[] {
+  const at = lines.indexOf(old);
+  assert.ok(at >= 0 && lines.lastIndexOf(old) === at, `expected text has the line ${old} once`);
+  return [...lines.slice(0, at), ...by, ...lines.slice(at + 1)];
+}
+
+/** The node app to its checked green slot (its idle blue slot started with another .env), the static app to its release. */
+function targets(cfg: DeployConfig): CutoverTarget[] {
+  return [
+    { app: cfg.apps[0], sha: SHA, slot: "green", port: 8002, envDigest: "d1gest" },
+    { app: cfg.apps[1], sha: SHA2 },
+  ];
+}
+
+/** The cutover of `targets` without smoke steps, a PM2 node app and a static app. */
+const CUTOVER = [
+  "mkdir -p '/srv/nostromo/current'",
+  `switched=""`,
+  `[ "$(readlink '/srv/nostromo/slots/orchestrator/green' 2>/dev/null)" = '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' ] || { echo "check failed for orchestrator: slot green does not hold release 0123456789ab; nothing was switched" >&2; exit 1; }`,
+  `curl -fsS -m 5 -o /dev/null 'http://127.0.0.1:8002/health' 2>"$nostromo_tmp/verify" || { echo "check failed for orchestrator: http://127.0.0.1:8002/health does not answer ($(cat "$nostromo_tmp/verify")); nothing was switched" >&2; exit 1; }`,
+  `[ -s '/srv/nostromo/releases/sevastopol/fedcba9876543210fedcba9876543210fedcba98/dist/index.html' ] || { echo "check failed for sevastopol: /srv/nostromo/releases/sevastopol/fedcba9876543210fedcba9876543210fedcba98/dist/index.html is missing or empty; nothing was switched" >&2; exit 1; }`,
+  "nostromo_cleanup() {",
+  `  [ "$rc" -ne 0 ] || return 0`,
+  `  case " $switched " in *" sevastopol "*)`,
+  "    if [ -f '/srv/nostromo/releases/sevastopol/.previous' ]; then",
+  `      ln -sfn "$(cat '/srv/nostromo/releases/sevastopol/.previous')" '/srv/nostromo/current/sevastopol.new' && mv -T '/srv/nostromo/current/sevastopol.new' '/srv/nostromo/current/sevastopol'`,
+  "    else",
+  "      rm -f '/srv/nostromo/current/sevastopol'",
+  "    fi",
+  `    echo "switched sevastopol back" >&2;;`,
+  "  esac",
+  `  case " $switched " in *" orchestrator "*)`,
+  `    if [ -f '/srv/nostromo/nginx-upstreams/orchestrator.conf.previous' ]; then mv -f '/srv/nostromo/nginx-upstreams/orchestrator.conf.previous' '/srv/nostromo/nginx-upstreams/orchestrator.conf'; { nginx -t && nginx -s reload; } >&2 || echo "nginx did not reload after the switch-back of orchestrator: it still runs the configuration it had before the switch" >&2; fi`,
+  "    [ -f '/srv/nostromo/slots/orchestrator/previous' ] && cp '/srv/nostromo/slots/orchestrator/previous' '/srv/nostromo/slots/orchestrator/live' || true",
+  "    if [ -f '/srv/nostromo/releases/orchestrator/.previous' ]; then",
+  `      ln -sfn "$(cat '/srv/nostromo/releases/orchestrator/.previous')" '/srv/nostromo/current/orchestrator.new' && mv -T '/srv/nostromo/current/orchestrator.new' '/srv/nostromo/current/orchestrator'`,
+  "    else",
+  "      rm -f '/srv/nostromo/current/orchestrator'",
+  "    fi",
+  `    echo "switched orchestrator back" >&2;;`,
+  "  esac",
+  `  serving=""`,
+  `  serving="$serving orchestrator=$(basename "$(readlink '/srv/nostromo/current/orchestrator' 2>/dev/null || echo none)" | cut -c1-12)""/$(cat '/srv/nostromo/slots/orchestrator/live' 2>/dev/null || echo none)"`,
+  `  serving="$serving sevastopol=$(basename "$(readlink '/srv/nostromo/current/sevastopol' 2>/dev/null || echo none)" | cut -c1-12)"`,
+  "  serving=${serving# }",
+  `  echo "cutover failed; $([ -n "$switched" ] && echo "switched back:$switched" || echo "nothing was switched"). Serving now: $serving" >&2`,
+  "}",
+  `if [ "$(readlink '/srv/nostromo/current/orchestrator' 2>/dev/null)" = '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' ] && [ "$(cat '/srv/nostromo/slots/orchestrator/live' 2>/dev/null)" = 'green' ] && [ "$(cat '/srv/nostromo/nginx-upstreams/orchestrator.conf' 2>/dev/null)" = 'server 127.0.0.1:8002;' ]; then`,
+  `  echo "orchestrator already serves 0123456789ab"`,
+  "else",
+  "  readlink '/srv/nostromo/current/orchestrator' > '/srv/nostromo/releases/orchestrator/.previous' 2>/dev/null || rm -f '/srv/nostromo/releases/orchestrator/.previous'",
+  `  switched="$switched orchestrator"`,
+  "  [ -f '/srv/nostromo/nginx-upstreams/orchestrator.conf' ] && cp -p '/srv/nostromo/nginx-upstreams/orchestrator.conf' '/srv/nostromo/nginx-upstreams/orchestrator.conf.previous' || rm -f '/srv/nostromo/nginx-upstreams/orchestrator.conf.previous'",
+  "  cat '/srv/nostromo/slots/orchestrator/live' > '/srv/nostromo/slots/orchestrator/previous' 2>/dev/null || true",
+  `  printf '%s\\n' 'server 127.0.0.1:8002;' > '/srv/nostromo/nginx-upstreams/orchestrator.conf.new' && mv -f '/srv/nostromo/nginx-upstreams/orchestrator.conf.new' '/srv/nostromo/nginx-upstreams/orchestrator.conf'`,
+  `  if ! { nginx -t && nginx -s reload; } >"$nostromo_tmp/nginx" 2>&1; then`,
+  `    cat "$nostromo_tmp/nginx" >&2`,
+  `    echo "switch of orchestrator failed: nginx refused the new upstream" >&2; exit 1`,
+  "  fi",
+  `  printf '%s\\n' 'green' > '/srv/nostromo/slots/orchestrator/live'`,
+  "  ln -sfn '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' '/srv/nostromo/current/orchestrator.new' && mv -T '/srv/nostromo/current/orchestrator.new' '/srv/nostromo/current/orchestrator'",
+  `  echo "switched orchestrator to 0123456789ab (slot green, port 8002)"`,
+  "fi",
+  `if [ "$(readlink '/srv/nostromo/current/sevastopol' 2>/dev/null)" = '/srv/nostromo/releases/sevastopol/fedcba9876543210fedcba9876543210fedcba98' ]; then`,
+  `  echo "sevastopol already serves fedcba987654"`,
+  "else",
+  "  readlink '/srv/nostromo/current/sevastopol' > '/srv/nostromo/releases/sevastopol/.previous' 2>/dev/null || rm -f '/srv/nostromo/releases/sevastopol/.previous'",
+  `  switched="$switched sevastopol"`,
+  "  ln -sfn '/srv/nostromo/releases/sevastopol/fedcba9876543210fedcba9876543210fedcba98' '/srv/nostromo/current/sevastopol.new' && mv -T '/srv/nostromo/current/sevastopol.new' '/srv/nostromo/current/sevastopol'",
+  `  echo "switched sevastopol to fedcba987654"`,
+  "fi",
+  `smoke=""`,
+  `echo "no smoke steps configured"`,
+  "nostromo_cleanup() { :; }",
+  "pm2 save --force >/dev/null",
+  "slot=blue",
+  `if pm2 describe 'orchestrator-blue' >/dev/null 2>&1 && [ "$(cat '/srv/nostromo/slots/orchestrator/blue.env' 2>/dev/null)" != 'd1gest' ]; then`,
+  `  pm2 restart 'orchestrator'-"$slot" >/dev/null`,
+  `  ok=""; for _ in $(seq 1 60); do curl -fsS -m 5 -o /dev/null 'http://127.0.0.1:8001/health' 2>/dev/null && { ok=1; break; }; sleep 1; done`,
+  `  if [ -n "$ok" ]; then printf '%s\\n' 'd1gest' > '/srv/nostromo/slots/orchestrator/blue.env'; echo "orchestrator: idle slot blue restarted with the new environment"`,
+  `  else pm2 delete 'orchestrator-blue' >/dev/null 2>&1 || true; rm -f '/srv/nostromo/slots/orchestrator/blue.env'; echo "orchestrator: idle slot blue did not answer http://127.0.0.1:8001/health with the new environment and was stopped (a rollback will start it again)" >&2; fi`,
+  "fi",
+  `serving=""`,
+  `serving="$serving orchestrator=$(basename "$(readlink '/srv/nostromo/current/orchestrator' 2>/dev/null || echo none)" | cut -c1-12)""/$(cat '/srv/nostromo/slots/orchestrator/live' 2>/dev/null || echo none)"`,
+  `serving="$serving sevastopol=$(basename "$(readlink '/srv/nostromo/current/sevastopol' 2>/dev/null || echo none)" | cut -c1-12)"`,
+  "serving=${serving# }",
+  'nostromo_result switched="${switched# }" serving="$serving" smoke="$smoke"',
+];
+
+describe("unit: scripts/cutover (exact text)", () => {
+  it("verifies every app, switches each (node: upstream, live slot, current; static: current), switch-back trap, idle slot refreshed", () => {
+    const cfg = parse();
+    assert.strictEqual(cutoverScript(cfg, targets(cfg), []), stepText(cfg, CUTOVER));
+  });
+
+  it("with smoke steps: the smoke program runs them through the public port before the switch is committed", () => {
+    const cfg = parse((raw) => {
+      raw.smoke = [
+        {
+          name: "login",
+          method: "POST",
+          path: "/api/login",
+          body: { user: "ripley", note: "it's" },
+          expectFields: ["token"],
+          captureToken: "token",
+        },
+        {
+          name: "crew",
+          path: "/api/crew",
+          auth: true,
+          expectValues: { count: "7" },
+          expectEvery: { array: "crew", field: "ship", value: "Nostromo" },
+        },
+      ];
+    });
+    const smoke = [
+      "node -e '",
+      "const steps = JSON.parse(process.argv[1]); const base = process.argv[2];",
+      `const get = (o, p) => p.split(".").reduce((v, k) => (v == null ? undefined : v[k]), o);`,
+      "(async () => {",
+      "  let token;",
+      "  for (const s of steps) {",
+      `    const headers = { "content-type": "application/json" };`,
+      `    if (s.auth) headers.authorization = "Bearer " + token;`,
+      "    const res = await fetch(base + s.path, { method: s.method, headers, body: s.body === undefined ? undefined : JSON.stringify(s.body), signal: AbortSignal.timeout(10000) });",
+      "    const text = await res.text(); let json; try { json = JSON.parse(text); } catch {}",
+      `    const fail = (why) => { console.error("smoke test failed: " + s.name + ": " + s.method + " " + base + s.path + ": " + why + "; got HTTP " + res.status + ": " + text.slice(0, 300)); process.exit(1); };`,
+      `    if (res.status !== s.expectStatus) fail("expected HTTP " + s.expectStatus);`,
+      `    for (const f of s.expectFields) if (get(json, f) === undefined) fail("expected field " + f);`,
+      `    for (const [f, v] of Object.entries(s.expectValues)) if (String(get(json, f)) !== v) fail("expected " + f + " = " + v);`,
+      `    if (s.expectEvery) { const arr = get(json, s.expectEvery.array); if (!Array.isArray(arr) || arr.length === 0) fail("expected a non-empty list " + s.expectEvery.array); for (const it of arr) if (String(it[s.expectEvery.field]) !== s.expectEvery.value) fail("expected every " + s.expectEvery.array + "[]." + s.expectEvery.field + " = " + s.expectEvery.value); }`,
+      "    if (s.captureToken) token = get(json, s.captureToken);",
+      `    console.log("smoke ok: " + s.name);`,
+      "  }",
+      `})().catch((e) => { console.error("smoke test failed: " + e.message); process.exit(1); });`,
+      `' '[{"name":"login","method":"POST","path":"/api/login","body":{"user":"ripley","note":"it'\\''s"},"auth":false,"expectStatus":200,"expectFields":["token"],"expectValues":{},"captureToken":"token"},{"name":"crew","method":"GET","path":"/api/crew","auth":true,"expectStatus":200,"expectFields":[],"expectValues":{"count":"7"},"expectEvery":{"array":"crew","field":"ship","value":"Nostromo"}}]' 'http://127.0.0.1:8080' > "$nostromo_tmp/smoke" || { cat "$nostromo_tmp/smoke"; exit 1; }`,
+      `cat "$nostromo_tmp/smoke"`,
+      `smoke=$(sed -n 's/^smoke ok: //p' "$nostromo_tmp/smoke")`,
+    ];
+    assert.strictEqual(
+      cutoverScript(cfg, targets(cfg), cfg.smoke),
+      stepText(cfg, replaced(CUTOVER, `echo "no smoke steps configured"`, smoke)),
+    );
+  });
+
+  it("systemd: no pm2 save; the idle slot's unit is checked, restarted and disabled through systemctl", () => {
+    const cfg = parse((raw) => {
+      raw.apps.orchestrator.manager = "systemd";
+    });
+    let expected = replaced(CUTOVER, "pm2 save --force >/dev/null", []);
+    expected = replaced(
+      expected,
+      `if pm2 describe 'orchestrator-blue' >/dev/null 2>&1 && [ "$(cat '/srv/nostromo/slots/orchestrator/blue.env' 2>/dev/null)" != 'd1gest' ]; then`,
+      [
+        `if systemctl is-active --quiet 'nostromo-orchestrator-blue.service' && [ "$(cat '/srv/nostromo/slots/orchestrator/blue.env' 2>/dev/null)" != 'd1gest' ]; then`,
+      ],
+    );
+    expected = replaced(expected, `  pm2 restart 'orchestrator'-"$slot" >/dev/null`, [
+      `  systemctl restart 'nostromo-orchestrator-'"$slot.service"`,
+    ]);
+    expected = replaced(
+      expected,
+      `  else pm2 delete 'orchestrator-blue' >/dev/null 2>&1 || true; rm -f '/srv/nostromo/slots/orchestrator/blue.env'; echo "orchestrator: idle slot blue did not answer http://127.0.0.1:8001/health with the new environment and was stopped (a rollback will start it again)" >&2; fi`,
+      [
+        `  else systemctl disable --now --quiet 'nostromo-orchestrator-blue.service' || true; rm -f '/srv/nostromo/slots/orchestrator/blue.env'; echo "orchestrator: idle slot blue did not answer http://127.0.0.1:8001/health with the new environment and was stopped (a rollback will start it again)" >&2; fi`,
+      ],
+    );
+    assert.strictEqual(cutoverScript(cfg, targets(cfg), []), stepText(cfg, expected));
+  });
+
+  it("refresh check: each app still serves its release (node: live slot and upstream too), else exit 3 naming the drift", () => {
+    const cfg = parse();
+    assert.strictEqual(
+      cutoverCheckScript(cfg, targets(cfg)),
+      [
+        "set -eu",
+        "umask 022",
+        `nostromo_result() { node -e 'const o={};for(const a of process.argv.slice(1)){const i=a.indexOf("=");o[a.slice(0,i)]=a.slice(i+1)}console.log("nostromo-result "+JSON.stringify(o))' lease="\${NOSTROMO_LEASE:-}" "$@"; }`,
+        `drift=""`,
+        `[ "$(readlink '/srv/nostromo/current/orchestrator' 2>/dev/null)" = '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' ] && [ "$(cat '/srv/nostromo/slots/orchestrator/live' 2>/dev/null)" = 'green' ] && [ "$(cat '/srv/nostromo/nginx-upstreams/orchestrator.conf' 2>/dev/null)" = 'server 127.0.0.1:8002;' ] || drift="$drift orchestrator"`,
+        `[ "$(readlink '/srv/nostromo/current/sevastopol' 2>/dev/null)" = '/srv/nostromo/releases/sevastopol/fedcba9876543210fedcba9876543210fedcba98' ] || drift="$drift sevastopol"`,
+        `serving=""`,
+        `serving="$serving orchestrator=$(basename "$(readlink '/srv/nostromo/current/orchestrator' 2>/dev/null || echo none)" | cut -c1-12)""/$(cat '/srv/nostromo/slots/orchestrator/live' 2>/dev/null || echo none)"`,
+        `serving="$serving sevastopol=$(basename "$(readlink '/srv/nostromo/current/sevastopol' 2>/dev/null || echo none)" | cut -c1-12)"`,
+        "serving=${serving# }",
+        `[ -z "$drift" ] || { echo "traffic drifted for:$drift (serving now: $serving)"; exit 3; }`,
+        `echo "every app serves what it was switched to: $serving"`,
+        "",
+      ].join("\n"),
+    );
+  });
+});

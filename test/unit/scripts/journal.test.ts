@@ -1,0 +1,39 @@
+import * as assert from "assert";
+import { DeployConfig, parseDeployConfig } from "../../../lib/config";
+import { leaseGuard, prelude, recordScript } from "../../../lib/scripts";
+import { validRaw } from "../../support/validConfig";
+
+/** A step's whole text: set -eu, the prelude and the lease guard (exact text in layout/lock tests), then `lines`. */
+function stepText(cfg: DeployConfig, lines: string[]): string {
+  return ["set -eu", prelude(cfg.server), leaseGuard(cfg), ...lines, ""].join("\n");
+}
+
+describe("unit: scripts/journal (exact text)", () => {
+  it("appends the deploy's line with lease and duration, prunes each app's old releases (not serving, previous or slot), releases the lock", () => {
+    const cfg = parseDeployConfig("unit", validRaw(), { sshPrivateKey: true, databaseUrl: true });
+    const entry = {
+      stack: "unit",
+      result: "succeeded",
+      apps: { orchestrator: { sha: "0123456789abcdef0123456789abcdef01234567" } },
+      note: "it's done",
+    };
+    assert.strictEqual(
+      recordScript(cfg, entry, 5),
+      stepText(cfg, [
+        `started=$(cat "$lock/started")`,
+        "finished=$(date +%s)",
+        `line='{"stack":"unit","result":"succeeded","apps":{"orchestrator":{"sha":"0123456789abcdef0123456789abcdef01234567"}},"note":"it'\\''s done"}'`,
+        `printf '%s,"lease":"%s","durationSeconds":%s,"finishedAt":"%s"}\\n' "\${line%\\}}" "$NOSTROMO_LEASE" "$((finished - started))" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> '/srv/nostromo/deploys.jsonl'`,
+        `keep=" $(basename "$(readlink '/srv/nostromo/current/orchestrator')" 2>/dev/null) $(basename "$(cat '/srv/nostromo/releases/orchestrator/.previous' 2>/dev/null)" 2>/dev/null) $(for s in blue green; do basename "$(readlink '/srv/nostromo/slots/orchestrator'/$s 2>/dev/null)" 2>/dev/null; done | tr '\\n' ' ') "`,
+        `ls -1t '/srv/nostromo/releases/orchestrator' 2>/dev/null | tail -n +6 | while IFS= read -r r; do case "$keep" in *" $r "*) ;; *) rm -rf '/srv/nostromo/releases/orchestrator'/"$r"; echo "pruned release orchestrator/$r";; esac; done`,
+        `keep=" $(basename "$(readlink '/srv/nostromo/current/sevastopol')" 2>/dev/null) $(basename "$(cat '/srv/nostromo/releases/sevastopol/.previous' 2>/dev/null)" 2>/dev/null) $(for s in blue green; do basename "$(readlink '/srv/nostromo/slots/sevastopol'/$s 2>/dev/null)" 2>/dev/null; done | tr '\\n' ' ') "`,
+        `ls -1t '/srv/nostromo/releases/sevastopol' 2>/dev/null | tail -n +6 | while IFS= read -r r; do case "$keep" in *" $r "*) ;; *) rm -rf '/srv/nostromo/releases/sevastopol'/"$r"; echo "pruned release sevastopol/$r";; esac; done`,
+        `echo "deploy recorded in /srv/nostromo/deploys.jsonl"`,
+        `rm -rf "$lock"`,
+        `nostromo_held=""`,
+        `echo "lock released"`,
+        `nostromo_result durationSeconds="$((finished - started))"`,
+      ]),
+    );
+  });
+});

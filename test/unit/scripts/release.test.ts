@@ -1,0 +1,149 @@
+import * as assert from "assert";
+import { DeployConfig, parseDeployConfig } from "../../../lib/config";
+import { envEntries, leaseGuard, migrateScript, prelude, releaseScript } from "../../../lib/scripts";
+import { validRaw } from "../../support/validConfig";
+
+const SHA = "0123456789abcdef0123456789abcdef01234567";
+const SHA2 = "fedcba9876543210fedcba9876543210fedcba98";
+
+/** The valid config of test/support, with `edit` applied to its raw form first. */
+function parse(edit: (raw: Record<string, any>) => void = () => {}) {
+  const raw = validRaw();
+  edit(raw);
+  return parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
+}
+
+/** A step's whole text: set -eu, the prelude and the lease guard (exact text in layout/lock tests), then `lines`. */
+function stepText(cfg: DeployConfig, lines: string[]): string {
+  return ["set -eu", prelude(cfg.server), leaseGuard(cfg), ...lines, ""].join("\n");
+}
+
+describe("unit: scripts/release (exact text)", () => {
+  it("release of a node app: .env from stdin (0600), mirror fetched, archive installed and built once per SHA, changelog", () => {
+    const cfg = parse();
+    assert.strictEqual(
+      releaseScript(cfg, cfg.apps[0], SHA),
+      stepText(cfg, [
+        "mirror='/srv/nostromo/repos/orchestrator.git'; release='/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567'; shared='/srv/nostromo/shared/orchestrator'",
+        `mkdir -p '/srv/nostromo/releases/orchestrator' "$shared" '/srv/nostromo/repos'`,
+        `(umask 077; cat > "$shared/.env.new") && mv -f "$shared/.env.new" "$shared/.env"`,
+        `if [ ! -d "$mirror" ]; then git clone --quiet --mirror '/tmp/repos/orchestrator' "$mirror"; fi`,
+        `git -C "$mirror" cat-file -e '0123456789abcdef0123456789abcdef01234567^{commit}' 2>/dev/null || git -C "$mirror" fetch --quiet --prune --tags origin '+refs/heads/*:refs/heads/*'`,
+        `git -C "$mirror" cat-file -e '0123456789abcdef0123456789abcdef01234567^{commit}' || { echo "release: commit 0123456789abcdef0123456789abcdef01234567 not found in "'/tmp/repos/orchestrator' >&2; exit 1; }`,
+        `if [ -f "$release/.nostromo-built" ]; then`,
+        "  built=kept",
+        `  echo "release orchestrator@0123456789ab already built: kept"`,
+        "else",
+        "  tmp='/srv/nostromo/releases/orchestrator/.0123456789abcdef0123456789abcdef01234567.partial'",
+        `  rm -rf "$tmp" && mkdir -p "$tmp"`,
+        `  git -C "$mirror" archive '0123456789abcdef0123456789abcdef01234567' | tar -x -C "$tmp"`,
+        `  ln -sfn "$shared/.env" "$tmp/.env"`,
+        `  printf '%s\\n' '0123456789abcdef0123456789abcdef01234567' > "$tmp/REVISION"`,
+        `  cd "$tmp"`,
+        "  npm ci",
+        "  npm run build",
+        "  touch .nostromo-built",
+        "  cd /",
+        `  rm -rf "$release" && mv -T "$tmp" "$release"`,
+        "  built=built",
+        `  echo "release orchestrator@0123456789ab built"`,
+        "fi",
+        `prev=$(basename "$(readlink '/srv/nostromo/current/orchestrator' 2>/dev/null)" 2>/dev/null || true)`,
+        `changelog=""`,
+        `if [ -n "$prev" ] && [ "$prev" != '0123456789abcdef0123456789abcdef01234567' ] && git -C "$mirror" cat-file -e "$prev^{commit}" 2>/dev/null; then`,
+        `  changelog=$(git -C "$mirror" log --no-merges --format='%h %s' "$prev..0123456789abcdef0123456789abcdef01234567")`,
+        "fi",
+        `nostromo_result built="$built" previous="$prev" changelog="$changelog"`,
+      ]),
+    );
+  });
+
+  it("release without a build command runs only the app's install", () => {
+    const cfg = parse((raw) => {
+      raw.apps.sevastopol.install = "npm ci --omit=dev";
+      delete raw.apps.sevastopol.build;
+    });
+    assert.strictEqual(
+      releaseScript(cfg, cfg.apps[1], SHA2),
+      stepText(cfg, [
+        "mirror='/srv/nostromo/repos/sevastopol.git'; release='/srv/nostromo/releases/sevastopol/fedcba9876543210fedcba9876543210fedcba98'; shared='/srv/nostromo/shared/sevastopol'",
+        `mkdir -p '/srv/nostromo/releases/sevastopol' "$shared" '/srv/nostromo/repos'`,
+        `(umask 077; cat > "$shared/.env.new") && mv -f "$shared/.env.new" "$shared/.env"`,
+        `if [ ! -d "$mirror" ]; then git clone --quiet --mirror '/tmp/repos/sevastopol' "$mirror"; fi`,
+        `git -C "$mirror" cat-file -e 'fedcba9876543210fedcba9876543210fedcba98^{commit}' 2>/dev/null || git -C "$mirror" fetch --quiet --prune --tags origin '+refs/heads/*:refs/heads/*'`,
+        `git -C "$mirror" cat-file -e 'fedcba9876543210fedcba9876543210fedcba98^{commit}' || { echo "release: commit fedcba9876543210fedcba9876543210fedcba98 not found in "'/tmp/repos/sevastopol' >&2; exit 1; }`,
+        `if [ -f "$release/.nostromo-built" ]; then`,
+        "  built=kept",
+        `  echo "release sevastopol@fedcba987654 already built: kept"`,
+        "else",
+        "  tmp='/srv/nostromo/releases/sevastopol/.fedcba9876543210fedcba9876543210fedcba98.partial'",
+        `  rm -rf "$tmp" && mkdir -p "$tmp"`,
+        `  git -C "$mirror" archive 'fedcba9876543210fedcba9876543210fedcba98' | tar -x -C "$tmp"`,
+        `  ln -sfn "$shared/.env" "$tmp/.env"`,
+        `  printf '%s\\n' 'fedcba9876543210fedcba9876543210fedcba98' > "$tmp/REVISION"`,
+        `  cd "$tmp"`,
+        "  npm ci --omit=dev",
+        "  touch .nostromo-built",
+        "  cd /",
+        `  rm -rf "$release" && mv -T "$tmp" "$release"`,
+        "  built=built",
+        `  echo "release sevastopol@fedcba987654 built"`,
+        "fi",
+        `prev=$(basename "$(readlink '/srv/nostromo/current/sevastopol' 2>/dev/null)" 2>/dev/null || true)`,
+        `changelog=""`,
+        `if [ -n "$prev" ] && [ "$prev" != 'fedcba9876543210fedcba9876543210fedcba98' ] && git -C "$mirror" cat-file -e "$prev^{commit}" 2>/dev/null; then`,
+        `  changelog=$(git -C "$mirror" log --no-merges --format='%h %s' "$prev..fedcba9876543210fedcba9876543210fedcba98")`,
+        "fi",
+        `nostromo_result built="$built" previous="$prev" changelog="$changelog"`,
+      ]),
+    );
+  });
+
+  it("migration in the release with its .env loaded; a failure names the backup taken before it", () => {
+    const cfg = parse();
+    assert.strictEqual(
+      migrateScript(cfg, cfg.apps[0], SHA, "/srv/nostromo/backups/unit-20250101T000000Z-0123456789ab.dump"),
+      stepText(cfg, [
+        "cd '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567'",
+        "set -a; . ./.env; set +a",
+        `echo "migrating orchestrator@0123456789ab"`,
+        "if ! ( npm run migrate:production ); then",
+        `  echo "migration of orchestrator@0123456789ab failed; nothing was switched, the old release still serves."" Database backup taken just before it: "'/srv/nostromo/backups/unit-20250101T000000Z-0123456789ab.dump' >&2`,
+        "  exit 1",
+        "fi",
+        "nostromo_result migrated='0123456789abcdef0123456789abcdef01234567'",
+      ]),
+    );
+  });
+
+  it("migration without a backup says only that nothing was switched", () => {
+    const cfg = parse();
+    assert.strictEqual(
+      migrateScript(cfg, cfg.apps[0], SHA),
+      stepText(cfg, [
+        "cd '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567'",
+        "set -a; . ./.env; set +a",
+        `echo "migrating orchestrator@0123456789ab"`,
+        "if ! ( npm run migrate:production ); then",
+        `  echo "migration of orchestrator@0123456789ab failed; nothing was switched, the old release still serves." >&2`,
+        "  exit 1",
+        "fi",
+        "nostromo_result migrated='0123456789abcdef0123456789abcdef01234567'",
+      ]),
+    );
+  });
+
+  it(".env entries: the app's env, then the values given (they win), and APP_VERSION when the app has a version", () => {
+    const cfg = parse((raw) => {
+      raw.apps.orchestrator.env = { NODE_ENV: "production", LOG_LEVEL: "info" };
+      raw.apps.sevastopol.env = { PUBLIC_URL: "/" };
+    });
+    assert.deepStrictEqual(envEntries(cfg.apps[0], { DATABASE_URL: "postgres://u:p@h/db", LOG_LEVEL: "debug" }), {
+      NODE_ENV: "production",
+      LOG_LEVEL: "debug",
+      DATABASE_URL: "postgres://u:p@h/db",
+      APP_VERSION: "1.2.2",
+    });
+    assert.deepStrictEqual(envEntries(cfg.apps[1], {}), { PUBLIC_URL: "/" });
+  });
+});

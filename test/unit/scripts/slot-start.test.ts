@@ -1,0 +1,148 @@
+import * as assert from "assert";
+import { DeployConfig, parseDeployConfig } from "../../../lib/config";
+import { leaseGuard, prelude, startSlotScript } from "../../../lib/scripts";
+import { validRaw } from "../../support/validConfig";
+
+const SHA = "0123456789abcdef0123456789abcdef01234567";
+
+/** The valid config of test/support, with `edit` applied to its raw form first. */
+function parse(edit: (raw: Record<string, any>) => void = () => {}) {
+  const raw = validRaw();
+  edit(raw);
+  return parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
+}
+
+/** A step's whole text: set -eu, the prelude and the lease guard (exact text in layout/lock tests), then `lines`. */
+function stepText(cfg: DeployConfig, lines: string[]): string {
+  return ["set -eu", prelude(cfg.server), leaseGuard(cfg), ...lines, ""].join("\n");
+}
+
+describe("unit: scripts/slot, starting a slot (exact text)", () => {
+  it("PM2: the idle slot linked to the release, started as a PM2 process with its .env, health-gated, env digest kept", () => {
+    const cfg = parse();
+    assert.strictEqual(
+      startSlotScript(cfg, cfg.apps[0], SHA, "1.2.2", "d1gest"),
+      stepText(cfg, [
+        "live=$(cat '/srv/nostromo/slots/orchestrator/live' 2>/dev/null || echo none)",
+        `if [ "$live" = blue ]; then target=green; port=8002; else target=blue; port=8001; fi`,
+        "slot_dir='/srv/nostromo/slots/orchestrator'/$target",
+        "mkdir -p '/srv/nostromo/slots/orchestrator'",
+        `ln -sfn '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' "$slot_dir.new" && mv -T "$slot_dir.new" "$slot_dir"`,
+        "name='orchestrator'-$target",
+        `pm2 delete "$name" >/dev/null 2>&1 || true`,
+        `PORT=$port pm2 start bash --name "$name" --cwd "$slot_dir" --time --kill-timeout 10000 -- -c 'set -a; . ./.env; set +a; exec node dist/server.js' >/dev/null`,
+        `stop_slot() { pm2 delete "$name" >/dev/null 2>&1 || true; }`,
+        "deadline=$(( $(date +%s) + 60 ))",
+        `expect='{"status":"ok","version":"1.2.2"}'`,
+        "for path in '/health'; do",
+        `  url="http://127.0.0.1:$port$path"`,
+        "  while :; do",
+        `    code=$(curl -sS -m 5 -o "$nostromo_tmp/health" -w '%{http_code}' "$url" 2>"$nostromo_tmp/health-err" || true)`,
+        `    body=$(head -c 300 "$nostromo_tmp/health" 2>/dev/null || true)`,
+        `    [ "$code" = 000 ] && body=$(cat "$nostromo_tmp/health-err")`,
+        `    if [ "$code" = 200 ]; then`,
+        `      [ "$path" != '/health' ] && break`,
+        `      node -e 'const e=JSON.parse(process.argv[1]);let b;try{b=JSON.parse(process.argv[2])}catch{process.exit(1)}for(const k in e){if(String(b[k])!==e[k])process.exit(1)}' "$expect" "$body" && break`,
+        "    fi",
+        `    if [ "$(date +%s)" -ge "$deadline" ]; then`,
+        "      stop_slot",
+        `      echo "health check failed for orchestrator: $url expected HTTP 200 with $expect, got HTTP $code: $body (the new slot was stopped; nothing was switched)" >&2`,
+        "      exit 1",
+        "    fi",
+        "    sleep 1",
+        "  done",
+        "done",
+        `echo "health ok: orchestrator 1.2.2 on port $port"`,
+        `printf '%s\\n' 'd1gest' > '/srv/nostromo/slots/orchestrator'/"$target.env"`,
+        `nostromo_result slot="$target" port="$port"`,
+      ]),
+    );
+  });
+
+  it("systemd: the idle slot's unit written, enabled and restarted, health-gated; a failed check shows its log and disables it", () => {
+    const cfg = parse((raw) => {
+      raw.apps.orchestrator.manager = "systemd";
+    });
+    assert.strictEqual(
+      startSlotScript(cfg, cfg.apps[0], SHA, "1.2.2", "d1gest"),
+      stepText(cfg, [
+        "live=$(cat '/srv/nostromo/slots/orchestrator/live' 2>/dev/null || echo none)",
+        `if [ "$live" = blue ]; then target=green; port=8002; else target=blue; port=8001; fi`,
+        "slot_dir='/srv/nostromo/slots/orchestrator'/$target",
+        "mkdir -p '/srv/nostromo/slots/orchestrator'",
+        `ln -sfn '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' "$slot_dir.new" && mv -T "$slot_dir.new" "$slot_dir"`,
+        `unit='nostromo-orchestrator-'"$target.service"`,
+        "unit_dir='/etc/systemd/system'",
+        `if [ "$target" = blue ]; then unit_text='[Unit]`,
+        "Description=nostromo orchestrator (blue slot)",
+        "After=network.target",
+        "",
+        "[Service]",
+        "Type=simple",
+        "User=deploy",
+        "WorkingDirectory=/srv/nostromo/slots/orchestrator/blue",
+        `Environment="PORT=8001"`,
+        `ExecStart=/bin/bash -c "set -a; . ./.env; set +a; exec node dist/server.js"`,
+        "Restart=on-failure",
+        "RestartSec=2",
+        "KillSignal=SIGTERM",
+        "TimeoutStopSec=30",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "'; else unit_text='[Unit]",
+        "Description=nostromo orchestrator (green slot)",
+        "After=network.target",
+        "",
+        "[Service]",
+        "Type=simple",
+        "User=deploy",
+        "WorkingDirectory=/srv/nostromo/slots/orchestrator/green",
+        `Environment="PORT=8002"`,
+        `ExecStart=/bin/bash -c "set -a; . ./.env; set +a; exec node dist/server.js"`,
+        "Restart=on-failure",
+        "RestartSec=2",
+        "KillSignal=SIGTERM",
+        "TimeoutStopSec=30",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "'; fi",
+        `printf '%s' "$unit_text" > "$unit_dir/$unit.new" && mv -f "$unit_dir/$unit.new" "$unit_dir/$unit"`,
+        "systemctl daemon-reload",
+        `systemctl enable --quiet "$unit"`,
+        "since=$(date +%s)",
+        `systemctl restart "$unit"`,
+        "stop_slot() {",
+        `  echo "$unit: $(systemctl show -p ActiveState,SubState,Result,NRestarts,ExecMainStatus "$unit" 2>&1 | tr '\\n' ' ')" >&2`,
+        `  echo "last log lines of $unit:" >&2`,
+        `  journalctl _SYSTEMD_UNIT="$unit" --since "@$since" -n 20 --no-pager -o cat >&2 || true`,
+        `  systemctl disable --now --quiet "$unit" || true`,
+        "}",
+        "deadline=$(( $(date +%s) + 60 ))",
+        `expect='{"status":"ok","version":"1.2.2"}'`,
+        "for path in '/health'; do",
+        `  url="http://127.0.0.1:$port$path"`,
+        "  while :; do",
+        `    code=$(curl -sS -m 5 -o "$nostromo_tmp/health" -w '%{http_code}' "$url" 2>"$nostromo_tmp/health-err" || true)`,
+        `    body=$(head -c 300 "$nostromo_tmp/health" 2>/dev/null || true)`,
+        `    [ "$code" = 000 ] && body=$(cat "$nostromo_tmp/health-err")`,
+        `    if [ "$code" = 200 ]; then`,
+        `      [ "$path" != '/health' ] && break`,
+        `      node -e 'const e=JSON.parse(process.argv[1]);let b;try{b=JSON.parse(process.argv[2])}catch{process.exit(1)}for(const k in e){if(String(b[k])!==e[k])process.exit(1)}' "$expect" "$body" && break`,
+        "    fi",
+        `    if [ "$(date +%s)" -ge "$deadline" ]; then`,
+        "      stop_slot",
+        `      echo "health check failed for orchestrator: $url expected HTTP 200 with $expect, got HTTP $code: $body (the new slot was stopped; nothing was switched)" >&2`,
+        "      exit 1",
+        "    fi",
+        "    sleep 1",
+        "  done",
+        "done",
+        `echo "health ok: orchestrator 1.2.2 on port $port"`,
+        `printf '%s\\n' 'd1gest' > '/srv/nostromo/slots/orchestrator'/"$target.env"`,
+        `nostromo_result slot="$target" port="$port"`,
+      ]),
+    );
+  });
+});
