@@ -65,19 +65,29 @@ interface CommandInputs {
 /** Inputs whose change re-runs the step; a change of `connection` alone (a rotated key) does not. */
 const RERUN_KEYS = ["create", "update", "stdin", "triggers"] as const;
 
+/** What a run adds to the inputs: its output, its parsed result line, and no drift. */
+interface RunOutputs {
+  stdout: string;
+  stderr: string;
+  result: Record<string, unknown>;
+  drift: string;
+}
+
 /**
  * Runs a script through the engine, as @pulumi/command's Command does: create/update/delete
  * scripts, triggers, stdin, stdout/stderr outputs. It is a dynamic provider because the
  * command provider's Go module cannot be had from the module proxy on our machines (README).
+ * On top: the result line every step ends with (`result`), the update's lease in the script's
+ * environment, and `read` (`pulumi refresh`) running the step's `check` to see drift.
  */
-const commandProvider: pulumi.dynamic.ResourceProvider = {
-  async diff(_id: string, olds: CommandInputs, news: CommandInputs) {
+export const commandProvider: pulumi.dynamic.ResourceProvider = {
+  async diff(_id: string, olds: CommandInputs & Partial<RunOutputs>, news: CommandInputs) {
     const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
     const changes = RERUN_KEYS.filter((k) => !same(olds[k], news[k]));
     const moved = !same(olds.connection?.host, news.connection?.host) || !same(olds.connection?.port, news.connection?.port);
-    const stale = !same(olds.delete, news.delete) || !same(olds.connection, news.connection);
+    const stale = !same(olds.delete, news.delete) || !same(olds.connection, news.connection) || !same(olds.check, news.check);
     return {
-      changes: changes.length > 0 || moved || stale,
+      changes: changes.length > 0 || moved || stale || !!olds.drift,
       replaces: moved ? ["connection"] : [],
       deleteBeforeReplace: false,
     };
@@ -86,10 +96,12 @@ const commandProvider: pulumi.dynamic.ResourceProvider = {
     const out = await runStep(inputs, inputs.create);
     return { id: `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`, outs: { ...inputs, ...out } };
   },
-  async update(_id: string, olds: CommandInputs & { stdout?: string; stderr?: string }, news: CommandInputs) {
+  async update(_id: string, olds: CommandInputs & Partial<RunOutputs>, news: CommandInputs) {
     const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
-    const rerun = RERUN_KEYS.some((k) => !same(olds[k], news[k]));
-    const out = rerun ? await runStep(news, news.update ?? news.create) : { stdout: olds.stdout ?? "", stderr: olds.stderr ?? "" };
+    const rerun = !!olds.drift || RERUN_KEYS.some((k) => !same(olds[k], news[k]));
+    const out: RunOutputs = rerun
+      ? await runStep(news, news.update ?? news.create)
+      : { stdout: olds.stdout ?? "", stderr: olds.stderr ?? "", result: olds.result ?? {}, drift: "" };
     return { outs: { ...news, ...out } };
   },
   async delete(_id: string, props: CommandInputs) {
@@ -97,25 +109,73 @@ const commandProvider: pulumi.dynamic.ResourceProvider = {
       await runStep(props, props.delete);
     }
   },
+  /**
+   * `pulumi refresh`: asks the server whether what the step made is still there (its `check`).
+   * Drift is kept in the outputs and in the inputs, so the preview shows it and the next `up`
+   * runs the step again.
+   */
+  async read(id: string, props: CommandInputs & Partial<RunOutputs>) {
+    if (!props.check) return { id, props };
+    const r = await runScript({ ...props, stdin: undefined }, props.check);
+    if (r.code !== 0 && r.code !== 3) throw new Error(failureText(props, r, "refresh: the check of this step failed"));
+    const drift = r.code === 3 ? `${r.stdout}${r.stderr}`.trim().slice(0, 500) || "drifted" : "";
+    const inputs: Record<string, unknown> = { ...props, drift };
+    for (const k of ["stdout", "stderr", "result"]) delete inputs[k];
+    return { id, props: { ...props, drift }, inputs };
+  },
 };
 
-/** Runs one script locally (bash) or over SSH, returning its output or throwing with its tail. */
-async function runStep(inputs: CommandInputs, text: string): Promise<{ stdout: string; stderr: string }> {
-  const timeoutMs = (inputs.timeoutSeconds ?? 1800) * 1000;
-  const result = inputs.connection
-    ? await runOverSsh(inputs.connection, text, inputs.stdin, timeoutMs)
-    : await runLocally(text, inputs.stdin, timeoutMs);
-  const trim = (s: string) => s.replace(/\n+$/, "");
-  if (result.code !== 0) {
-    const where = inputs.connection ? `${inputs.connection.user}@${inputs.connection.host}:${inputs.connection.port}` : "localhost";
-    const tail = (s: string) => trim(s).split("\n").slice(-30).join("\n");
-    throw new Error(
-      `step failed on ${where} (${result.code === null ? "timed out or killed" : `exit ${result.code}`})` +
-        (result.stderr.trim() ? `\n--- stderr ---\n${tail(result.stderr)}` : "") +
-        (result.stdout.trim() ? `\n--- stdout ---\n${tail(result.stdout)}` : ""),
-    );
+/**
+ * The step's result: its last non-empty line of output, `nostromo-result {…}` (a JSON object).
+ * The one parser of step results; a missing or malformed line fails the step, naming it.
+ */
+export function parseStepResult(stdout: string, what: string): Record<string, unknown> {
+  const last = stdout.trimEnd().split("\n").pop() ?? "";
+  const prefix = "nostromo-result ";
+  if (!last.startsWith(prefix)) throw new Error(`step ${what}: no result line at the end of its output`);
+  let value: unknown;
+  try {
+    value = JSON.parse(last.slice(prefix.length));
+  } catch {
+    value = undefined;
   }
-  return { stdout: trim(result.stdout), stderr: trim(result.stderr) };
+  if (!value || typeof value !== "object" || Array.isArray(value))
+    throw new Error(`step ${what}: malformed result line: ${last.slice(0, 200)}`);
+  return value as Record<string, unknown>;
+}
+
+/** Runs one script (with the lease in its environment) locally (bash) or over SSH. */
+function runScript(inputs: CommandInputs, text: string): Promise<RunResult> {
+  const timeoutMs = (inputs.timeoutSeconds ?? 1800) * 1000;
+  const script = inputs.lease ? `export NOSTROMO_LEASE=${shellQuote(inputs.lease)}\n${text}` : text;
+  return inputs.connection ? runOverSsh(inputs.connection, script, inputs.stdin, timeoutMs) : runLocally(script, inputs.stdin, timeoutMs);
+}
+
+/** The error of a failed run: where, how, and the tail of both outputs. */
+function failureText(inputs: CommandInputs, result: RunResult, what = "step failed"): string {
+  const trim = (s: string) => s.replace(/\n+$/, "");
+  const where = inputs.connection ? `${inputs.connection.user}@${inputs.connection.host}:${inputs.connection.port}` : "localhost";
+  const tail = (s: string) => trim(s).split("\n").slice(-30).join("\n");
+  return (
+    `${what} on ${where} (${result.code === null ? "timed out or killed" : `exit ${result.code}`})` +
+    (result.stderr.trim() ? `\n--- stderr ---\n${tail(result.stderr)}` : "") +
+    (result.stdout.trim() ? `\n--- stdout ---\n${tail(result.stdout)}` : "")
+  );
+}
+
+/** Runs the step's script, returning its output and result line or throwing with its tail. */
+async function runStep(inputs: CommandInputs, text: string): Promise<RunOutputs> {
+  const result = await runScript(inputs, text);
+  if (result.code !== 0) throw new Error(failureText(inputs, result));
+  const trim = (s: string) => s.replace(/\n+$/, "");
+  const what = inputs.app ? `${inputs.step} (${inputs.app})` : String(inputs.step);
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = parseStepResult(result.stdout, what);
+  } catch (err) {
+    throw new Error(failureText(inputs, result, (err as Error).message));
+  }
+  return { stdout: trim(result.stdout), stderr: trim(result.stderr), result: parsed, drift: "" };
 }
 
 export interface RunResult {
@@ -225,8 +285,17 @@ function shellQuote(text: string): string {
 export class Command extends pulumi.dynamic.Resource {
   declare public readonly stdout: pulumi.Output<string>;
   declare public readonly stderr: pulumi.Output<string>;
+  /** The step's result line, parsed (values are strings); see parseStepResult. */
+  declare public readonly result: pulumi.Output<Record<string, unknown>>;
 
   constructor(name: string, args: CommandArgs, opts?: pulumi.CustomResourceOptions) {
-    super(commandProvider, name, { ...args, stdout: undefined, stderr: undefined }, opts, "nostromo", "Command");
+    super(
+      commandProvider,
+      name,
+      { ...args, stdout: undefined, stderr: undefined, result: undefined, drift: undefined },
+      opts,
+      "nostromo",
+      "Command",
+    );
   }
 }

@@ -48,7 +48,7 @@ function verifyLines(cfg: DeployConfig, t: CutoverTarget): string[] {
   const url = `http://127.0.0.1:${t.port}${app.health!.path}`;
   return [
     `[ "$(readlink ${quote(`${L.slots}/${t.slot}`)} 2>/dev/null)" = ${quote(release)} ] || { echo "check failed for ${app.name}: slot ${t.slot} does not hold release ${sha.slice(0, 12)}; nothing was switched" >&2; exit 1; }`,
-    `curl -fsS -m 5 -o /dev/null ${quote(url)} 2>"$nostromo_tmp/verify" || { echo "check failed for ${app.name}: ${url} does not answer ($(cat "$nostromo_tmp/verify")); nothing was switched" >&2; exit 1; }`,
+    `curl -fsS -m 5 -o /dev/null ${quote(url)} 2>"$nostromo_tmp/verify" || { echo "check failed for ${app.name}: "${quote(url)}" does not answer ($(cat "$nostromo_tmp/verify")); nothing was switched" >&2; exit 1; }`,
   ];
 }
 
@@ -150,7 +150,7 @@ function refreshIdleSlotLines(cfg: DeployConfig, t: CutoverTarget): string[] {
     `  ${restartSlotLine(app)}`,
     `  ok=""; for _ in $(seq 1 ${app.health!.timeoutSeconds}); do curl -fsS -m 5 -o /dev/null ${quote(url)} 2>/dev/null && { ok=1; break; }; sleep 1; done`,
     `  if [ -n "$ok" ]; then printf '%s\\n' ${quote(t.envDigest)} > ${quote(`${L.slots}/${idle}.env`)}; echo "${app.name}: idle slot ${idle} restarted with the new environment"`,
-    `  else ${stop} || true; rm -f ${quote(`${L.slots}/${idle}.env`)}; echo "${app.name}: idle slot ${idle} did not answer ${url} with the new environment and was stopped (a rollback will start it again)" >&2; fi`,
+    `  else ${stop} || true; rm -f ${quote(`${L.slots}/${idle}.env`)}; echo "${app.name}: idle slot ${idle} did not answer "${quote(url)}" with the new environment and was stopped (a rollback will start it again)" >&2; fi`,
     `fi`,
   ];
 }

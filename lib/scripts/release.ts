@@ -61,7 +61,8 @@ export function migrateScript(cfg: DeployConfig, app: AppConfig, sha: string, ba
     `cd ${quote(release)}`,
     `set -a; . ./.env; set +a`,
     `echo "migrating ${app.name}@${sha.slice(0, 12)}"`,
-    `if ! ( ${app.migrate} ); then`,
+    // Its own bash with -e: inside `if !` a failing command in the middle would not stop it.
+    `if ! bash -ec ${quote(app.migrate!)}; then`,
     `  echo "migration of ${app.name}@${sha.slice(0, 12)} failed; nothing was switched, the old release still serves."${backupPath ? `" Database backup taken just before it: "${quote(backupPath)}` : ""} >&2`,
     `  exit 1`,
     `fi`,

@@ -153,7 +153,7 @@ export function slotCheckScript(cfg: DeployConfig, app: AppConfig, sha: string, 
     `  if node -e ${quote(EXPECT_FIELDS)} ${quote(JSON.stringify(expect))} "$body"; then echo "${app.name} ${sha.slice(0, 12)} runs in slot $slot"; exit 0; fi`,
     `  seen="$seen $slot: answered $(printf '%s' "$body" | head -c 120);"`,
     `done`,
-    `echo "${app.name}: no slot runs ${sha.slice(0, 12)} and answers ${h.path} (${"$"}{seen# })"`,
+    `echo "${app.name}: no slot runs ${sha.slice(0, 12)} and answers "${quote(h.path)}" (${"$"}{seen# })"`,
     `exit 3`,
   );
 }

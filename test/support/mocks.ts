@@ -23,6 +23,8 @@ export function installMocks(stack = "unit"): Registered[] {
         r.inputs = args.inputs;
         if (!byName.has(args.name)) registered.push(r);
         byName.set(args.name, r);
+        if (args.type.endsWith(":GeneratedSecret"))
+          return { id: `${args.name}-id`, state: { ...args.inputs, value: `mock-secret-${args.name}` } };
         const result = mockResult(args.inputs.step);
         return { id: `${args.name}-id`, state: { ...args.inputs, stdout: `nostromo-result ${JSON.stringify(result)}`, result } };
       },

@@ -2,25 +2,91 @@ import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import { Registered, installMocks } from "../support/mocks";
 
-describe("unit: Command resource (mocks)", () => {
+describe("unit: Command resource (mocks) and its provider", () => {
   let registered: Registered[];
   before(() => {
     registered = installMocks();
   });
 
-  it("registers a nostromo Command with its script, triggers and a secret connection", async () => {
+  it("registers a nostromo Command with its step, script, triggers, lease and a secret connection", async () => {
     const { Command } = await import("../../components/command");
     const cmd = new Command("probe", {
+      step: "lock",
       connection: pulumi.secret({ host: "127.0.0.1", port: 2222, user: "deploy", privateKey: "KEY", hostKey: "ssh-ed25519 AAAA" }),
       create: "echo hi",
       triggers: ["abc123"],
+      lease: "unit/lease",
     });
-    const stdout = await new Promise((resolve) => cmd.stdout.apply(resolve));
-    assert.strictEqual(stdout, "mocked");
+    const result = await new Promise((resolve) => cmd.result.apply(resolve));
+    assert.deepStrictEqual(result, { lease: "unit/mock-lease" });
     const r = registered.find((x) => x.name === "probe");
     assert.ok(r, "no resource recorded");
     assert.strictEqual(r.type, "pulumi-nodejs:dynamic/nostromo:Command");
+    assert.strictEqual(r.inputs.step, "lock");
     assert.strictEqual(r.inputs.create, "echo hi");
+    assert.strictEqual(r.inputs.lease, "unit/lease");
     assert.deepStrictEqual(r.inputs.triggers, ["abc123"]);
+  });
+
+  it("parses the one result line a step ends with, and refuses a missing or malformed one naming the step", async () => {
+    const { parseStepResult } = await import("../../components/command");
+    assert.deepStrictEqual(parseStepResult('built\nnostromo-result {"slot":"blue","port":"8001"}\n\n', "slot-start (api)"), {
+      slot: "blue",
+      port: "8001",
+    });
+    assert.throws(
+      () => parseStepResult("slot=blue port=8001\n", "slot-start (api)"),
+      /^Error: step slot-start \(api\): no result line at the end of its output$/,
+    );
+    assert.throws(() => parseStepResult("", "lock"), /step lock: no result line/);
+    assert.throws(
+      () => parseStepResult('nostromo-result {"slot":\n', "cutover"),
+      /step cutover: malformed result line: nostromo-result \{"slot":/,
+    );
+    assert.throws(() => parseStepResult('nostromo-result ["a"]', "cutover"), /malformed result line/);
+    // Not the last line: output after it means the step did not end with its result.
+    assert.throws(() => parseStepResult('nostromo-result {"a":"1"}\nmore output\n', "record"), /no result line/);
+  });
+
+  it("diff: the lease, step and app never re-run a step; drift found by refresh does", async () => {
+    const { commandProvider } = await import("../../components/command");
+    const base = { step: "slot-start", app: "api", create: "start", triggers: ["sha"], lease: "s/1" } as any;
+    const same = await commandProvider.diff!("id", { ...base, result: {}, drift: "" }, { ...base, lease: "s/2" });
+    assert.strictEqual(same.changes, false);
+    const drifted = await commandProvider.diff!("id", { ...base, drift: "api: no slot runs abc" }, { ...base, lease: "s/2" });
+    assert.strictEqual(drifted.changes, true);
+    const retriggered = await commandProvider.diff!("id", base, { ...base, triggers: ["sha2"] });
+    assert.strictEqual(retriggered.changes, true);
+  });
+
+  it("read runs the check: exit 0 in sync, exit 3 drift (also in the inputs, for the preview), anything else fails the refresh", async () => {
+    const { commandProvider } = await import("../../components/command");
+    const props = { step: "cutover", create: "true", stdout: "x", result: { a: "1" } } as any;
+    const ok = await commandProvider.read!("id", { ...props, check: "echo fine" });
+    assert.strictEqual((ok.props as any).drift, "");
+    const drift = await commandProvider.read!("id", { ...props, check: "echo 'traffic drifted for: api'; exit 3" });
+    assert.strictEqual((drift.props as any).drift, "traffic drifted for: api");
+    assert.strictEqual((drift.inputs as any).drift, "traffic drifted for: api");
+    assert.strictEqual((drift.inputs as any).result, undefined);
+    await assert.rejects(
+      commandProvider.read!("id", { ...props, check: "echo cannot tell >&2; exit 1" }),
+      /refresh: the check of this step failed on localhost \(exit 1\)[\s\S]*cannot tell/,
+    );
+    const none = await commandProvider.read!("id", props);
+    assert.deepStrictEqual(none.props, props);
+  });
+
+  it("runs a step with the lease in its environment, and fails one whose output has no result line", async () => {
+    const { commandProvider } = await import("../../components/command");
+    const made = await commandProvider.create({
+      step: "lock",
+      create: `echo "nostromo-result {\\"lease\\":\\"$NOSTROMO_LEASE\\"}"`,
+      lease: "unit/it's",
+    } as any);
+    assert.deepStrictEqual(made.outs.result, { lease: "unit/it's" });
+    await assert.rejects(
+      commandProvider.create({ step: "release", app: "api", create: "echo built" } as any),
+      /step release \(api\): no result line at the end of its output on localhost/,
+    );
   });
 });

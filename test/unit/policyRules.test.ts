@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { DeployConfig, ConfigError, parseDeployConfig } from "../../lib/config";
+import { ConfigError, parseDeployConfig } from "../../lib/config";
 import { isWithinWindow } from "../../lib/deployWindow";
 import {
   COMMAND_TYPE,

@@ -38,7 +38,7 @@ const CUTOVER = [
   "mkdir -p '/srv/nostromo/current'",
   `switched=""`,
   `[ "$(readlink '/srv/nostromo/slots/orchestrator/green' 2>/dev/null)" = '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' ] || { echo "check failed for orchestrator: slot green does not hold release 0123456789ab; nothing was switched" >&2; exit 1; }`,
-  `curl -fsS -m 5 -o /dev/null 'http://127.0.0.1:8002/health' 2>"$nostromo_tmp/verify" || { echo "check failed for orchestrator: http://127.0.0.1:8002/health does not answer ($(cat "$nostromo_tmp/verify")); nothing was switched" >&2; exit 1; }`,
+  `curl -fsS -m 5 -o /dev/null 'http://127.0.0.1:8002/health' 2>"$nostromo_tmp/verify" || { echo "check failed for orchestrator: "'http://127.0.0.1:8002/health'" does not answer ($(cat "$nostromo_tmp/verify")); nothing was switched" >&2; exit 1; }`,
   `[ -s '/srv/nostromo/releases/sevastopol/fedcba9876543210fedcba9876543210fedcba98/dist/index.html' ] || { echo "check failed for sevastopol: /srv/nostromo/releases/sevastopol/fedcba9876543210fedcba9876543210fedcba98/dist/index.html is missing or empty; nothing was switched" >&2; exit 1; }`,
   "nostromo_cleanup() {",
   `  [ "$rc" -ne 0 ] || return 0`,
@@ -99,7 +99,7 @@ const CUTOVER = [
   `  pm2 restart 'orchestrator'-"$slot" >/dev/null`,
   `  ok=""; for _ in $(seq 1 60); do curl -fsS -m 5 -o /dev/null 'http://127.0.0.1:8001/health' 2>/dev/null && { ok=1; break; }; sleep 1; done`,
   `  if [ -n "$ok" ]; then printf '%s\\n' 'd1gest' > '/srv/nostromo/slots/orchestrator/blue.env'; echo "orchestrator: idle slot blue restarted with the new environment"`,
-  `  else pm2 delete 'orchestrator-blue' >/dev/null 2>&1 || true; rm -f '/srv/nostromo/slots/orchestrator/blue.env'; echo "orchestrator: idle slot blue did not answer http://127.0.0.1:8001/health with the new environment and was stopped (a rollback will start it again)" >&2; fi`,
+  `  else pm2 delete 'orchestrator-blue' >/dev/null 2>&1 || true; rm -f '/srv/nostromo/slots/orchestrator/blue.env'; echo "orchestrator: idle slot blue did not answer "'http://127.0.0.1:8001/health'" with the new environment and was stopped (a rollback will start it again)" >&2; fi`,
   "fi",
   `serving=""`,
   `serving="$serving orchestrator=$(basename "$(readlink '/srv/nostromo/current/orchestrator' 2>/dev/null || echo none)" | cut -c1-12)""/$(cat '/srv/nostromo/slots/orchestrator/live' 2>/dev/null || echo none)"`,
@@ -181,9 +181,9 @@ describe("unit: scripts/cutover (exact text)", () => {
     ]);
     expected = replaced(
       expected,
-      `  else pm2 delete 'orchestrator-blue' >/dev/null 2>&1 || true; rm -f '/srv/nostromo/slots/orchestrator/blue.env'; echo "orchestrator: idle slot blue did not answer http://127.0.0.1:8001/health with the new environment and was stopped (a rollback will start it again)" >&2; fi`,
+      `  else pm2 delete 'orchestrator-blue' >/dev/null 2>&1 || true; rm -f '/srv/nostromo/slots/orchestrator/blue.env'; echo "orchestrator: idle slot blue did not answer "'http://127.0.0.1:8001/health'" with the new environment and was stopped (a rollback will start it again)" >&2; fi`,
       [
-        `  else systemctl disable --now --quiet 'nostromo-orchestrator-blue.service' || true; rm -f '/srv/nostromo/slots/orchestrator/blue.env'; echo "orchestrator: idle slot blue did not answer http://127.0.0.1:8001/health with the new environment and was stopped (a rollback will start it again)" >&2; fi`,
+        `  else systemctl disable --now --quiet 'nostromo-orchestrator-blue.service' || true; rm -f '/srv/nostromo/slots/orchestrator/blue.env'; echo "orchestrator: idle slot blue did not answer "'http://127.0.0.1:8001/health'" with the new environment and was stopped (a rollback will start it again)" >&2; fi`,
       ],
     );
     assert.strictEqual(cutoverScript(cfg, targets(cfg), []), stepText(cfg, expected));

@@ -180,7 +180,7 @@ describe("unit: scripts/slot (exact text)", () => {
         `  if node -e 'const e=JSON.parse(process.argv[1]);let b;try{b=JSON.parse(process.argv[2])}catch{process.exit(1)}for(const k in e){if(String(b[k])!==e[k])process.exit(1)}' '{"status":"ok","version":"1.2.2"}' "$body"; then echo "orchestrator 0123456789ab runs in slot $slot"; exit 0; fi`,
         `  seen="$seen $slot: answered $(printf '%s' "$body" | head -c 120);"`,
         "done",
-        'echo "orchestrator: no slot runs 0123456789ab and answers /health (${seen# })"',
+        `echo "orchestrator: no slot runs 0123456789ab and answers "'/health'" (\${seen# })"`,
         "exit 3",
         "",
       ].join("\n"),
