@@ -66,8 +66,10 @@ function switchLines(cfg: DeployConfig, t: CutoverTarget): string[] {
   const lines = [`if ${servingTest(cfg, t)}; then`, `  echo "${app.name} already serves ${sha.slice(0, 12)}"`, `else`];
   lines.push(
     `  readlink ${quote(L.current)} > ${quote(`${L.releases}/.previous`)} 2>/dev/null || rm -f ${quote(`${L.releases}/.previous`)}`,
-    `  switched="$switched ${app.name}"`,
   );
+  // A node app counts as switched from the moment its include is rewritten (it must be put back
+  // even if nginx refuses it); a static app once its link is swapped.
+  if (app.kind === "node") lines.push(`  switched="$switched ${app.name}"`);
   if (app.kind === "node") {
     lines.push(
       `  [ -f ${quote(up)} ] && cp -p ${quote(up)} ${quote(`${up}.previous`)} || rm -f ${quote(`${up}.previous`)}`,
@@ -82,6 +84,7 @@ function switchLines(cfg: DeployConfig, t: CutoverTarget): string[] {
   }
   lines.push(
     `  ln -sfn ${quote(release)} ${quote(`${L.current}.new`)} && mv -T ${quote(`${L.current}.new`)} ${quote(L.current)}`,
+    ...(app.kind === "node" ? [] : [`  switched="$switched ${app.name}"`]),
     `  echo "switched ${app.name} to ${sha.slice(0, 12)}${app.kind === "node" ? ` (slot ${t.slot}, port ${t.port})` : ""}"`,
     `fi`,
   );
@@ -191,13 +194,15 @@ export function cutoverScript(cfg: DeployConfig, targets: CutoverTarget[], steps
     cfg,
     `mkdir -p ${quote(`${cfg.server.root}/current`)}`,
     `switched=""`,
-    ...targets.flatMap((t) => verifyLines(cfg, t)),
     `nostromo_cleanup() {`,
     `  [ "$rc" -ne 0 ] || return 0`,
+    // Best effort: one app that cannot be put back must not stop the others.
+    `  set +e`,
     ...[...targets].reverse().flatMap((t) => switchBackLines(cfg, t.app).map((l) => `  ${l}`)),
     ...servingLines(cfg, apps).map((l) => `  ${l}`),
     `  echo "cutover failed; $([ -n "$switched" ] && echo "switched back:$switched" || echo "nothing was switched"). Serving now: $serving" >&2`,
     `}`,
+    ...targets.flatMap((t) => verifyLines(cfg, t)),
     ...targets.flatMap((t) => switchLines(cfg, t)),
     `smoke=""`,
     steps.length === 0

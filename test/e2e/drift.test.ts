@@ -7,7 +7,7 @@ import { addVersion } from "../../local/exampleRepos";
 import { DeployHarness } from "../../local/harness";
 import { get } from "../../local/http";
 import { freePort } from "../../local/target";
-import { localConfig, outputOf, setPlainConfig } from "../../local/stack";
+import { outputOf } from "../../local/stack";
 
 /**
  * Issue 8, observations 3 and 4: `refresh` reads what the servers really run and the next `up`
@@ -90,19 +90,41 @@ describe("e2e: the servers' real state is read, and the cutover is all or nothin
     assert.strictEqual(h.outputs().apps.orchestrator.version, "1.2.2");
   });
 
-  it("4. static app first and a broken foreign nginx file: the frontend is switched back when the API cannot be", async () => {
+  it("4. a switch that fails after another app was switched: every switched app goes back, and the error says what serves", async () => {
+    // Apps switch in config order (orchestrator, then sevastopol). A stray folder where the
+    // frontend's new `current` link is made breaks its switch after the API's has happened.
+    const stray = path.join(h.target.root, "current", "sevastopol.new");
+    fs.mkdirSync(path.join(stray, "left-behind"), { recursive: true });
+    const journal = h.journal().length;
+    try {
+      h.configure({ refs: { orchestrator: "v1.2.3", sevastopol: "v1.2.3" } });
+      const r = await h.up("frontend switch fails after the API's");
+      assert.notStrictEqual(r.code, 0);
+      assert.match(outputOf(r), /switched orchestrator back/);
+      assert.match(
+        outputOf(r),
+        /cutover failed; switched back: orchestrator\. Serving now: orchestrator=\w{12}\/(blue|green) sevastopol=\w{12}/,
+      );
+      assert.strictEqual(await h.servedVersion(), "1.2.2", "the API serves the new version while the frontend serves the old");
+      assert.strictEqual(await frontendVersion(), "1.2.2");
+      assert.strictEqual(h.journal().length, journal);
+    } finally {
+      fs.rmSync(stray, { recursive: true, force: true });
+    }
+  });
+
+  it("4. a broken foreign nginx file: the API's switch is refused, no app is switched, and the next up after the fix switches both", async () => {
     const foreign = path.join(h.target.nginx.sitesDir, "zz-foreign.conf");
     fs.writeFileSync(foreign, "this is not nginx configuration;\n");
     try {
-      h.configure({ refs: { orchestrator: "v1.2.3", sevastopol: "v1.2.3" } });
-      const cfg = localConfig(h.opts) as any;
-      cfg.apps = { sevastopol: cfg.apps.sevastopol, orchestrator: cfg.apps.orchestrator };
-      setPlainConfig(h.stack, cfg);
       const r = await h.up("broken foreign nginx file");
       assert.notStrictEqual(r.code, 0);
       assert.match(outputOf(r), /switch of orchestrator failed: nginx refused the new upstream/);
-      assert.match(outputOf(r), /switched back: sevastopol orchestrator\. Serving now: sevastopol=\w{12} orchestrator=\w{12}\/\w+/);
-      assert.strictEqual(await frontendVersion(), "1.2.2", "the frontend serves the new version while the API serves the old");
+      assert.match(
+        outputOf(r),
+        /cutover failed; switched back: orchestrator\. Serving now: orchestrator=\w{12}\/(blue|green) sevastopol=\w{12}/,
+      );
+      assert.strictEqual(await frontendVersion(), "1.2.2");
       assert.strictEqual(await h.servedVersion(), "1.2.2");
     } finally {
       fs.rmSync(foreign, { force: true });
@@ -111,7 +133,9 @@ describe("e2e: the servers' real state is read, and the cutover is all or nothin
     assert.strictEqual(r.code, 0, outputOf(r));
     assert.strictEqual(await frontendVersion(), "1.2.3");
     assert.strictEqual(await h.servedVersion(), "1.2.3");
-    assert.strictEqual(h.journal().at(-1).apps.orchestrator.version, "1.2.3");
-    assert.match(h.journal().at(-1).serving, /^sevastopol=\w{12} orchestrator=\w{12}\/(blue|green)$/);
+    const last = h.journal().at(-1);
+    assert.strictEqual(last.apps.orchestrator.version, "1.2.3");
+    assert.match(last.serving, /^orchestrator=\w{12}\/(blue|green) sevastopol=\w{12}$/);
+    assert.strictEqual(h.outputs().apps.orchestrator.version, "1.2.3");
   });
 });
