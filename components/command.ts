@@ -157,7 +157,13 @@ function failureText(inputs: CommandInputs, result: RunResult, what = "step fail
   const where = inputs.connection ? `${inputs.connection.user}@${inputs.connection.host}:${inputs.connection.port}` : "localhost";
   const tail = (s: string) => trim(s).split("\n").slice(-30).join("\n");
   return (
-    `${what} on ${where} (${result.code === null ? "timed out or killed" : `exit ${result.code}`})` +
+    `${what} on ${where} (${
+      result.code === null
+        ? "no exit status"
+        : TIMED_OUT.includes(result.code)
+          ? `timed out after ${inputs.timeoutSeconds ?? 1800} s: the script was killed where it ran; its output so far follows`
+          : `exit ${result.code}`
+    })` +
     (result.stderr.trim() ? `\n--- stderr ---\n${tail(result.stderr)}` : "") +
     (result.stdout.trim() ? `\n--- stdout ---\n${tail(result.stdout)}` : "")
   );
@@ -184,10 +190,22 @@ export interface RunResult {
   stderr: string;
 }
 
+/** Exit codes of `timeout` when it stopped the script (TERM, then KILL). */
+const TIMED_OUT = [124, 137];
+
+/**
+ * The script under `timeout`, so it dies where it runs when its time is up (its whole process
+ * group: `sleep` and the like too), even if nobody is left to wait for it.
+ */
+function underTimeout(text: string, timeoutMs: number): string[] {
+  return ["timeout", "--kill-after=10", String(Math.max(1, Math.ceil(timeoutMs / 1000))), "bash", "-c", text];
+}
+
 function runLocally(text: string, stdin: string | undefined, timeoutMs: number): Promise<RunResult> {
   const { spawn } = require("child_process") as typeof import("child_process");
   return new Promise((resolve, reject) => {
-    const child = spawn("bash", ["-c", text], { stdio: ["pipe", "pipe", "pipe"], timeout: timeoutMs });
+    const [cmd, ...args] = underTimeout(text, timeoutMs);
+    const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -199,7 +217,8 @@ function runLocally(text: string, stdin: string | undefined, timeoutMs: number):
   });
 }
 
-async function runOverSsh(conn: SshConnection, text: string, stdin: string | undefined, timeoutMs: number): Promise<RunResult> {
+/** Only failures before the script started are retried (`retryable`): a started script never runs twice. */
+export async function runOverSsh(conn: SshConnection, text: string, stdin: string | undefined, timeoutMs: number): Promise<RunResult> {
   const attempts = Math.max(1, conn.dialAttempts ?? 10);
   let lastError: Error | undefined;
   for (let attempt = 1; attempt <= attempts; attempt++) {
@@ -207,7 +226,6 @@ async function runOverSsh(conn: SshConnection, text: string, stdin: string | und
       return await sshExec(conn, text, stdin, timeoutMs);
     } catch (err) {
       lastError = err as Error;
-      // Only connection failures are retried; a host key mismatch never is.
       if (!(err as { retryable?: boolean }).retryable || attempt === attempts) break;
       await new Promise((r) => setTimeout(r, Math.min(500 * attempt, 3000)));
     }
@@ -215,52 +233,86 @@ async function runOverSsh(conn: SshConnection, text: string, stdin: string | und
   throw lastError ?? new Error("ssh: no attempt made");
 }
 
-/** One SSH exec of `bash -c text`, host key pinned; connection errors are marked retryable. */
+/**
+ * One SSH exec of the script under the server's `timeout`, host key pinned. Errors before the
+ * script started are marked retryable; a connection lost after it started is not (the script
+ * may have partly run), and says so with the output so far. If the server does not answer past
+ * the timeout (and a grace period), the result has no exit code and the output so far.
+ */
 export function sshExec(conn: SshConnection, text: string, stdin: string | undefined, timeoutMs: number): Promise<RunResult> {
   const { Client } = require("ssh2") as typeof import("ssh2");
   const where = `${conn.user}@${conn.host}:${conn.port}`;
   return new Promise((resolve, reject) => {
     const client = new Client();
     let hostKeyMismatch = false;
+    let started = false;
+    let settled = false;
+    let stdout = "";
+    let stderr = "";
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const pinned = conn.hostKey?.trim().split(/\s+/)[1];
     if (!pinned && !conn.insecureIgnoreHostKey) {
       reject(new Error(`ssh ${where}: no host key pinned; set the server's hostKey or opt out with insecureIgnoreHostKey`));
       return;
     }
-    const timer = setTimeout(() => {
+    const finish = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
       client.end();
-      resolve({ code: null, stdout: "", stderr: `ssh ${where}: timed out after ${timeoutMs / 1000} s` });
-    }, timeoutMs);
+      fn();
+    };
+    const dropped = (why: string) =>
+      finish(() =>
+        reject(
+          new Error(
+            `ssh ${where}: the connection dropped after the script started (${why}); it may have partly run and was not retried` +
+              (stderr.trim() ? `\n--- stderr so far ---\n${stderr.trim().split("\n").slice(-20).join("\n")}` : "") +
+              (stdout.trim() ? `\n--- stdout so far ---\n${stdout.trim().split("\n").slice(-20).join("\n")}` : ""),
+          ),
+        ),
+      );
+    timer = setTimeout(
+      () =>
+        finish(() =>
+          resolve({
+            code: null,
+            stdout,
+            stderr: `${stderr}ssh ${where}: no answer from the server ${timeoutMs / 1000 + 30} s after the start\n`,
+          }),
+        ),
+      timeoutMs + 30_000,
+    );
     client.on("ready", () => {
-      client.exec(`bash -c ${shellQuote(text)}`, (err, stream) => {
+      client.exec(underTimeout(text, timeoutMs).map(shellQuote).join(" "), (err, stream) => {
         if (err) {
-          clearTimeout(timer);
-          client.end();
-          reject(Object.assign(new Error(`ssh ${where}: ${err.message}`), { retryable: true }));
+          finish(() => reject(Object.assign(new Error(`ssh ${where}: ${err.message}`), { retryable: true })));
           return;
         }
-        let stdout = "";
-        let stderr = "";
+        started = true;
         let code: number | null = null;
         stream.on("data", (d: Buffer) => (stdout += d.toString()));
         stream.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-        stream.on("exit", (c: number | null) => (code = c));
-        stream.on("close", () => {
-          clearTimeout(timer);
-          client.end();
-          resolve({ code, stdout, stderr });
+        // Killed by a signal on the server: no exit code, but an answer all the same.
+        stream.on("exit", (c: number | null, signal?: string) => {
+          code = c ?? (signal ? 128 : null);
+          if (signal) stderr += `killed by SIG${signal} on the server\n`;
         });
+        stream.on("close", () => (code === null ? dropped("no exit status") : finish(() => resolve({ code, stdout, stderr }))));
         stream.end(stdin ?? "");
       });
     });
     client.on("error", (err: Error) => {
-      clearTimeout(timer);
-      if (hostKeyMismatch) {
-        reject(new Error(`ssh ${where}: the server's host key does not match the pinned hostKey; refusing to connect`));
-      } else {
-        reject(Object.assign(new Error(`ssh ${where}: ${err.message}`), { retryable: true }));
-      }
+      if (started) dropped(err.message);
+      else if (hostKeyMismatch)
+        finish(() => reject(new Error(`ssh ${where}: the server's host key does not match the pinned hostKey; refusing to connect`)));
+      else finish(() => reject(Object.assign(new Error(`ssh ${where}: ${err.message}`), { retryable: true })));
     });
+    client.on("close", () =>
+      started
+        ? dropped("connection closed")
+        : finish(() => reject(Object.assign(new Error(`ssh ${where}: connection closed before the script started`), { retryable: true }))),
+    );
     client.connect({
       host: conn.host,
       port: conn.port,
