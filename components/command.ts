@@ -179,7 +179,7 @@ async function runStep(inputs: CommandInputs, text: string): Promise<RunOutputs>
   try {
     parsed = parseStepResult(result.stdout, what);
   } catch (err) {
-    throw new Error(failureText(inputs, result, (err as Error).message));
+    throw new Error(failureText(inputs, result, (err as Error).message), { cause: err });
   }
   return { stdout: trim(result.stdout), stderr: trim(result.stderr), result: parsed, drift: "" };
 }
@@ -249,7 +249,8 @@ export function sshExec(conn: SshConnection, text: string, stdin: string | undef
     let settled = false;
     let stdout = "";
     let stderr = "";
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    // Declared before `finish` uses it (the provider's code is serialized: no use before declaration).
+    const clock: { timer?: ReturnType<typeof setTimeout> } = {};
     const pinned = conn.hostKey?.trim().split(/\s+/)[1];
     if (!pinned && !conn.insecureIgnoreHostKey) {
       reject(new Error(`ssh ${where}: no host key pinned; set the server's hostKey or opt out with insecureIgnoreHostKey`));
@@ -258,7 +259,7 @@ export function sshExec(conn: SshConnection, text: string, stdin: string | undef
     const finish = (fn: () => void) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      clearTimeout(clock.timer);
       client.end();
       fn();
     };
@@ -272,7 +273,7 @@ export function sshExec(conn: SshConnection, text: string, stdin: string | undef
           ),
         ),
       );
-    timer = setTimeout(
+    clock.timer = setTimeout(
       () =>
         finish(() =>
           resolve({

@@ -9,6 +9,7 @@ import * as path from "path";
 import * as yaml from "js-yaml";
 import { PolicyPack, PolicyResource, ReportViolation, ResourceValidationArgs, StackValidationArgs } from "@pulumi/policy";
 import {
+  COMMAND_TYPE,
   Res,
   SECRET_KEYS,
   UNKNOWN,
@@ -22,6 +23,7 @@ import {
   plaintextSecretsInStackFile,
   secretInCommandText,
   stackOfUrn,
+  stepsForConfiguredApps,
 } from "./rules";
 
 // The engine launches the pack with the stack's identity and decrypted config in its environment.
@@ -39,7 +41,7 @@ function stackOf(urn: string): string {
 function asRes(r: PolicyResource): Res {
   const deps = new Set<string>(r.dependencies.map((d) => d.urn));
   for (const list of Object.values(r.propertyDependencies)) for (const d of list) deps.add(d.urn);
-  return { type: r.type, name: r.name, urn: r.urn, props: r.props, dependencies: [...deps] };
+  return { type: r.type, name: r.name, urn: r.urn, props: knownProps(r.props), dependencies: [...deps] };
 }
 
 /**
@@ -49,7 +51,7 @@ function asRes(r: PolicyResource): Res {
  */
 function knownProps(props: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const key of ["connection", "create", "update", "delete"]) {
+  for (const key of ["step", "app", "connection", "create", "update", "delete"]) {
     try {
       const v = props[key];
       out[key] = v && typeof v === "object" ? JSON.parse(JSON.stringify(v)) : v;
@@ -91,7 +93,7 @@ new PolicyPack("nostromo-runbooks", {
   policies: [
     {
       name: "backup-before-migration",
-      description: "Production: every migration runs after a database backup of the same deploy (a dependency path to *-backup-dump).",
+      description: "Production: every migration step runs after a database backup step of the same deploy (a dependency path to it).",
       enforcementLevel: "mandatory",
       validateStack: (args: StackValidationArgs, reportViolation) => {
         const resources = args.resources.map(asRes);
@@ -101,12 +103,22 @@ new PolicyPack("nostromo-runbooks", {
     },
     {
       name: "health-check-before-switch",
-      description: "Traffic reaches a node app only after its new release passed its health gate (*-service-start before the switch).",
+      description: "Traffic reaches a node app only after its new release passed its health gate (its slot-start step before the cutover).",
       enforcementLevel: "mandatory",
       validateStack: (args: StackValidationArgs, reportViolation) => {
         const resources = args.resources.map(asRes);
         if (resources.length === 0) return;
         report(reportViolation, healthCheckBeforeSwitch(resources, nodeAppsOf(stackConfig, projectOf(resources[0].urn))));
+      },
+    },
+    {
+      name: "steps-for-configured-apps",
+      description: "Every app with apps.<name>.migrate has a migration step, every node app a health-gated slot-start step.",
+      enforcementLevel: "mandatory",
+      validateStack: (args: StackValidationArgs, reportViolation) => {
+        const resources = args.resources.map(asRes);
+        if (resources.length === 0) return;
+        report(reportViolation, stepsForConfiguredApps(resources, stackConfig, projectOf(resources[0].urn)));
       },
     },
     {
@@ -145,7 +157,7 @@ new PolicyPack("nostromo-runbooks", {
       description: "`pulumi up` runs only inside the stack's deployWindow, when it declares one.",
       enforcementLevel: "mandatory",
       validateResource: (args, reportViolation) => {
-        if (dryRun || args.type !== "pulumi-nodejs:dynamic/nostromo:Command") return;
+        if (dryRun || args.type !== COMMAND_TYPE) return;
         const outside = outsideWindow(deployWindowOf(stackConfig, projectOf(args.urn)), new Date());
         if (outside) reportViolation(`${args.name}: ${outside}`);
       },

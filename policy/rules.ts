@@ -5,8 +5,9 @@
  * import, so the rules are unit-tested without an engine (test/unit/policyRules.test.ts).
  */
 import { DeployWindow, describeWindow, isWithinWindow, localTime } from "../lib/deployWindow";
+import { COMMAND_TYPE, STEP, StepKind } from "../lib/steps";
 
-export const COMMAND_TYPE = "pulumi-nodejs:dynamic/nostromo:Command";
+export { COMMAND_TYPE };
 /** Config keys that must be Pulumi secrets (encrypted in the stack file). */
 export const SECRET_KEYS = ["sshPrivateKey", "databaseUrl", "jwtSecret", "notifyWebhookUrl"] as const;
 /** What the engine sends for a value not known until the update (preview of a changed input). */
@@ -33,6 +34,9 @@ export function stackOfUrn(urn: string): string {
 }
 
 const isCommand = (r: Res) => r.type === COMMAND_TYPE;
+/** Steps are found by the kind they declare (input `step`, lib/steps.ts), never by their names. */
+const isStep = (r: Res, kind: StepKind) => isCommand(r) && r.props.step === kind;
+const appOf = (r: Res) => (typeof r.props.app === "string" ? r.props.app : undefined);
 
 /** Every URN reachable from `from` through dependencies. */
 function dependencyClosure(from: Res, byUrn: Map<string, Res>): Set<string> {
@@ -52,45 +56,66 @@ export function backupBeforeMigration(resources: Res[], stack: string): Finding[
   if (stack !== "production") return [];
   const byUrn = new Map(resources.map((r) => [r.urn, r]));
   return resources
-    .filter((r) => isCommand(r) && r.name.endsWith("-migration-run"))
-    .filter((m) => ![...dependencyClosure(m, byUrn)].some((urn) => byUrn.get(urn)?.name.endsWith("-backup-dump")))
-    .map((m) => ({ resource: m.name, message: `migration ${m.name} has no database backup (a *-backup-dump step) before it` }));
+    .filter((r) => isStep(r, STEP.migration))
+    .filter((m) => ![...dependencyClosure(m, byUrn)].some((urn) => isStep(byUrn.get(urn)!, STEP.backup)))
+    .map((m) => ({ resource: m.name, message: `migration ${m.name} (${appOf(m)}) has no database backup step before it` }));
+}
+
+/** The apps of the stack's config (`apps.<name>`: kind, migrate), as PULUMI_CONFIG holds them. */
+function appsOf(config: Record<string, unknown>, project: string): Record<string, { kind?: string; migrate?: unknown }> | undefined {
+  const apps = configValue(config, project, "apps");
+  return apps && typeof apps === "object" && !Array.isArray(apps)
+    ? (apps as Record<string, { kind?: string; migrate?: unknown }>)
+    : undefined;
 }
 
 /** The node apps of the stack's config (apps.<name>.kind is node unless it says static). */
 export function nodeAppsOf(config: Record<string, unknown>, project: string): string[] | undefined {
-  const apps = configValue(config, project, "apps");
-  if (!apps || typeof apps !== "object") return undefined;
-  return Object.entries(apps as Record<string, { kind?: string }>)
+  const apps = appsOf(config, project);
+  if (!apps) return undefined;
+  return Object.entries(apps)
     .filter(([, a]) => (a?.kind ?? "node") !== "static")
     .map(([name]) => name);
 }
 
 /**
  * Runbook "future: automated health checks": nothing switches traffic to a node app before its new
- * release passed its health gate (the `*-service-start` step starts the slot and checks it). A
- * switch step naming one app (`…-<app>-switch-switch`) must follow that app's service start; a
- * switch of the whole system (`…-switch-and-smoke`) must follow every node app's.
+ * release passed its health gate (its slot-start step starts the slot and checks it). Every
+ * cutover step must follow the slot-start step of each node app.
  */
 export function healthCheckBeforeSwitch(resources: Res[], nodeApps: string[] | undefined): Finding[] {
   const byUrn = new Map(resources.map((r) => [r.urn, r]));
-  const commands = resources.filter(isCommand);
-  const starts = commands.filter((r) => r.name.endsWith("-service-start"));
-  const appOfStart = (r: Res) => /-([a-z][a-z0-9-]*?)-service-start$/.exec(r.name)?.[1];
-  const apps = nodeApps ?? [...new Set(starts.map(appOfStart).filter((a): a is string => !!a))];
+  const starts = resources.filter((r) => isStep(r, STEP.slotStart));
+  const apps = nodeApps ?? [...new Set(starts.map(appOf).filter((a): a is string => !!a))];
   const findings: Finding[] = [];
-  for (const sw of commands.filter((r) => /-switch(-switch|-and-smoke)$/.test(r.name))) {
-    const named = apps.filter((a) => sw.name.includes(`-${a}-`));
-    const served = named.length > 0 ? named : apps;
+  for (const sw of resources.filter((r) => isStep(r, STEP.cutover))) {
     const before = dependencyClosure(sw, byUrn);
-    for (const app of served) {
-      const gated = starts.some((s) => s.name.endsWith(`-${app}-service-start`) && before.has(s.urn));
-      if (!gated)
+    for (const app of apps) {
+      if (!starts.some((s) => appOf(s) === app && before.has(s.urn)))
         findings.push({
           resource: sw.name,
-          message: `${sw.name} switches traffic to ${app} without its health-checked start (*-${app}-service-start) before it`,
+          message: `${sw.name} switches traffic to ${app} without its health-checked start (a slot-start step of ${app}) before it`,
         });
     }
+  }
+  return findings;
+}
+
+/**
+ * What the stack's config asks for has its step in the graph: a migration step for every app with
+ * `migrate`, a slot-start (health-gated) step for every node app. A renamed or dropped step is a
+ * violation, never a rule that silently passes.
+ */
+export function stepsForConfiguredApps(resources: Res[], config: Record<string, unknown>, project: string): Finding[] {
+  const apps = appsOf(config, project);
+  if (!apps) return [];
+  const has = (kind: StepKind, app: string) => resources.some((r) => isStep(r, kind) && appOf(r) === app);
+  const findings: Finding[] = [];
+  for (const [name, a] of Object.entries(apps)) {
+    if (typeof a?.migrate === "string" && a.migrate.trim() && !has(STEP.migration, name))
+      findings.push({ message: `apps.${name}.migrate is set but the deploy has no migration step for ${name}` });
+    if ((a?.kind ?? "node") !== "static" && !has(STEP.slotStart, name))
+      findings.push({ message: `apps.${name} is a node app but the deploy has no health-gated slot-start step for it` });
   }
   return findings;
 }

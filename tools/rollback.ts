@@ -24,6 +24,7 @@ import {
 } from "../lib/history";
 import { ConfigError, parseDeployConfig, ServerConfig } from "../lib/config";
 import { layout } from "../lib/scripts";
+import { STEP } from "../lib/steps";
 import { backupPresentScript, restoreScript } from "../lib/restore";
 import { quote } from "../lib/shell";
 import {
@@ -70,15 +71,19 @@ function migratedApps(current: Record<string, unknown>, currentRefs: Record<stri
     .sort();
 }
 
-/** Lines the release steps printed in this update (`… already built: kept` / `… built`). */
+/** Per release step of the stack (found by its kind, lib/steps.ts): `release <app>@<sha> built` or `… already built: kept`. */
 async function releaseLines(stack: Stack): Promise<string[]> {
+  type Outputs = { step?: unknown; app?: unknown; triggers?: unknown[]; result?: { built?: unknown } };
   try {
     const state = await stack.exportStack();
-    const resources = (state.deployment as { resources?: { urn: string; outputs?: { stdout?: unknown } }[] }).resources ?? [];
+    const resources = (state.deployment as { resources?: { outputs?: Outputs }[] }).resources ?? [];
     return resources
-      .filter((r) => /-release-build$/.test(r.urn))
-      .flatMap((r) => (typeof r.outputs?.stdout === "string" ? r.outputs.stdout.split("\n") : []))
-      .filter((l) => /^release \S+ (already built: kept|built)$/.test(l));
+      .map((r) => r.outputs)
+      .filter((o): o is Outputs => o?.step === STEP.release && typeof o.result?.built === "string")
+      .map(
+        (o) =>
+          `release ${String(o.app)}@${String(o.triggers?.[0] ?? "").slice(0, 12)} ${o.result!.built === "kept" ? "already built: kept" : "built"}`,
+      );
   } catch {
     return [];
   }

@@ -6,6 +6,7 @@ import { REPO_ROOT } from "../../local/backend";
 import { DeployHarness } from "../../local/harness";
 import { get, request } from "../../local/http";
 import { localConfig, outputOf, setPlainConfig } from "../../local/stack";
+import { showPreview } from "../support/preview";
 import { trafficLoop } from "../support/traffic";
 
 const JWT_BEFORE = "jwt-secret-before-the-rotation-0123456789";
@@ -103,6 +104,7 @@ describe("e2e: every change reaches the server through the lock, the health gate
     const before = { live: live(), journal: h.journal().length };
     config((cfg) => (cfg.apps.orchestrator.env = { NODE_ENV: "production", GREETING: "hello from the stack" }));
     const preview = h.backend.pulumiOk(REPO_ROOT, ["preview", "--diff", "--stack", h.stack]).stdout;
+    showPreview("env change", preview);
     assert.match(preview, /restart with new environment \(GREETING changed\)/);
     const r = await h.up("env change");
     assert.strictEqual(r.code, 0, outputOf(r));

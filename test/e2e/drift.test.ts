@@ -8,6 +8,7 @@ import { DeployHarness } from "../../local/harness";
 import { get } from "../../local/http";
 import { freePort } from "../../local/target";
 import { outputOf } from "../../local/stack";
+import { showPreview } from "../support/preview";
 
 /**
  * Issue 8, observations 3 and 4: `refresh` reads what the servers really run and the next `up`
@@ -45,6 +46,7 @@ describe("e2e: the servers' real state is read, and the cutover is all or nothin
 
     const preview = await h.backend.pulumiAsync(REPO_ROOT, ["preview", "--refresh", "--diff", "--stack", h.stack]);
     assert.strictEqual(preview.code, 0, outputOf(preview));
+    showPreview("PM2 daemon killed, preview --refresh", outputOf(preview));
     assert.match(outputOf(preview), /orchestrator: no slot runs \w{12} and answers \/health/);
 
     const r = await h.up("up --refresh after the PM2 daemon died", ["--refresh"]);
@@ -66,6 +68,7 @@ describe("e2e: the servers' real state is read, and the cutover is all or nothin
     const refresh = await h.backend.pulumiAsync(REPO_ROOT, ["refresh", "--yes", "--skip-preview", "--stack", h.stack]);
     assert.strictEqual(refresh.code, 0, outputOf(refresh));
     const preview = await h.backend.pulumiAsync(REPO_ROOT, ["preview", "--diff", "--stack", h.stack]);
+    showPreview("hand-edited include, after refresh", outputOf(preview));
     assert.match(outputOf(preview), /traffic drifted for: orchestrator/);
     const r = await h.up("up after a hand-edited include");
     assert.strictEqual(r.code, 0, outputOf(r));

@@ -128,8 +128,8 @@ describe("e2e: the policy pack refuses what the runbooks forbid", function () {
     const r = preview(project);
     const out = outputOf(r);
     assert.notStrictEqual(r.code, 0, out);
-    assert.match(out, /\[mandatory\] +pinned-host-key +\(pulumi-nodejs:dynamic\/nostromo:Command: nostromo-server-preflight\)/, out);
-    assert.match(out, /nostromo-server-preflight: connection\.insecureIgnoreHostKey is true/);
+    assert.match(out, /\[mandatory\] +pinned-host-key +\(pulumi-nodejs:dynamic\/nostromo:Command: nostromo-server-lock\)/, out);
+    assert.match(out, /nostromo-server-lock: connection\.insecureIgnoreHostKey is true/);
     assert.match(out, /\[mandatory\] +secrets-in-config[\s\S]*config databaseUrl is in plain text in the stack file/, out);
     // Outside the deploy window a preview only warns; `pulumi up` is refused (next test).
     assert.match(out, /\[advisory\] +deploy-window-notice[\s\S]*outside the deploy window \(.+ 00:00-24:00 UTC\)/, out);
@@ -140,7 +140,7 @@ describe("e2e: the policy pack refuses what the runbooks forbid", function () {
     const r = backend.pulumi(project, ["up", "--yes", "--skip-preview", "--stack", stack, "--policy-pack", "policy"]);
     const out = outputOf(r);
     assert.notStrictEqual(r.code, 0, out);
-    assert.match(out, /\[mandatory\] +deploy-window +\(pulumi-nodejs:dynamic\/nostromo:Command: nostromo-server-preflight\)/, out);
+    assert.match(out, /\[mandatory\] +deploy-window +\(pulumi-nodejs:dynamic\/nostromo:Command: nostromo-server-lock\)/, out);
     // Nothing reached the (unreachable) server: no step ran, so none failed connecting.
     assert.doesNotMatch(out, /step failed|ssh 127\.0\.0\.1|ECONNREFUSED/, out);
     const state = JSON.parse(backend.pulumiOk(project, ["stack", "export", "--stack", stack]).stdout);
@@ -157,7 +157,13 @@ describe("e2e: the policy pack refuses what the runbooks forbid", function () {
     writeStack(
       dir,
       "nostromo-policy-check",
-      { apps: { orchestrator: { kind: "node" }, sevastopol: { kind: "static" } } },
+      {
+        apps: {
+          orchestrator: { kind: "node", migrate: "npm run migrate" },
+          api: { kind: "node", migrate: "npm run migrate" },
+          sevastopol: { kind: "static" },
+        },
+      },
       { sshPrivateKey: "fake" },
     );
     const r = preview(dir);
@@ -165,12 +171,18 @@ describe("e2e: the policy pack refuses what the runbooks forbid", function () {
     assert.notStrictEqual(r.code, 0, out);
     assert.match(
       out,
-      /\[mandatory\] +backup-before-migration[\s\S]*migration nostromo-orchestrator-migration-run has no database backup/,
+      /\[mandatory\] +backup-before-migration[\s\S]*migration db-step \(orchestrator\) has no database backup step before it/,
       out,
     );
     assert.match(
       out,
-      /\[mandatory\] +health-check-before-switch[\s\S]*nostromo-orchestrator-switch-switch switches traffic to orchestrator without its health-checked start/,
+      /\[mandatory\] +health-check-before-switch[\s\S]*traffic switches traffic to orchestrator without its health-checked start/,
+      out,
+    );
+    // The config asks for a migration of api that the graph does not have.
+    assert.match(
+      out,
+      /\[mandatory\] +steps-for-configured-apps[\s\S]*apps\.api\.migrate is set but the deploy has no migration step for api/,
       out,
     );
     assert.match(

@@ -12,6 +12,7 @@ import {
   pinnedHostKey,
   plaintextSecretsInStackFile,
   secretInCommandText,
+  stepsForConfiguredApps,
 } from "../../policy/rules";
 
 const cmd = (name: string, dependencies: string[] = [], props: Record<string, unknown> = {}): Res => ({
@@ -23,27 +24,82 @@ const cmd = (name: string, dependencies: string[] = [], props: Record<string, un
 });
 
 describe("policy rules", () => {
-  it("backup-before-migration: a migration needs a backup somewhere up its dependency path, in production only", () => {
-    const ok = [cmd("n-backup-dump"), cmd("n-app-release-build"), cmd("n-app-migration-run", ["n-app-release-build", "n-backup-dump"])];
+  /** A step of `kind` (lib/steps.ts), for `app`; its name is whatever it is. */
+  const step = (name: string, kind: string, app?: string, deps: string[] = []) => cmd(name, deps, { step: kind, ...(app ? { app } : {}) });
+
+  it("backup-before-migration: a migration step needs a backup step somewhere up its dependency path, in production only", () => {
+    const ok = [
+      step("n-backup-dump", "backup"),
+      step("n-app-release-build", "release", "app"),
+      step("n-app-migration-run", "migration", "app", ["n-app-release-build", "n-backup-dump"]),
+    ];
     assert.deepStrictEqual(backupBeforeMigration(ok, "production"), []);
-    const transitive = [cmd("n-backup-dump"), cmd("n-lock", ["n-backup-dump"]), cmd("n-app-migration-run", ["n-lock"])];
+    const transitive = [
+      step("n-backup-dump", "backup"),
+      step("n-lock", "lock", undefined, ["n-backup-dump"]),
+      step("n-app-migration-run", "migration", "app", ["n-lock"]),
+    ];
     assert.deepStrictEqual(backupBeforeMigration(transitive, "production"), []);
-    const bad = [cmd("n-backup-dump"), cmd("n-app-migration-run", [])];
+    const bad = [step("n-backup-dump", "backup"), step("n-app-migration-run", "migration", "app", [])];
     assert.deepStrictEqual(backupBeforeMigration(bad, "production"), [
-      { resource: "n-app-migration-run", message: "migration n-app-migration-run has no database backup (a *-backup-dump step) before it" },
+      { resource: "n-app-migration-run", message: "migration n-app-migration-run (app) has no database backup step before it" },
     ]);
     assert.deepStrictEqual(backupBeforeMigration(bad, "staging"), []);
   });
 
-  it("health-check-before-switch: per-app switches and the whole-system cutover follow each node app's start", () => {
-    const start = cmd("n-api-service-start");
-    assert.deepStrictEqual(healthCheckBeforeSwitch([start, cmd("n-api-switch-switch", ["n-api-service-start"])], ["api"]), []);
-    assert.deepStrictEqual(healthCheckBeforeSwitch([start, cmd("n-cutover-switch-and-smoke", ["n-api-service-start"])], ["api"]), []);
-    const unchecked = healthCheckBeforeSwitch([start, cmd("n-cutover-switch-and-smoke", [])], ["api"]);
+  it("steps are found by the kind they declare: a renamed migration or backup is still checked, a name alone counts for nothing", () => {
+    // Renamed: still a migration, still needs its backup.
+    const renamed = [step("db-upgrade", "migration", "app")];
+    assert.strictEqual(backupBeforeMigration(renamed, "production").length, 1);
+    assert.deepStrictEqual(
+      backupBeforeMigration([step("snapshot", "backup"), step("db-upgrade", "migration", "app", ["snapshot"])], "production"),
+      [],
+    );
+    // Named like a backup but not one: no backup before the migration.
+    assert.strictEqual(
+      backupBeforeMigration([cmd("n-backup-dump"), step("m", "migration", "app", ["n-backup-dump"])], "production").length,
+      1,
+    );
+  });
+
+  it("health-check-before-switch: the cutover follows each node app's slot-start step", () => {
+    const start = step("n-api-service-start", "slot-start", "api");
+    assert.deepStrictEqual(
+      healthCheckBeforeSwitch([start, step("n-cutover-switch-and-smoke", "cutover", undefined, ["n-api-service-start"])], ["api"]),
+      [],
+    );
+    assert.deepStrictEqual(healthCheckBeforeSwitch([start, step("go-live", "cutover", undefined, ["n-api-service-start"])], ["api"]), []);
+    const unchecked = healthCheckBeforeSwitch([start, step("go-live", "cutover", undefined, [])], ["api"]);
     assert.strictEqual(unchecked.length, 1);
-    assert.match(unchecked[0].message, /switches traffic to api without its health-checked start/);
-    // A node app with no service start at all is caught too (the config names it).
-    assert.strictEqual(healthCheckBeforeSwitch([cmd("n-cutover-switch-and-smoke")], ["api"]).length, 1);
+    assert.match(
+      unchecked[0].message,
+      /go-live switches traffic to api without its health-checked start \(a slot-start step of api\) before it/,
+    );
+    // A node app with no slot start at all is caught too (the config names it).
+    assert.strictEqual(healthCheckBeforeSwitch([step("go-live", "cutover")], ["api"]).length, 1);
+    // Another app's start does not count.
+    assert.strictEqual(
+      healthCheckBeforeSwitch([step("s", "slot-start", "web"), step("go-live", "cutover", undefined, ["s"])], ["api"]).length,
+      1,
+    );
+  });
+
+  it("steps-for-configured-apps: a configured migration or node app without its step is a violation", () => {
+    const config = { "p:apps": JSON.stringify({ api: { kind: "node", migrate: "npm run migrate" }, web: { kind: "static" } }) };
+    const full = [step("a", "migration", "api"), step("b", "slot-start", "api")];
+    assert.deepStrictEqual(stepsForConfiguredApps(full, config, "p"), []);
+    assert.deepStrictEqual(
+      stepsForConfiguredApps([step("b", "slot-start", "api")], config, "p").map((f) => f.message),
+      ["apps.api.migrate is set but the deploy has no migration step for api"],
+    );
+    assert.deepStrictEqual(
+      stepsForConfiguredApps([cmd("nostromo-api-migration-run"), cmd("nostromo-api-service-start")], config, "p").map((f) => f.message),
+      [
+        "apps.api.migrate is set but the deploy has no migration step for api",
+        "apps.api is a node app but the deploy has no health-gated slot-start step for it",
+      ],
+    );
+    assert.deepStrictEqual(stepsForConfiguredApps([], {}, "p"), []);
   });
 
   it("pinned-host-key: remote steps pin the key; local steps and unknown connections pass", () => {
