@@ -175,12 +175,15 @@ async function runStep(inputs: CommandInputs, text: string): Promise<RunOutputs>
   if (result.code !== 0) throw new Error(failureText(inputs, result));
   const trim = (s: string) => s.replace(/\n+$/, "");
   const what = inputs.app ? `${inputs.step} (${inputs.app})` : String(inputs.step);
-  let parsed: Record<string, unknown>;
+  let parsed: Record<string, unknown> | undefined;
+  let problem = "";
   try {
     parsed = parseStepResult(result.stdout, what);
   } catch (err) {
-    throw new Error(failureText(inputs, result, (err as Error).message), { cause: err });
+    problem = (err as Error).message;
   }
+  // The step ran, but did not end as a step must: its output is shown with the reason.
+  if (!parsed) throw new Error(failureText(inputs, result, problem));
   return { stdout: trim(result.stdout), stderr: trim(result.stderr), result: parsed, drift: "" };
 }
 
