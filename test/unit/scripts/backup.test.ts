@@ -1,12 +1,8 @@
 import * as assert from "assert";
-import { DeployConfig, parseDeployConfig } from "../../../lib/config";
-import { backupScript, leaseGuard, prelude } from "../../../lib/scripts";
+import { parseDeployConfig } from "../../../lib/config";
+import { backupScript } from "../../../lib/scripts";
 import { validRaw } from "../../support/validConfig";
-
-/** A step's whole text: set -eu, the prelude and the lease guard (exact text in layout/lock tests), then `lines`. */
-function stepText(cfg: DeployConfig, lines: string[]): string {
-  return ["set -eu", prelude(cfg.server), leaseGuard(cfg), ...lines, ""].join("\n");
-}
+import { stepText } from "./fixture";
 
 describe("unit: scripts/backup (exact text)", () => {
   it("dumps from DATABASE_URL on stdin to a mktemp file, verifies, checksums, keeps the newest backup.keep and the last good one", () => {

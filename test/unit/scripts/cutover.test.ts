@@ -1,29 +1,7 @@
 import * as assert from "assert";
-import { DeployConfig, parseDeployConfig } from "../../../lib/config";
-import { CutoverTarget, cutoverCheckScript, cutoverScript, leaseGuard, prelude } from "../../../lib/scripts";
-import { validRaw } from "../../support/validConfig";
-
-const SHA = "0123456789abcdef0123456789abcdef01234567";
-const SHA2 = "fedcba9876543210fedcba9876543210fedcba98";
-
-/** The valid config of test/support, with `edit` applied to its raw form first. */
-function parse(edit: (raw: Record<string, any>) => void = () => {}) {
-  const raw = validRaw();
-  edit(raw);
-  return parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
-}
-
-/** A step's whole text: set -eu, the prelude and the lease guard (exact text in layout/lock tests), then `lines`. */
-function stepText(cfg: DeployConfig, lines: string[]): string {
-  return ["set -eu", prelude(cfg.server), leaseGuard(cfg), ...lines, ""].join("\n");
-}
-
-/** `lines` with the one line `old` replaced by `by`. */
-function replaced(lines: string[], old: string, by: string[]): string[] {
-  const at = lines.indexOf(old);
-  assert.ok(at >= 0 && lines.lastIndexOf(old) === at, `expected text has the line ${old} once`);
-  return [...lines.slice(0, at), ...by, ...lines.slice(at + 1)];
-}
+import { DeployConfig } from "../../../lib/config";
+import { CutoverTarget, cutoverCheckScript, cutoverScript } from "../../../lib/scripts";
+import { SHA, SHA2, parse, stepText, replaced } from "./fixture";
 
 /** The node app to its checked green slot (its idle blue slot started with another .env), the static app to its release. */
 function targets(cfg: DeployConfig): CutoverTarget[] {

@@ -1,12 +1,8 @@
 import * as assert from "assert";
-import { DeployConfig, parseDeployConfig } from "../../../lib/config";
-import { leaseGuard, prelude, recordScript } from "../../../lib/scripts";
+import { parseDeployConfig } from "../../../lib/config";
+import { recordScript } from "../../../lib/scripts";
 import { validRaw } from "../../support/validConfig";
-
-/** A step's whole text: set -eu, the prelude and the lease guard (exact text in layout/lock tests), then `lines`. */
-function stepText(cfg: DeployConfig, lines: string[]): string {
-  return ["set -eu", prelude(cfg.server), leaseGuard(cfg), ...lines, ""].join("\n");
-}
+import { stepText } from "./fixture";
 
 describe("unit: scripts/journal (exact text)", () => {
   it("appends the deploy's line with lease and duration, prunes each app's old releases (not serving, previous or slot), releases the lock", () => {

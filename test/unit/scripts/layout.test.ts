@@ -1,14 +1,6 @@
 import * as assert from "assert";
-import { parseDeployConfig } from "../../../lib/config";
 import { layout, prelude, sha256 } from "../../../lib/scripts";
-import { validRaw } from "../../support/validConfig";
-
-/** The valid config of test/support, with `edit` applied to its raw form first. */
-function parse(edit: (raw: Record<string, any>) => void = () => {}) {
-  const raw = validRaw();
-  edit(raw);
-  return parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
-}
+import { parse } from "./fixture";
 
 describe("unit: scripts/layout (exact text)", () => {
   it("places every artefact of an app under the deploy root", () => {

@@ -1,14 +1,6 @@
 import * as assert from "assert";
-import { parseDeployConfig } from "../../../lib/config";
 import { leaseGuard, lockScript, preflightLines, prelude, stepScript } from "../../../lib/scripts";
-import { validRaw } from "../../support/validConfig";
-
-/** The valid config of test/support, with `edit` applied to its raw form first. */
-function parse(edit: (raw: Record<string, any>) => void = () => {}, stack = "unit") {
-  const raw = validRaw();
-  edit(raw);
-  return parseDeployConfig(stack, raw, { sshPrivateKey: true, databaseUrl: true });
-}
+import { parse } from "./fixture";
 
 describe("unit: scripts/lock (exact text)", () => {
   it("preflight: the commands a PM2 app, a migration's backup and the nginx site need, the layout, free space, PM2's boot hook", () => {

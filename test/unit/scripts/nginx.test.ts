@@ -1,12 +1,8 @@
 import * as assert from "assert";
 import { DeployConfig, parseDeployConfig } from "../../../lib/config";
-import { leaseGuard, nginxSite, nginxSiteScript, prelude } from "../../../lib/scripts";
+import { nginxSite, nginxSiteScript } from "../../../lib/scripts";
 import { validRaw } from "../../support/validConfig";
-
-/** A step's whole text: set -eu, the prelude and the lease guard (exact text in layout/lock tests), then `lines`. */
-function stepText(cfg: DeployConfig, lines: string[]): string {
-  return ["set -eu", prelude(cfg.server), leaseGuard(cfg), ...lines, ""].join("\n");
-}
+import { stepText } from "./fixture";
 
 /** An API app whose name has a '-', a static app served from `public`, and every nginx setting changed. */
 function config(): DeployConfig {

@@ -1,22 +1,6 @@
 import * as assert from "assert";
-import { DeployConfig, parseDeployConfig } from "../../../lib/config";
-import { envEntries, leaseGuard, migrateScript, prelude, releaseScript } from "../../../lib/scripts";
-import { validRaw } from "../../support/validConfig";
-
-const SHA = "0123456789abcdef0123456789abcdef01234567";
-const SHA2 = "fedcba9876543210fedcba9876543210fedcba98";
-
-/** The valid config of test/support, with `edit` applied to its raw form first. */
-function parse(edit: (raw: Record<string, any>) => void = () => {}) {
-  const raw = validRaw();
-  edit(raw);
-  return parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
-}
-
-/** A step's whole text: set -eu, the prelude and the lease guard (exact text in layout/lock tests), then `lines`. */
-function stepText(cfg: DeployConfig, lines: string[]): string {
-  return ["set -eu", prelude(cfg.server), leaseGuard(cfg), ...lines, ""].join("\n");
-}
+import { envEntries, migrateScript, releaseScript } from "../../../lib/scripts";
+import { SHA, SHA2, parse, stepText } from "./fixture";
 
 describe("unit: scripts/release (exact text)", () => {
   it("release of a node app: .env from stdin (0600), mirror fetched, archive installed and built once per SHA, changelog", () => {

@@ -1,21 +1,6 @@
 import * as assert from "assert";
-import { DeployConfig, parseDeployConfig } from "../../../lib/config";
-import { leaseGuard, prelude, startSlotScript } from "../../../lib/scripts";
-import { validRaw } from "../../support/validConfig";
-
-const SHA = "0123456789abcdef0123456789abcdef01234567";
-
-/** The valid config of test/support, with `edit` applied to its raw form first. */
-function parse(edit: (raw: Record<string, any>) => void = () => {}) {
-  const raw = validRaw();
-  edit(raw);
-  return parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
-}
-
-/** A step's whole text: set -eu, the prelude and the lease guard (exact text in layout/lock tests), then `lines`. */
-function stepText(cfg: DeployConfig, lines: string[]): string {
-  return ["set -eu", prelude(cfg.server), leaseGuard(cfg), ...lines, ""].join("\n");
-}
+import { startSlotScript } from "../../../lib/scripts";
+import { SHA, parse, stepText } from "./fixture";
 
 describe("unit: scripts/slot, starting a slot (exact text)", () => {
   it("PM2: the idle slot linked to the release, started as a PM2 process with its .env, health-gated, env digest kept", () => {

@@ -1,16 +1,6 @@
 import * as assert from "assert";
-import { parseDeployConfig } from "../../../lib/config";
 import { healthGate, restartSlotLine, slotCheckScript, slotUnit, systemdQuote, systemdUnit } from "../../../lib/scripts";
-import { validRaw } from "../../support/validConfig";
-
-const SHA = "0123456789abcdef0123456789abcdef01234567";
-
-/** The valid config of test/support, with `edit` applied to its raw form first. */
-function parse(edit: (raw: Record<string, any>) => void = () => {}) {
-  const raw = validRaw();
-  edit(raw);
-  return parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
-}
+import { SHA, parse } from "./fixture";
 
 describe("unit: scripts/slot (exact text)", () => {
   it("names a slot's PM2 process or systemd unit", () => {
