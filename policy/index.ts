@@ -17,13 +17,14 @@ import {
   configValue,
   deployWindowOf,
   healthCheckBeforeSwitch,
+  migrationStepPresent,
   nodeAppsOf,
   outsideWindow,
   pinnedHostKey,
   plaintextSecretsInStackFile,
   secretInCommandText,
+  slotStartStepPresent,
   stackOfUrn,
-  stepsForConfiguredApps,
 } from "./rules";
 
 // The engine launches the pack with the stack's identity and decrypted config in its environment.
@@ -112,13 +113,23 @@ new PolicyPack("nostromo-runbooks", {
       },
     },
     {
-      name: "steps-for-configured-apps",
-      description: "Every app with apps.<name>.migrate has a migration step, every node app a health-gated slot-start step.",
+      name: "migration-step-present",
+      description: "Every app whose config sets apps.<name>.migrate has a migration step for it (found by its kind, whatever its name).",
       enforcementLevel: "mandatory",
       validateStack: (args: StackValidationArgs, reportViolation) => {
         const resources = args.resources.map(asRes);
         if (resources.length === 0) return;
-        report(reportViolation, stepsForConfiguredApps(resources, stackConfig, projectOf(resources[0].urn)));
+        report(reportViolation, migrationStepPresent(resources, stackConfig, projectOf(resources[0].urn)));
+      },
+    },
+    {
+      name: "slot-start-step-present",
+      description: "Every node app of the config has its health-gated slot-start step (found by its kind, whatever its name).",
+      enforcementLevel: "mandatory",
+      validateStack: (args: StackValidationArgs, reportViolation) => {
+        const resources = args.resources.map(asRes);
+        if (resources.length === 0) return;
+        report(reportViolation, slotStartStepPresent(resources, stackConfig, projectOf(resources[0].urn)));
       },
     },
     {

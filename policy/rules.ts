@@ -61,20 +61,32 @@ export function backupBeforeMigration(resources: Res[], stack: string): Finding[
     .map((m) => ({ resource: m.name, message: `migration ${m.name} (${appOf(m)}) has no database backup step before it` }));
 }
 
-/** The apps of the stack's config (`apps.<name>`: kind, migrate), as PULUMI_CONFIG holds them. */
-function appsOf(config: Record<string, unknown>, project: string): Record<string, { kind?: string; migrate?: unknown }> | undefined {
+type ConfiguredApp = { kind?: string; migrate?: unknown };
+
+/**
+ * The apps of the stack's config, by name, as PULUMI_CONFIG holds them (`<project>:apps`, JSON
+ * text): the stack files key them by name (`apps.<name>`); a list of apps that carry their `name`
+ * is read too, so a reshaped config is still checked rather than passed over.
+ */
+function appsOf(config: Record<string, unknown>, project: string): Record<string, ConfiguredApp> | undefined {
   const apps = configValue(config, project, "apps");
-  return apps && typeof apps === "object" && !Array.isArray(apps)
-    ? (apps as Record<string, { kind?: string; migrate?: unknown }>)
-    : undefined;
+  if (Array.isArray(apps)) {
+    const named = apps.filter((a): a is ConfiguredApp & { name: string } => typeof a?.name === "string" && a.name !== "");
+    return Object.fromEntries(named.map((a) => [a.name, a]));
+  }
+  return apps && typeof apps === "object" ? (apps as Record<string, ConfiguredApp>) : undefined;
 }
+
+const isNodeApp = (a: ConfiguredApp | undefined) => (a?.kind ?? "node") !== "static";
+const migrates = (a: ConfiguredApp | undefined) => typeof a?.migrate === "string" && a.migrate.trim() !== "";
+const hasStep = (resources: Res[], kind: StepKind, app: string) => resources.some((r) => isStep(r, kind) && appOf(r) === app);
 
 /** The node apps of the stack's config (apps.<name>.kind is node unless it says static). */
 export function nodeAppsOf(config: Record<string, unknown>, project: string): string[] | undefined {
   const apps = appsOf(config, project);
   if (!apps) return undefined;
   return Object.entries(apps)
-    .filter(([, a]) => (a?.kind ?? "node") !== "static")
+    .filter(([, a]) => isNodeApp(a))
     .map(([name]) => name);
 }
 
@@ -102,22 +114,25 @@ export function healthCheckBeforeSwitch(resources: Res[], nodeApps: string[] | u
 }
 
 /**
- * What the stack's config asks for has its step in the graph: a migration step for every app with
- * `migrate`, a slot-start (health-gated) step for every node app. A renamed or dropped step is a
- * violation, never a rule that silently passes.
+ * Every app the stack's config gives a migration (`apps.<name>.migrate`) has a migration step for
+ * it in the graph. A migration step that was renamed is still found (by its kind); one that was
+ * dropped, or no longer declares its kind, is a violation, never a rule that silently passes.
  */
-export function stepsForConfiguredApps(resources: Res[], config: Record<string, unknown>, project: string): Finding[] {
-  const apps = appsOf(config, project);
-  if (!apps) return [];
-  const has = (kind: StepKind, app: string) => resources.some((r) => isStep(r, kind) && appOf(r) === app);
-  const findings: Finding[] = [];
-  for (const [name, a] of Object.entries(apps)) {
-    if (typeof a?.migrate === "string" && a.migrate.trim() && !has(STEP.migration, name))
-      findings.push({ message: `apps.${name}.migrate is set but the deploy has no migration step for ${name}` });
-    if ((a?.kind ?? "node") !== "static" && !has(STEP.slotStart, name))
-      findings.push({ message: `apps.${name} is a node app but the deploy has no health-gated slot-start step for it` });
-  }
-  return findings;
+export function migrationStepPresent(resources: Res[], config: Record<string, unknown>, project: string): Finding[] {
+  return Object.entries(appsOf(config, project) ?? {})
+    .filter(([name, a]) => migrates(a) && !hasStep(resources, STEP.migration, name))
+    .map(([name]) => ({ message: `apps.${name}.migrate is set but the deploy has no migration step for ${name}` }));
+}
+
+/**
+ * Every node app of the stack's config has its health-gated slot-start step in the graph (what
+ * health-check-before-switch orders before the cutover; without it that rule would have nothing
+ * to check).
+ */
+export function slotStartStepPresent(resources: Res[], config: Record<string, unknown>, project: string): Finding[] {
+  return Object.entries(appsOf(config, project) ?? {})
+    .filter(([name, a]) => isNodeApp(a) && !hasStep(resources, STEP.slotStart, name))
+    .map(([name]) => ({ message: `apps.${name} is a node app but the deploy has no health-gated slot-start step for it` }));
 }
 
 /** Whether a value came through as "not known yet" (preview). */

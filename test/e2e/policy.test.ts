@@ -150,7 +150,7 @@ describe("e2e: the policy pack refuses what the runbooks forbid", function () {
     assert.deepStrictEqual(commands, []);
   });
 
-  it("a graph with a migration before no backup, an unchecked switch and a secret in a script is refused", () => {
+  it("a graph with a migration before no backup, an unchecked switch, configured steps missing and a secret in a script is refused", () => {
     const dir = path.join(work, "violations");
     linkProject(dir, path.join(REPO_ROOT, "test", "fixtures", "policy-violations"), ["Pulumi.yaml", "index.ts", "package.json"]);
     fs.symlinkSync(path.join(REPO_ROOT, "node_modules"), path.join(dir, "node_modules"));
@@ -179,12 +179,20 @@ describe("e2e: the policy pack refuses what the runbooks forbid", function () {
       /\[mandatory\] +health-check-before-switch[\s\S]*traffic switches traffic to orchestrator without its health-checked start/,
       out,
     );
-    // The config asks for a migration of api that the graph does not have.
+    // The config asks for a migration of api that the graph does not have (orchestrator's, renamed, is found).
     assert.match(
       out,
-      /\[mandatory\] +steps-for-configured-apps[\s\S]*apps\.api\.migrate is set but the deploy has no migration step for api/,
+      /\[mandatory\] +migration-step-present[\s\S]*apps\.api\.migrate is set but the deploy has no migration step for api/,
       out,
     );
+    assert.doesNotMatch(out, /apps\.orchestrator\.migrate is set/, out);
+    // Nor a health-gated start of either node app; the static one needs none.
+    assert.match(
+      out,
+      /\[mandatory\] +slot-start-step-present[\s\S]*apps\.orchestrator is a node app but the deploy has no health-gated slot-start step for it/,
+      out,
+    );
+    assert.doesNotMatch(out, /apps\.sevastopol is a node app/, out);
     assert.match(
       out,
       /\[mandatory\] +no-secret-in-command-text +\(pulumi-nodejs:dynamic\/nostromo:Command: nostromo-leaky\)[\s\S]*a URL with a password/,

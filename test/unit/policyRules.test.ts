@@ -8,11 +8,12 @@ import {
   backupBeforeMigration,
   deployWindowOf,
   healthCheckBeforeSwitch,
+  migrationStepPresent,
   outsideWindow,
   pinnedHostKey,
   plaintextSecretsInStackFile,
   secretInCommandText,
-  stepsForConfiguredApps,
+  slotStartStepPresent,
 } from "../../policy/rules";
 
 const cmd = (name: string, dependencies: string[] = [], props: Record<string, unknown> = {}): Res => ({
@@ -47,21 +48,6 @@ describe("policy rules", () => {
     assert.deepStrictEqual(backupBeforeMigration(bad, "staging"), []);
   });
 
-  it("steps are found by the kind they declare: a renamed migration or backup is still checked, a name alone counts for nothing", () => {
-    // Renamed: still a migration, still needs its backup.
-    const renamed = [step("db-upgrade", "migration", "app")];
-    assert.strictEqual(backupBeforeMigration(renamed, "production").length, 1);
-    assert.deepStrictEqual(
-      backupBeforeMigration([step("snapshot", "backup"), step("db-upgrade", "migration", "app", ["snapshot"])], "production"),
-      [],
-    );
-    // Named like a backup but not one: no backup before the migration.
-    assert.strictEqual(
-      backupBeforeMigration([cmd("n-backup-dump"), step("m", "migration", "app", ["n-backup-dump"])], "production").length,
-      1,
-    );
-  });
-
   it("health-check-before-switch: the cutover follows each node app's slot-start step", () => {
     const start = step("n-api-service-start", "slot-start", "api");
     assert.deepStrictEqual(
@@ -84,22 +70,63 @@ describe("policy rules", () => {
     );
   });
 
-  it("steps-for-configured-apps: a configured migration or node app without its step is a violation", () => {
-    const config = { "p:apps": JSON.stringify({ api: { kind: "node", migrate: "npm run migrate" }, web: { kind: "static" } }) };
-    const full = [step("a", "migration", "api"), step("b", "slot-start", "api")];
-    assert.deepStrictEqual(stepsForConfiguredApps(full, config, "p"), []);
+  it("a renamed step still matches: a migration named unlike the program's is found by its kind and checked", () => {
+    // Found: it needs its backup like any migration, and it satisfies the configured migration.
+    const renamed = step("n-app-migrate-x", "migration", "app", ["n-app-release-build"]);
+    const graph = [step("n-app-release-build", "release", "app"), renamed];
+    assert.deepStrictEqual(backupBeforeMigration(graph, "production"), [
+      { resource: "n-app-migrate-x", message: "migration n-app-migrate-x (app) has no database backup step before it" },
+    ]);
     assert.deepStrictEqual(
-      stepsForConfiguredApps([step("b", "slot-start", "api")], config, "p").map((f) => f.message),
+      backupBeforeMigration(
+        [step("take-snapshot", "backup"), step("n-app-migrate-x", "migration", "app", ["take-snapshot"])],
+        "production",
+      ),
+      [],
+    );
+    // Named like the program's backup but declaring no kind: it counts for nothing.
+    assert.strictEqual(
+      backupBeforeMigration([cmd("n-backup-dump"), step("n-app-migrate-x", "migration", "app", ["n-backup-dump"])], "production").length,
+      1,
+    );
+    const config = { "p:apps": JSON.stringify({ app: { kind: "node", migrate: "npm run migrate" } }) };
+    assert.deepStrictEqual(migrationStepPresent(graph, config, "p"), []);
+    // A renamed slot start and cutover: still ordered, still checked.
+    const start = step("bring-up-app", "slot-start", "app");
+    assert.deepStrictEqual(slotStartStepPresent([start], config, "p"), []);
+    assert.deepStrictEqual(healthCheckBeforeSwitch([start, step("go-live", "cutover", undefined, ["bring-up-app"])], ["app"]), []);
+    assert.strictEqual(healthCheckBeforeSwitch([start, step("go-live", "cutover")], ["app"]).length, 1);
+  });
+
+  it("a missing migration step is a violation: migration-step-present names the app whose config sets migrate", () => {
+    const config = {
+      "p:apps": JSON.stringify({ api: { kind: "node", migrate: "npm run migrate" }, worker: { kind: "node" }, web: { kind: "static" } }),
+    };
+    assert.deepStrictEqual(migrationStepPresent([step("a", "migration", "api")], config, "p"), []);
+    assert.deepStrictEqual(migrationStepPresent([step("b", "slot-start", "api")], config, "p"), [
+      { message: "apps.api.migrate is set but the deploy has no migration step for api" },
+    ]);
+    // Named like the program's migration, but declaring no kind (or another app's): not it.
+    assert.deepStrictEqual(
+      migrationStepPresent([cmd("nostromo-api-migration-run"), step("m", "migration", "worker")], config, "p").map((f) => f.message),
       ["apps.api.migrate is set but the deploy has no migration step for api"],
     );
-    assert.deepStrictEqual(
-      stepsForConfiguredApps([cmd("nostromo-api-migration-run"), cmd("nostromo-api-service-start")], config, "p").map((f) => f.message),
-      [
-        "apps.api.migrate is set but the deploy has no migration step for api",
-        "apps.api is a node app but the deploy has no health-gated slot-start step for it",
-      ],
-    );
-    assert.deepStrictEqual(stepsForConfiguredApps([], {}, "p"), []);
+    // No migrate, an empty one, or no apps config at all: nothing is asked for.
+    assert.deepStrictEqual(migrationStepPresent([], { "p:apps": JSON.stringify({ api: { migrate: " " } }) }, "p"), []);
+    assert.deepStrictEqual(migrationStepPresent([], {}, "p"), []);
+    // Apps given as a list of named apps are read too, not passed over.
+    assert.deepStrictEqual(migrationStepPresent([], { "p:apps": JSON.stringify([{ name: "api", migrate: "m" }]) }, "p"), [
+      { message: "apps.api.migrate is set but the deploy has no migration step for api" },
+    ]);
+  });
+
+  it("slot-start-step-present: every node app of the config has its slot-start step, static apps none", () => {
+    const config = { "p:apps": JSON.stringify({ api: { migrate: "m" }, web: { kind: "static" } }) };
+    assert.deepStrictEqual(slotStartStepPresent([step("s", "slot-start", "api")], config, "p"), []);
+    assert.deepStrictEqual(slotStartStepPresent([cmd("nostromo-api-service-start"), step("s", "slot-start", "web")], config, "p"), [
+      { message: "apps.api is a node app but the deploy has no health-gated slot-start step for it" },
+    ]);
+    assert.deepStrictEqual(slotStartStepPresent([], {}, "p"), []);
   });
 
   it("pinned-host-key: remote steps pin the key; local steps and unknown connections pass", () => {
