@@ -66,7 +66,8 @@ export function deployPlan(
     const sha = shas[app.name];
     const before = previous?.[app.name];
     const now = digests[app.name];
-    const envChanged = now ? changedKeys(before?.envKeys, now.envKeys) : [];
+    // APP_VERSION follows the version, which the summary shows already; likewise ref and version.
+    const envChanged = now ? changedKeys(before?.envKeys, now.envKeys).filter((k) => k !== "APP_VERSION") : [];
     const configChanged = now ? changedKeys(before?.configKeys, now.configKeys).filter((k) => k !== "ref" && k !== "version") : [];
     const change = !before
       ? "new"

@@ -22,7 +22,10 @@ describe("unit: the deploy plan (preview output)", () => {
   const env = { JWT_SECRET: "old", NODE_ENV: "production", DATABASE_URL: "postgres://x" };
 
   it("lists per app both versions and the steps; an unchanged app runs nothing", () => {
-    const plan = deployPlan(config, { api: b, web: a }, {}, { api: { sha: a, version: "1.2.2" }, web: { sha: a, version: "1.2.3" } });
+    const last = previousOf(deployPlan(config, { api: a, web: a }, { api: digests({ ...env, APP_VERSION: "1.2.2" }), web: digests({}) }));
+    last!.api.version = "1.2.2";
+    // APP_VERSION follows the version: not listed as an environment change of an upgrade.
+    const plan = deployPlan(config, { api: b, web: a }, { api: digests({ ...env, APP_VERSION: "1.2.3" }), web: digests({}) }, last);
     assert.deepStrictEqual(plan.apps.api.steps, ["build", "backup", "migrate", "start + health check", "switch"]);
     assert.strictEqual(
       plan.apps.api.summary,
