@@ -1,20 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { StepKind } from "../lib/steps";
+import { RunResult, SshConnection, runLocally, runOverSsh, shellQuote } from "./ssh";
 
-/**
- * How to reach a server over SSH. The private key is a Pulumi secret; the server's host key is
- * pinned (an OpenSSH public key line, `ssh-ed25519 AAAA…`) unless `insecureIgnoreHostKey` is set.
- */
-export interface SshConnection {
-  readonly host: string;
-  readonly port: number;
-  readonly user: string;
-  readonly privateKey: string;
-  readonly hostKey?: string;
-  readonly insecureIgnoreHostKey?: boolean;
-  /** Attempts to connect before giving up (the server may still be booting). */
-  readonly dialAttempts?: number;
-}
+export type { RunResult, SshConnection } from "./ssh";
 
 export interface CommandArgs {
   /** What the step is (lib/steps.ts): the policy pack, tools and mocks find steps by it. */
@@ -62,8 +50,19 @@ interface CommandInputs {
   timeoutSeconds?: number;
 }
 
-/** Inputs whose change re-runs the step; a change of `connection` alone (a rotated key) does not. */
+/**
+ * Inputs whose change re-runs the step. Not `lease` (it changes on every `pulumi up`), `step`,
+ * `app` or `check`: a change of them alone leaves the step unchanged; nor `connection` alone (a
+ * rotated key), `delete` or `timeoutSeconds`, which update the state without running anything.
+ */
 const RERUN_KEYS = ["create", "update", "stdin", "triggers"] as const;
+
+/** Seconds a script may run when the step sets no `timeoutSeconds`. */
+const DEFAULT_TIMEOUT_SECONDS = 1800;
+
+function same(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}
 
 /** What a run adds to the inputs: its output, its parsed result line, and no drift. */
 interface RunOutputs {
@@ -81,23 +80,21 @@ interface RunOutputs {
  * environment, and `read` (`pulumi refresh`) running the step's `check` to see drift.
  */
 export const commandProvider: pulumi.dynamic.ResourceProvider = {
+  /** Changes: a re-run key, drift found by `read`, or what the state keeps for later (connection, delete script). */
   async diff(_id: string, olds: CommandInputs & Partial<RunOutputs>, news: CommandInputs) {
-    const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
-    const changes = RERUN_KEYS.filter((k) => !same(olds[k], news[k]));
     const moved = !same(olds.connection?.host, news.connection?.host) || !same(olds.connection?.port, news.connection?.port);
-    const stale = !same(olds.delete, news.delete) || !same(olds.connection, news.connection) || !same(olds.check, news.check);
-    return {
-      changes: changes.length > 0 || moved || stale || !!olds.drift,
-      replaces: moved ? ["connection"] : [],
-      deleteBeforeReplace: false,
-    };
+    const changed = [
+      ...RERUN_KEYS.filter((k) => !same(olds[k], news[k])),
+      ...(olds.drift ? ["drift"] : []),
+      ...(["connection", "delete"] as const).filter((k) => !same(olds[k], news[k])),
+    ];
+    return { changes: changed.length > 0, replaces: moved ? ["connection"] : [], deleteBeforeReplace: false };
   },
   async create(inputs: CommandInputs) {
     const out = await runStep(inputs, inputs.create);
     return { id: `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`, outs: { ...inputs, ...out } };
   },
   async update(_id: string, olds: CommandInputs & Partial<RunOutputs>, news: CommandInputs) {
-    const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
     const rerun = !!olds.drift || RERUN_KEYS.some((k) => !same(olds[k], news[k]));
     const out: RunOutputs = rerun
       ? await runStep(news, news.update ?? news.create)
@@ -110,14 +107,16 @@ export const commandProvider: pulumi.dynamic.ResourceProvider = {
     }
   },
   /**
-   * `pulumi refresh`: asks the server whether what the step made is still there (its `check`).
-   * Drift is kept in the outputs and in the inputs, so the preview shows it and the next `up`
-   * runs the step again.
+   * `pulumi refresh`: asks the server whether what the step made is still there (its `check`, run
+   * like the step). Exit 0: `drift` "", exit 3: `drift` is the check's output; anything else
+   * fails the refresh. Drift goes into the outputs (diff and update see it as `olds.drift`) and
+   * into the inputs: the dynamic provider protocol carries no detailed diff, so the preview names
+   * the change by the inputs' `drift` (old) against the program's (none).
    */
   async read(id: string, props: CommandInputs & Partial<RunOutputs>) {
     if (!props.check) return { id, props };
     const r = await runScript({ ...props, stdin: undefined }, props.check);
-    if (r.code !== 0 && r.code !== 3) throw new Error(failureText(props, r, "refresh: the check of this step failed"));
+    if (r.code !== 0 && r.code !== 3) throw new Error(failureText(props, r, "refresh: the check of this step"));
     const drift = r.code === 3 ? `${r.stdout}${r.stderr}`.trim().slice(0, 500) || "drifted" : "";
     const inputs: Record<string, unknown> = { ...props, drift };
     for (const k of ["stdout", "stderr", "result"]) delete inputs[k];
@@ -144,28 +143,35 @@ export function parseStepResult(stdout: string, what: string): Record<string, un
   return value as Record<string, unknown>;
 }
 
-/** Runs one script (with the lease in its environment) locally (bash) or over SSH. */
+/** Runs one script (with the lease in its environment) locally (bash) or over SSH, under `timeout`. */
 function runScript(inputs: CommandInputs, text: string): Promise<RunResult> {
-  const timeoutMs = (inputs.timeoutSeconds ?? 1800) * 1000;
+  const timeoutMs = (inputs.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000;
   const script = inputs.lease ? `export NOSTROMO_LEASE=${shellQuote(inputs.lease)}\n${text}` : text;
   return inputs.connection ? runOverSsh(inputs.connection, script, inputs.stdin, timeoutMs) : runLocally(script, inputs.stdin, timeoutMs);
 }
 
-/** The error of a failed run: where, how, and the tail of both outputs. */
-function failureText(inputs: CommandInputs, result: RunResult, what = "step failed"): string {
-  const trim = (s: string) => s.replace(/\n+$/, "");
+/**
+ * The error of a failed run, `<subject> failed on <where> (exit N)` or `<subject> timed out after
+ * N s on <where> (…)`, then the tail of both outputs (so far, for a timeout).
+ */
+function failureText(inputs: CommandInputs, r: RunResult, subject = "step"): string {
   const where = inputs.connection ? `${inputs.connection.user}@${inputs.connection.host}:${inputs.connection.port}` : "localhost";
-  const tail = (s: string) => trim(s).split("\n").slice(-30).join("\n");
+  const seconds = inputs.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
+  const how =
+    r.timedOut === "killed"
+      ? `timed out after ${seconds} s on ${where} (the script was killed ${inputs.connection ? "on the server" : "where it ran"})`
+      : r.timedOut
+        ? `timed out after ${seconds} s on ${where} (no answer from the server ${seconds + 30} s after the start; its \`timeout\` kills the script there)`
+        : `failed on ${where} (${r.code === null ? "no exit status" : `exit ${r.code}`})`;
+  return `${subject} ${how}${outputTail(r, r.timedOut ? " so far" : "")}`;
+}
+
+/** The last 30 lines of stderr and stdout, each under a header (`--- stdout ---`). */
+function outputTail(r: RunResult, soFar = ""): string {
+  const tail = (s: string) => s.replace(/\n+$/, "").split("\n").slice(-30).join("\n");
   return (
-    `${what} on ${where} (${
-      result.code === null
-        ? "no exit status"
-        : TIMED_OUT.includes(result.code)
-          ? `timed out after ${inputs.timeoutSeconds ?? 1800} s: the script was killed where it ran; its output so far follows`
-          : `exit ${result.code}`
-    })` +
-    (result.stderr.trim() ? `\n--- stderr ---\n${tail(result.stderr)}` : "") +
-    (result.stdout.trim() ? `\n--- stdout ---\n${tail(result.stdout)}` : "")
+    (r.stderr.trim() ? `\n--- stderr${soFar} ---\n${tail(r.stderr)}` : "") +
+    (r.stdout.trim() ? `\n--- stdout${soFar} ---\n${tail(r.stdout)}` : "")
   );
 }
 
@@ -173,7 +179,6 @@ function failureText(inputs: CommandInputs, result: RunResult, what = "step fail
 async function runStep(inputs: CommandInputs, text: string): Promise<RunOutputs> {
   const result = await runScript(inputs, text);
   if (result.code !== 0) throw new Error(failureText(inputs, result));
-  const trim = (s: string) => s.replace(/\n+$/, "");
   const what = inputs.app ? `${inputs.step} (${inputs.app})` : String(inputs.step);
   let parsed: Record<string, unknown> | undefined;
   let problem = "";
@@ -183,158 +188,9 @@ async function runStep(inputs: CommandInputs, text: string): Promise<RunOutputs>
     problem = (err as Error).message;
   }
   // The step ran, but did not end as a step must: its output is shown with the reason.
-  if (!parsed) throw new Error(failureText(inputs, result, problem));
+  if (!parsed) throw new Error(problem + outputTail(result));
+  const trim = (s: string) => s.replace(/\n+$/, "");
   return { stdout: trim(result.stdout), stderr: trim(result.stderr), result: parsed, drift: "" };
-}
-
-export interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Exit codes of `timeout` when it stopped the script (TERM, then KILL). */
-const TIMED_OUT = [124, 137];
-
-/**
- * The script under `timeout`, so it dies where it runs when its time is up (its whole process
- * group: `sleep` and the like too), even if nobody is left to wait for it.
- */
-function underTimeout(text: string, timeoutMs: number): string[] {
-  return ["timeout", "--kill-after=10", String(Math.max(1, Math.ceil(timeoutMs / 1000))), "bash", "-c", text];
-}
-
-function runLocally(text: string, stdin: string | undefined, timeoutMs: number): Promise<RunResult> {
-  const { spawn } = require("child_process") as typeof import("child_process");
-  return new Promise((resolve, reject) => {
-    const [cmd, ...args] = underTimeout(text, timeoutMs);
-    const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code: number | null) => resolve({ code, stdout, stderr }));
-    child.stdin.on("error", () => undefined);
-    child.stdin.end(stdin ?? "");
-  });
-}
-
-/** Only failures before the script started are retried (`retryable`): a started script never runs twice. */
-export async function runOverSsh(conn: SshConnection, text: string, stdin: string | undefined, timeoutMs: number): Promise<RunResult> {
-  const attempts = Math.max(1, conn.dialAttempts ?? 10);
-  let lastError: Error | undefined;
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    try {
-      return await sshExec(conn, text, stdin, timeoutMs);
-    } catch (err) {
-      lastError = err as Error;
-      if (!(err as { retryable?: boolean }).retryable || attempt === attempts) break;
-      await new Promise((r) => setTimeout(r, Math.min(500 * attempt, 3000)));
-    }
-  }
-  throw lastError ?? new Error("ssh: no attempt made");
-}
-
-/**
- * One SSH exec of the script under the server's `timeout`, host key pinned. Errors before the
- * script started are marked retryable; a connection lost after it started is not (the script
- * may have partly run), and says so with the output so far. If the server does not answer past
- * the timeout (and a grace period), the result has no exit code and the output so far.
- */
-export function sshExec(conn: SshConnection, text: string, stdin: string | undefined, timeoutMs: number): Promise<RunResult> {
-  const { Client } = require("ssh2") as typeof import("ssh2");
-  const where = `${conn.user}@${conn.host}:${conn.port}`;
-  return new Promise((resolve, reject) => {
-    const client = new Client();
-    let hostKeyMismatch = false;
-    let started = false;
-    let settled = false;
-    let stdout = "";
-    let stderr = "";
-    // Declared before `finish` uses it (the provider's code is serialized: no use before declaration).
-    const clock: { timer?: ReturnType<typeof setTimeout> } = {};
-    const pinned = conn.hostKey?.trim().split(/\s+/)[1];
-    if (!pinned && !conn.insecureIgnoreHostKey) {
-      reject(new Error(`ssh ${where}: no host key pinned; set the server's hostKey or opt out with insecureIgnoreHostKey`));
-      return;
-    }
-    const finish = (fn: () => void) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(clock.timer);
-      client.end();
-      fn();
-    };
-    const dropped = (why: string) =>
-      finish(() =>
-        reject(
-          new Error(
-            `ssh ${where}: the connection dropped after the script started (${why}); it may have partly run and was not retried` +
-              (stderr.trim() ? `\n--- stderr so far ---\n${stderr.trim().split("\n").slice(-20).join("\n")}` : "") +
-              (stdout.trim() ? `\n--- stdout so far ---\n${stdout.trim().split("\n").slice(-20).join("\n")}` : ""),
-          ),
-        ),
-      );
-    clock.timer = setTimeout(
-      () =>
-        finish(() =>
-          resolve({
-            code: null,
-            stdout,
-            stderr: `${stderr}ssh ${where}: no answer from the server ${timeoutMs / 1000 + 30} s after the start\n`,
-          }),
-        ),
-      timeoutMs + 30_000,
-    );
-    client.on("ready", () => {
-      client.exec(underTimeout(text, timeoutMs).map(shellQuote).join(" "), (err, stream) => {
-        if (err) {
-          finish(() => reject(Object.assign(new Error(`ssh ${where}: ${err.message}`), { retryable: true })));
-          return;
-        }
-        started = true;
-        let code: number | null = null;
-        stream.on("data", (d: Buffer) => (stdout += d.toString()));
-        stream.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-        // Killed by a signal on the server: no exit code, but an answer all the same.
-        stream.on("exit", (c: number | null, signal?: string) => {
-          code = c ?? (signal ? 128 : null);
-          if (signal) stderr += `killed by SIG${signal} on the server\n`;
-        });
-        stream.on("close", () => (code === null ? dropped("no exit status") : finish(() => resolve({ code, stdout, stderr }))));
-        stream.end(stdin ?? "");
-      });
-    });
-    client.on("error", (err: Error) => {
-      if (started) dropped(err.message);
-      else if (hostKeyMismatch)
-        finish(() => reject(new Error(`ssh ${where}: the server's host key does not match the pinned hostKey; refusing to connect`)));
-      else finish(() => reject(Object.assign(new Error(`ssh ${where}: ${err.message}`), { retryable: true })));
-    });
-    client.on("close", () =>
-      started
-        ? dropped("connection closed")
-        : finish(() => reject(Object.assign(new Error(`ssh ${where}: connection closed before the script started`), { retryable: true }))),
-    );
-    client.connect({
-      host: conn.host,
-      port: conn.port,
-      username: conn.user,
-      privateKey: conn.privateKey,
-      readyTimeout: 20000,
-      hostVerifier: (key: Buffer) => {
-        if (conn.insecureIgnoreHostKey && !pinned) return true;
-        hostKeyMismatch = key.toString("base64") !== pinned;
-        return !hostKeyMismatch;
-      },
-    });
-  });
-}
-
-/** Same rule as lib/shell.ts `quote`, repeated here because this code is serialized into the state. */
-function shellQuote(text: string): string {
-  return `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
 /** A script run by the engine on a server (or locally); see CommandArgs. */

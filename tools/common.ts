@@ -8,7 +8,7 @@ import * as readline from "readline";
 import { parseArgs, ParseArgsConfig } from "util";
 import { configObject, DeployRow, deployRows, HistoryEntry, lastSuccessful, PROJECT } from "../lib/history";
 import { NotifyEvent, notificationPayload, postNotification } from "../lib/notify";
-import { RunResult, SshConnection, sshExec } from "../components/command";
+import { RunResult, SshConnection, runOverSsh } from "../components/ssh";
 
 export const REPO_ROOT = path.resolve(__dirname, "..");
 
@@ -177,12 +177,16 @@ export async function confirm(question: string): Promise<boolean> {
 
 // --- SSH to the deploy server (ssh2, host key pinned); secrets only on stdin, never printed.
 
-/** The deploy server as the stack config names it (see components/command.ts SshConnection). */
+/** The deploy server as the stack config names it (see components/ssh.ts SshConnection). */
 export type Target = SshConnection;
 
 export type RemoteResult = RunResult;
 
-/** Runs a script on the server over SSH, host key pinned: the same code the deploy's steps use. */
+/**
+ * Runs a script on the server over SSH, host key pinned, under the server's `timeout`: the runner
+ * the deploy's steps use. Only a failure to connect is retried; a connection dropped after the
+ * script started throws (the script, a database restore say, never runs twice).
+ */
 export function sshRun(t: Target, text: string, stdin = "", timeoutMs = 30 * 60_000): Promise<RemoteResult> {
-  return sshExec(t, text, stdin, timeoutMs);
+  return runOverSsh(t, text, stdin, timeoutMs);
 }

@@ -1,10 +1,30 @@
 import * as assert from "assert";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
+import { AddressInfo } from "net";
 import * as os from "os";
 import * as path from "path";
-import { commandProvider, runOverSsh } from "../../components/command";
+import { Server, utils } from "ssh2";
+import { commandProvider } from "../../components/command";
+import { runOverSsh } from "../../components/ssh";
 import { LocalTarget, freePort, startLocalTarget } from "../../local/target";
+
+/**
+ * An SSH server (ssh2's) that misbehaves on purpose at one point of a session, for the moments a
+ * real sshd cannot be made to fail at: `onSession` is called for each session channel opened.
+ */
+async function oddServer(onSession: (n: number, accept: () => import("ssh2").Session, reject: () => void, end: () => void) => void) {
+  const hostKey = utils.generateKeyPairSync("ed25519");
+  let sessions = 0;
+  const server = new Server({ hostKeys: [hostKey.private] }, (client) => {
+    client.on("authentication", (ctx) => ctx.accept());
+    client.on("ready", () => client.on("session", (accept, reject) => onSession(++sessions, accept, reject, () => client.end())));
+    client.on("error", () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  return { port, hostKey: hostKey.public, sessions: () => sessions, close: () => server.close() };
+}
 
 /** Issue 8, observation 5: SSH retries only the connection; a timeout kills the script where it runs. */
 describe("integration: steps over SSH against a real sshd", function () {
@@ -21,23 +41,32 @@ describe("integration: steps over SSH against a real sshd", function () {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it("a connection dropped after the script started fails the step saying so, and the script ran once", async () => {
+  it("a connection dropped after the script started fails the step saying so, with its output so far, and the script ran once", async () => {
     const counter = path.join(dir, "runs");
-    // The script kills the sshd process serving its own session: the connection drops mid-run.
+    // The script kills the sshd process serving its own session (`sshd: user@notty`, the first
+    // sshd above it): its connection drops mid-run, and no other session is touched.
     const script = [
       `echo run >> '${counter}'`,
       `echo started`,
+      `sleep 0.3`,
       `p=$$; while [ "$p" -gt 1 ]; do if [ "$(ps -o comm= -p "$p")" = sshd ]; then kill -9 "$p"; break; fi; p=$(ps -o ppid= -p "$p" | tr -d ' '); done`,
       `sleep 5`,
     ].join("\n");
     await assert.rejects(
       commandProvider.create({ step: "migration", app: "api", connection: connection(), create: script } as any),
       (err: Error) => {
-        assert.match(err.message, /the connection dropped after the script started \([^)]+\); it may have partly run and was not retried/);
-        assert.match(err.message, /--- stdout so far ---\nstarted/);
+        const where = `${target.ssh.user}@127.0.0.1:${target.ssh.port}`;
+        assert.ok(
+          err.message.startsWith(
+            `ssh ${where}: the connection dropped after the script started; it may have partly run and was not retried`,
+          ),
+          err.message,
+        );
+        assert.match(err.message, /\n--- stdout so far ---\nstarted$/);
         return true;
       },
     );
+    await new Promise((r) => setTimeout(r, 1500)); // a retry would have appended by now
     assert.strictEqual(fs.readFileSync(counter, "utf8"), "run\n", "the script ran more than once");
   });
 
@@ -49,29 +78,74 @@ describe("integration: steps over SSH against a real sshd", function () {
         step: "release",
         app: "api",
         connection: connection(),
-        create: `echo partial-output; sleep 60 # ${marker}`,
+        create: `echo partial-output; echo some-warning >&2; sleep 60 # ${marker}`,
         timeoutSeconds: 2,
       } as any),
       (err: Error) => {
-        assert.match(err.message, /timed out after 2 s: the script was killed where it ran; its output so far follows/);
-        assert.match(err.message, /--- stdout ---\npartial-output/);
+        assert.match(err.message, /^step timed out after 2 s on \S+@127\.0\.0\.1:\d+ \(the script was killed on the server\)\n/);
+        assert.match(err.message, /--- stderr so far ---\nsome-warning\n--- stdout so far ---\npartial-output$/);
         return true;
       },
     );
-    assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
+    assert.ok(Date.now() - started < 15_000, `took ${Date.now() - started} ms`);
     const left = spawnSync("pgrep", ["-f", marker], { encoding: "utf8" });
     assert.strictEqual(left.stdout.trim(), "", "the timed-out script is still running on the server");
   });
 
-  it("a refused connection is retried, then fails naming where", async () => {
+  it("a script that exits 124 by itself is not taken for a timeout", async () => {
+    await assert.rejects(
+      commandProvider.create({ step: "release", connection: connection(), create: "echo own; exit 124", timeoutSeconds: 30 } as any),
+      /^Error: step failed on \S+ \(exit 124\)\n--- stdout ---\nown$/,
+    );
+  });
+
+  it("a refused connection is retried dialAttempts times with a pause, then fails naming where", async () => {
     const closed = await freePort();
     const started = Date.now();
     await assert.rejects(
       runOverSsh({ ...connection(), port: closed, dialAttempts: 3 }, "true", undefined, 10_000),
-      new RegExp(`ssh \\S+@127\\.0\\.0\\.1:${closed}: .*ECONNREFUSED`),
+      new RegExp(`^Error: ssh \\S+@127\\.0\\.0\\.1:${closed}: connect ECONNREFUSED`),
     );
-    // Two waits between three attempts (0.5 s, then 1 s).
+    // Two pauses between three attempts (0.5 s, then 1 s).
     assert.ok(Date.now() - started >= 1400, `no retry: ${Date.now() - started} ms`);
+  });
+
+  it("a host key that does not match the pinned one is refused at once, never retried", async () => {
+    const other = utils.generateKeyPairSync("ed25519").public;
+    const started = Date.now();
+    await assert.rejects(
+      runOverSsh({ ...connection(), hostKey: other, dialAttempts: 5 }, "true", undefined, 10_000),
+      /host key does not match the pinned hostKey; refusing to connect/,
+    );
+    assert.ok(Date.now() - started < 450, `retried: ${Date.now() - started} ms`);
+  });
+
+  it("a channel the server refuses is retried; an exec request the server got before the drop is not", async () => {
+    // Refused twice, then a session that answers: three attempts, one run.
+    const refusing = await oddServer((n, accept, reject) => {
+      if (n < 3) return reject();
+      accept().on("exec", (acceptExec) => {
+        const stream = acceptExec();
+        stream.write('nostromo-result {"ok":"yes"}\n');
+        stream.exit(0);
+        stream.end();
+      });
+    });
+    const dropping = await oddServer((_n, accept, _reject, end) => accept().on("exec", () => end()));
+    try {
+      const conn = (s: { port: number; hostKey: string }) => ({ ...connection(), port: s.port, hostKey: s.hostKey, dialAttempts: 3 });
+      const ok = await runOverSsh(conn(refusing), "true", undefined, 10_000);
+      assert.deepStrictEqual([ok.code, ok.stdout, refusing.sessions()], [0, 'nostromo-result {"ok":"yes"}\n', 3]);
+      // The server got the exec request (it may have started the script), then the connection went.
+      await assert.rejects(
+        runOverSsh(conn(dropping), "true", undefined, 10_000),
+        /: the connection dropped after the script started; it may have partly run and was not retried/,
+      );
+      assert.strictEqual(dropping.sessions(), 1, "the exec request was sent again");
+    } finally {
+      refusing.close();
+      dropping.close();
+    }
   });
 
   it("a step runs with the lease exported, and its result line parsed", async () => {
@@ -82,5 +156,26 @@ describe("integration: steps over SSH against a real sshd", function () {
       lease: "t/ssh-1",
     } as any);
     assert.deepStrictEqual(made.outs.result, { lease: "t/ssh-1" });
+    assert.strictEqual(made.outs.drift, "");
+  });
+
+  it("read runs the check on the server: exit 0 no drift, exit 3 drift with its output, anything else fails the refresh", async () => {
+    const props = { step: "slot-start", app: "api", connection: connection(), lease: "t/ssh-2", create: "true", result: { slot: "blue" } };
+    const check = (body: string) => commandProvider.read!("id-1", { ...props, check: body } as any);
+
+    const fine = await check(`[ "$NOSTROMO_LEASE" = t/ssh-2 ] || exit 1; echo all good`);
+    assert.strictEqual(fine.props.drift, "");
+    assert.deepStrictEqual(fine.props.result, { slot: "blue" });
+
+    const drifted = await check(`echo "api: no slot runs abc123"; echo "and answers /health" >&2; exit 3`);
+    assert.strictEqual(drifted.props.drift, "api: no slot runs abc123\nand answers /health");
+    assert.strictEqual(drifted.inputs.drift, drifted.props.drift);
+
+    await assert.rejects(
+      check(`echo "pm2: cannot connect" >&2; exit 1`),
+      /^Error: refresh: the check of this step failed on \S+@127\.0\.0\.1:\d+ \(exit 1\)\n--- stderr ---\npm2: cannot connect$/,
+    );
+    const none = await commandProvider.read!("id-1", props as any);
+    assert.deepStrictEqual(none.props, props);
   });
 });

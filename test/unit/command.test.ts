@@ -1,4 +1,5 @@
 import * as assert from "assert";
+import { spawnSync } from "child_process";
 import * as pulumi from "@pulumi/pulumi";
 import { Registered, installMocks } from "../support/mocks";
 
@@ -48,15 +49,40 @@ describe("unit: Command resource (mocks) and its provider", () => {
     assert.throws(() => parseStepResult('nostromo-result {"a":"1"}\nmore output\n', "record"), /no result line/);
   });
 
-  it("diff: the lease, step and app never re-run a step; drift found by refresh does", async () => {
+  it("diff: a change of the lease, step, app or check alone leaves a step unchanged; drift found by refresh changes it", async () => {
     const { commandProvider } = await import("../../components/command");
-    const base = { step: "slot-start", app: "api", create: "start", triggers: ["sha"], lease: "s/1" } as any;
-    const same = await commandProvider.diff!("id", { ...base, result: {}, drift: "" }, { ...base, lease: "s/2" });
-    assert.strictEqual(same.changes, false);
-    const drifted = await commandProvider.diff!("id", { ...base, drift: "api: no slot runs abc" }, { ...base, lease: "s/2" });
-    assert.strictEqual(drifted.changes, true);
-    const retriggered = await commandProvider.diff!("id", base, { ...base, triggers: ["sha2"] });
+    const base = { step: "slot-start", app: "api", create: "start", triggers: ["sha"], lease: "s/1", check: "check-v1" } as any;
+    const olds = { ...base, stdout: "x", stderr: "", result: { slot: "blue" }, drift: "" };
+    for (const news of [
+      { ...base, lease: "s/2" },
+      { ...base, step: "slot-stop" },
+      { ...base, app: "web" },
+      { ...base, check: "check-v2" },
+      { ...base, lease: "s/3", check: undefined },
+    ]) {
+      const d = await commandProvider.diff!("id", olds, news);
+      assert.deepStrictEqual(d, { changes: false, replaces: [], deleteBeforeReplace: false }, JSON.stringify(news));
+    }
+    const drifted = await commandProvider.diff!("id", { ...olds, drift: "api: no slot runs abc" }, { ...base, lease: "s/2" });
+    assert.deepStrictEqual(drifted, { changes: true, replaces: [], deleteBeforeReplace: false });
+    const retriggered = await commandProvider.diff!("id", olds, { ...base, triggers: ["sha2"] });
     assert.strictEqual(retriggered.changes, true);
+    const moved = await commandProvider.diff!(
+      "id",
+      { ...olds, connection: { host: "a", port: 22 } },
+      { ...base, connection: { host: "b", port: 22 } },
+    );
+    assert.deepStrictEqual(moved.replaces, ["connection"]);
+  });
+
+  it("update re-runs the script for drift or a re-run key, else keeps the outputs; outputs never carry drift", async () => {
+    const { commandProvider } = await import("../../components/command");
+    const base = { step: "lock", create: `echo 'nostromo-result {"run":"new"}'`, triggers: ["a"], lease: "s/1" } as any;
+    const olds = { ...base, stdout: "old", stderr: "", result: { run: "old" }, drift: "" };
+    const kept = await commandProvider.update!("id", olds, { ...base, lease: "s/2" });
+    assert.deepStrictEqual([kept.outs.result, kept.outs.lease, kept.outs.drift], [{ run: "old" }, "s/2", ""]);
+    const repaired = await commandProvider.update!("id", { ...olds, drift: "gone" }, { ...base, lease: "s/2" });
+    assert.deepStrictEqual([repaired.outs.result, repaired.outs.drift], [{ run: "new" }, ""]);
   });
 
   it("read runs the check: exit 0 in sync, exit 3 drift (also in the inputs, for the preview), anything else fails the refresh", async () => {
@@ -85,8 +111,24 @@ describe("unit: Command resource (mocks) and its provider", () => {
     } as any);
     assert.deepStrictEqual(made.outs.result, { lease: "unit/it's" });
     await assert.rejects(
-      commandProvider.create({ step: "release", app: "api", create: "echo built" } as any),
-      /step release \(api\): no result line at the end of its output on localhost/,
+      commandProvider.create({ step: "cutover", create: `echo 'nostromo-result {"a":'` } as any),
+      /^Error: step cutover: malformed result line: nostromo-result \{"a":\n--- stdout ---\nnostromo-result \{"a":$/,
     );
+    await assert.rejects(
+      commandProvider.create({ step: "release", app: "api", create: "echo built" } as any),
+      /^Error: step release \(api\): no result line at the end of its output\n--- stdout ---\nbuilt$/,
+    );
+  });
+
+  it("a local run past its timeout is killed, and the step fails with its output so far", async () => {
+    const { commandProvider } = await import("../../components/command");
+    const marker = `nostromo-local-timeout-${process.pid}`;
+    const started = Date.now();
+    await assert.rejects(
+      commandProvider.create({ step: "notify-start", create: `echo partial-output; sleep 30 # ${marker}`, timeoutSeconds: 1 } as any),
+      /^Error: step timed out after 1 s on localhost \(the script was killed where it ran\)\n--- stdout so far ---\npartial-output$/,
+    );
+    assert.ok(Date.now() - started < 8000, `took ${Date.now() - started} ms`);
+    assert.strictEqual(spawnSync("pgrep", ["-f", marker], { encoding: "utf8" }).stdout.trim(), "", "the script still runs");
   });
 });

@@ -1,0 +1,223 @@
+/**
+ * Where a step's script runs: on a server over SSH (host key pinned), or on the machine running
+ * `pulumi` when there is no connection; either way under `timeout`, so a script past its time dies
+ * where it runs even if nobody is left to wait for it. Used by the Command provider
+ * (components/command.ts) and the operator tools (tools/common.ts).
+ *
+ * The Command provider is serialized into the state with what it calls: node modules are
+ * require()d inside the functions, and nothing here uses anything else from outside.
+ */
+
+/**
+ * How to reach a server over SSH. The private key is a Pulumi secret; the server's host key is
+ * pinned (an OpenSSH public key line, `ssh-ed25519 AAAA…`) unless `insecureIgnoreHostKey` is set.
+ */
+export interface SshConnection {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly privateKey: string;
+  readonly hostKey?: string;
+  readonly insecureIgnoreHostKey?: boolean;
+  /** Attempts to connect before giving up (the server may still be booting). */
+  readonly dialAttempts?: number;
+}
+
+export interface RunResult {
+  /** The script's exit status; null when none came (the server stopped answering). */
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /**
+   * Set when the script ran out of time: "killed" by `timeout` where it ran, or "no answer" when
+   * the server did not answer by 30 s past the timeout (its `timeout` still kills the script).
+   */
+  timedOut?: "killed" | "no answer";
+}
+
+/** Whole seconds of `timeout` for a timeout in milliseconds. */
+export function timeoutSeconds(timeoutMs: number): number {
+  return Math.max(1, Math.ceil(timeoutMs / 1000));
+}
+
+/**
+ * The script under `timeout`: TERM to its whole process group when its time is up (`sleep` and
+ * the like too), KILL 10 s later. Exit 124 or 137 then, which the runners check against the clock
+ * (a script may exit 124 by itself).
+ */
+export function underTimeout(text: string, timeoutMs: number): string[] {
+  return ["timeout", "--kill-after=10", String(timeoutSeconds(timeoutMs)), "bash", "-c", text];
+}
+
+/** Exit 124 or 137 after the script's time was up: `timeout` stopped it. */
+function ranOutOfTime(code: number | null, startedAt: number, timeoutMs: number): boolean {
+  return (code === 124 || code === 137) && Date.now() - startedAt >= timeoutSeconds(timeoutMs) * 1000 - 50;
+}
+
+/** Same rule as lib/shell.ts `quote`, repeated here because this code is serialized into the state. */
+export function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Runs the script with bash on this machine (notifications), under `timeout`. */
+export function runLocally(text: string, stdin: string | undefined, timeoutMs: number): Promise<RunResult> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { spawn } = require("child_process") as typeof import("child_process");
+  return new Promise((resolve, reject) => {
+    const [cmd, ...args] = underTimeout(text, timeoutMs);
+    const startedAt = Date.now();
+    const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code: number | null) =>
+      resolve({ code, stdout, stderr, ...(ranOutOfTime(code, startedAt, timeoutMs) ? { timedOut: "killed" as const } : {}) }),
+    );
+    child.stdin.on("error", () => undefined);
+    child.stdin.end(stdin ?? "");
+  });
+}
+
+/**
+ * Runs the script over SSH, retrying (with a growing pause) only failures before it started:
+ * connection refused or reset, handshake, ready timeout, a refused channel. A host key mismatch
+ * is never retried, and neither is anything after the script started: it never runs twice.
+ */
+export async function runOverSsh(conn: SshConnection, text: string, stdin: string | undefined, timeoutMs: number): Promise<RunResult> {
+  const attempts = Math.max(1, conn.dialAttempts ?? 10);
+  let lastError: Error | undefined;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      return await sshExec(conn, text, stdin, timeoutMs);
+    } catch (err) {
+      lastError = err as Error;
+      if (!(err as { retryable?: boolean }).retryable || attempt === attempts) break;
+      await new Promise((r) => setTimeout(r, Math.min(500 * attempt, 3000)));
+    }
+  }
+  throw lastError ?? new Error("ssh: no attempt made");
+}
+
+/**
+ * One SSH exec of the script under the server's `timeout`, host key pinned. A failure before the
+ * script started is thrown marked `retryable`. Once the exec request is out, the script may run:
+ * a connection lost from then on, before an exit status came, throws (not retryable) saying so,
+ * with the output so far. If the server has not answered 30 s past the timeout, the result has no
+ * exit code, `timedOut: "no answer"` and the output so far.
+ */
+export function sshExec(conn: SshConnection, text: string, stdin: string | undefined, timeoutMs: number): Promise<RunResult> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Client } = require("ssh2") as typeof import("ssh2");
+  const where = `${conn.user}@${conn.host}:${conn.port}`;
+  // Everything the handlers share, declared first (serialized code: no use before declaration).
+  const s = {
+    phase: "connecting" as "connecting" | "requested" | "started",
+    settled: false,
+    hostKeyMismatch: false,
+    lost: "",
+    stdout: "",
+    stderr: "",
+    startedAt: Date.now(),
+    code: null as number | null,
+    timer: undefined as ReturnType<typeof setTimeout> | undefined,
+  };
+  const pinned = conn.hostKey?.trim().split(/\s+/)[1];
+  if (!pinned && !conn.insecureIgnoreHostKey) {
+    return Promise.reject(new Error(`ssh ${where}: no host key pinned; set the server's hostKey or opt out with insecureIgnoreHostKey`));
+  }
+  const tail = (label: string, out: string) =>
+    out.trim() ? `\n--- ${label} so far ---\n${out.trim().split("\n").slice(-30).join("\n")}` : "";
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    const finish = (fn: () => void) => {
+      if (s.settled) return;
+      s.settled = true;
+      clearTimeout(s.timer);
+      client.end();
+      fn();
+    };
+    const notStarted = (message: string) => finish(() => reject(Object.assign(new Error(`ssh ${where}: ${message}`), { retryable: true })));
+    const dropped = (why: string) =>
+      finish(() =>
+        reject(
+          new Error(
+            `ssh ${where}: the connection dropped after the script started; it may have partly run and was not retried (${why})` +
+              tail("stderr", s.stderr) +
+              tail("stdout", s.stdout),
+          ),
+        ),
+      );
+    const exited = () =>
+      finish(() =>
+        resolve({
+          code: s.code,
+          stdout: s.stdout,
+          stderr: s.stderr,
+          ...(ranOutOfTime(s.code, s.startedAt, timeoutMs) ? { timedOut: "killed" as const } : {}),
+        }),
+      );
+    // After an exit status, a lost connection changes nothing: the script ended.
+    const lostAfterStart = (why: string) => (s.code === null ? dropped(why) : exited());
+    client.on("ready", () => {
+      s.phase = "requested";
+      // Past the server's own `timeout` (and its 10 s to KILL): the server no longer answers.
+      s.timer = setTimeout(
+        () => finish(() => resolve({ code: null, stdout: s.stdout, stderr: s.stderr, timedOut: "no answer" })),
+        timeoutSeconds(timeoutMs) * 1000 + 30_000,
+      );
+      client.exec(underTimeout(text, timeoutMs).map(shellQuote).join(" "), (err, stream) => {
+        if (err) {
+          // The server refused the channel or the exec (it answered, so nothing ran), or the
+          // connection dropped before the channel opened (ssh2's "No response from server"):
+          // retried. A drop after the exec request went out: the script may run; not retried.
+          if (!s.lost || err.message === "No response from server") notStarted(err.message);
+          else dropped(s.lost);
+          return;
+        }
+        s.phase = "started";
+        s.startedAt = Date.now();
+        stream.on("data", (d: Buffer) => (s.stdout += d.toString()));
+        stream.stderr.on("data", (d: Buffer) => (s.stderr += d.toString()));
+        // Killed by a signal on the server: no exit code, but an answer all the same.
+        stream.on("exit", (c: number | null, signal?: string) => {
+          s.code = c ?? (signal ? 128 : null);
+          if (signal) s.stderr += `killed by SIG${signal} on the server\n`;
+        });
+        stream.on("close", () => lostAfterStart(s.lost || "no exit status"));
+        stream.end(stdin ?? "");
+      });
+    });
+    client.on("error", (err: Error) => {
+      if (s.phase === "started") lostAfterStart(err.message);
+      else if (s.phase === "requested")
+        s.lost = err.message; // the exec callback decides, on close
+      else if (s.hostKeyMismatch)
+        finish(() => reject(new Error(`ssh ${where}: the server's host key does not match the pinned hostKey; refusing to connect`)));
+      else notStarted(err.message);
+    });
+    client.on("close", () => {
+      if (s.phase === "started") lostAfterStart(s.lost || "connection closed");
+      else if (s.phase === "connecting") notStarted("connection closed before the script started");
+      else {
+        // ssh2 answers the pending exec request right after this event; should it not, the
+        // request was out and the script may run.
+        s.lost = s.lost || "connection closed";
+        setImmediate(() => dropped(s.lost));
+      }
+    });
+    client.connect({
+      host: conn.host,
+      port: conn.port,
+      username: conn.user,
+      privateKey: conn.privateKey,
+      readyTimeout: 20000,
+      hostVerifier: (key: Buffer) => {
+        if (conn.insecureIgnoreHostKey && !pinned) return true;
+        s.hostKeyMismatch = key.toString("base64") !== pinned;
+        return !s.hostKeyMismatch;
+      },
+    });
+  });
+}
