@@ -51,9 +51,10 @@ interface CommandInputs {
 }
 
 /**
- * Inputs whose change re-runs the step. Not `lease` (it changes on every `pulumi up`), `step`,
- * `app` or `check`: a change of them alone leaves the step unchanged; nor `connection` alone (a
- * rotated key), `delete` or `timeoutSeconds`, which update the state without running anything.
+ * Inputs whose change re-runs the step. Not `lease` (it changes on every `pulumi up`), `step` or
+ * `app`: a change of them alone leaves the step unchanged; nor `connection` alone (a rotated key),
+ * `delete` or `check`, which update the state without running anything (so `refresh` asks the
+ * server the new way), nor `timeoutSeconds`.
  */
 const RERUN_KEYS = ["create", "update", "stdin", "triggers"] as const;
 
@@ -86,7 +87,7 @@ export const commandProvider: pulumi.dynamic.ResourceProvider = {
     const changed = [
       ...RERUN_KEYS.filter((k) => !same(olds[k], news[k])),
       ...(olds.drift ? ["drift"] : []),
-      ...(["connection", "delete"] as const).filter((k) => !same(olds[k], news[k])),
+      ...(["connection", "delete", "check"] as const).filter((k) => !same(olds[k], news[k])),
     ];
     return { changes: changed.length > 0, replaces: moved ? ["connection"] : [], deleteBeforeReplace: false };
   },

@@ -49,7 +49,7 @@ describe("unit: Command resource (mocks) and its provider", () => {
     assert.throws(() => parseStepResult('nostromo-result {"a":"1"}\nmore output\n', "record"), /no result line/);
   });
 
-  it("diff: a change of the lease, step, app or check alone leaves a step unchanged; drift found by refresh changes it", async () => {
+  it("diff: a change of the lease, step or app alone leaves a step unchanged; a new check is kept without a run; drift changes it", async () => {
     const { commandProvider } = await import("../../components/command");
     const base = { step: "slot-start", app: "api", create: "start", triggers: ["sha"], lease: "s/1", check: "check-v1" } as any;
     const olds = { ...base, stdout: "x", stderr: "", result: { slot: "blue" }, drift: "" };
@@ -57,12 +57,14 @@ describe("unit: Command resource (mocks) and its provider", () => {
       { ...base, lease: "s/2" },
       { ...base, step: "slot-stop" },
       { ...base, app: "web" },
-      { ...base, check: "check-v2" },
-      { ...base, lease: "s/3", check: undefined },
     ]) {
       const d = await commandProvider.diff!("id", olds, news);
       assert.deepStrictEqual(d, { changes: false, replaces: [], deleteBeforeReplace: false }, JSON.stringify(news));
     }
+    // A new check (the server is asked another way) reaches the state: `update` keeps the outputs, runs nothing.
+    assert.strictEqual((await commandProvider.diff!("id", olds, { ...base, check: "check-v2" })).changes, true);
+    const kept = await commandProvider.update!("id", olds, { ...base, check: "check-v2" });
+    assert.deepStrictEqual([kept.outs.check, kept.outs.stdout, kept.outs.result], ["check-v2", "x", { slot: "blue" }]);
     const drifted = await commandProvider.diff!("id", { ...olds, drift: "api: no slot runs abc" }, { ...base, lease: "s/2" });
     assert.deepStrictEqual(drifted, { changes: true, replaces: [], deleteBeforeReplace: false });
     const retriggered = await commandProvider.diff!("id", olds, { ...base, triggers: ["sha2"] });
