@@ -20,8 +20,20 @@ export function releaseScript(cfg: DeployConfig, app: AppConfig, sha: string): s
     `mkdir -p ${quote(L.releases)} "$shared" ${quote(`${server.root}/repos`)}`,
     // The .env is rendered on every run: config and secrets may change without a new SHA.
     `(umask 077; cat > "$shared/.env.new") && mv -f "$shared/.env.new" "$shared/.env"`,
-    `if [ ! -d "$mirror" ]; then git clone --quiet --mirror ${quote(app.repo)} "$mirror"; fi`,
-    `git -C "$mirror" cat-file -e ${quote(`${sha}^{commit}`)} 2>/dev/null || git -C "$mirror" fetch --quiet --prune --tags origin '+refs/heads/*:refs/heads/*'`,
+    // Git's own output is kept and shown with the repository when it fails (never --quiet: it
+    // hides why a fetch was refused). The mirror's origin follows apps.<app>.repo when it changes.
+    `if [ ! -d "$mirror" ]; then`,
+    `  if ! git_out=$(git clone --mirror ${quote(app.repo)} "$mirror" 2>&1); then printf 'release: git clone --mirror of %s failed:\\n%s\\n' ${quote(app.repo)} "$git_out" >&2; exit 1; fi`,
+    `fi`,
+    `if [ "$(git -C "$mirror" config --get remote.origin.url)" != ${quote(app.repo)} ]; then`,
+    `  git -C "$mirror" remote set-url origin ${quote(app.repo)}`,
+    `  echo "release: mirror origin set to "${quote(app.repo)}`,
+    `fi`,
+    // Forced refspecs: a tag moved on the remote (git tag -f) is moved here too, not refused.
+    `if ! git -C "$mirror" cat-file -e ${quote(`${sha}^{commit}`)} 2>/dev/null; then`,
+    `  if ! git_out=$(git -C "$mirror" fetch --prune origin ${quote("+refs/heads/*:refs/heads/*")} ${quote("+refs/tags/*:refs/tags/*")} 2>&1); then printf 'release: git fetch from %s failed:\\n%s\\n' ${quote(app.repo)} "$git_out" >&2; exit 1; fi`,
+    `  [ -z "$git_out" ] || printf '%s\\n' "$git_out"`,
+    `fi`,
     `git -C "$mirror" cat-file -e ${quote(`${sha}^{commit}`)} || { echo "release: commit ${sha} not found in "${quote(app.repo)} >&2; exit 1; }`,
     `if [ -f "$release/.nostromo-built" ]; then`,
     `  built=kept`,

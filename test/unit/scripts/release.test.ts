@@ -3,7 +3,7 @@ import { envEntries, migrateScript, releaseScript } from "../../../lib/scripts";
 import { SHA, SHA2, parse, stepText } from "./fixture";
 
 describe("unit: scripts/release (exact text)", () => {
-  it("release of a node app: .env from stdin (0600), mirror fetched, archive installed and built once per SHA, changelog", () => {
+  it("release of a node app: .env from stdin (0600), mirror following the repo fetched (forced refs, git's output shown on failure), archive installed and built once per SHA, changelog", () => {
     const cfg = parse();
     assert.strictEqual(
       releaseScript(cfg, cfg.apps[0], SHA),
@@ -11,8 +11,17 @@ describe("unit: scripts/release (exact text)", () => {
         "mirror='/srv/nostromo/repos/orchestrator.git'; release='/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567'; shared='/srv/nostromo/shared/orchestrator'",
         `mkdir -p '/srv/nostromo/releases/orchestrator' "$shared" '/srv/nostromo/repos'`,
         `(umask 077; cat > "$shared/.env.new") && mv -f "$shared/.env.new" "$shared/.env"`,
-        `if [ ! -d "$mirror" ]; then git clone --quiet --mirror '/tmp/repos/orchestrator' "$mirror"; fi`,
-        `git -C "$mirror" cat-file -e '0123456789abcdef0123456789abcdef01234567^{commit}' 2>/dev/null || git -C "$mirror" fetch --quiet --prune --tags origin '+refs/heads/*:refs/heads/*'`,
+        `if [ ! -d "$mirror" ]; then`,
+        `  if ! git_out=$(git clone --mirror '/tmp/repos/orchestrator' "$mirror" 2>&1); then printf 'release: git clone --mirror of %s failed:\\n%s\\n' '/tmp/repos/orchestrator' "$git_out" >&2; exit 1; fi`,
+        "fi",
+        `if [ "$(git -C "$mirror" config --get remote.origin.url)" != '/tmp/repos/orchestrator' ]; then`,
+        `  git -C "$mirror" remote set-url origin '/tmp/repos/orchestrator'`,
+        `  echo "release: mirror origin set to "'/tmp/repos/orchestrator'`,
+        "fi",
+        `if ! git -C "$mirror" cat-file -e '0123456789abcdef0123456789abcdef01234567^{commit}' 2>/dev/null; then`,
+        `  if ! git_out=$(git -C "$mirror" fetch --prune origin '+refs/heads/*:refs/heads/*' '+refs/tags/*:refs/tags/*' 2>&1); then printf 'release: git fetch from %s failed:\\n%s\\n' '/tmp/repos/orchestrator' "$git_out" >&2; exit 1; fi`,
+        `  [ -z "$git_out" ] || printf '%s\\n' "$git_out"`,
+        "fi",
         `git -C "$mirror" cat-file -e '0123456789abcdef0123456789abcdef01234567^{commit}' || { echo "release: commit 0123456789abcdef0123456789abcdef01234567 not found in "'/tmp/repos/orchestrator' >&2; exit 1; }`,
         `if [ -f "$release/.nostromo-built" ]; then`,
         "  built=kept",
@@ -53,8 +62,17 @@ describe("unit: scripts/release (exact text)", () => {
         "mirror='/srv/nostromo/repos/sevastopol.git'; release='/srv/nostromo/releases/sevastopol/fedcba9876543210fedcba9876543210fedcba98'; shared='/srv/nostromo/shared/sevastopol'",
         `mkdir -p '/srv/nostromo/releases/sevastopol' "$shared" '/srv/nostromo/repos'`,
         `(umask 077; cat > "$shared/.env.new") && mv -f "$shared/.env.new" "$shared/.env"`,
-        `if [ ! -d "$mirror" ]; then git clone --quiet --mirror '/tmp/repos/sevastopol' "$mirror"; fi`,
-        `git -C "$mirror" cat-file -e 'fedcba9876543210fedcba9876543210fedcba98^{commit}' 2>/dev/null || git -C "$mirror" fetch --quiet --prune --tags origin '+refs/heads/*:refs/heads/*'`,
+        `if [ ! -d "$mirror" ]; then`,
+        `  if ! git_out=$(git clone --mirror '/tmp/repos/sevastopol' "$mirror" 2>&1); then printf 'release: git clone --mirror of %s failed:\\n%s\\n' '/tmp/repos/sevastopol' "$git_out" >&2; exit 1; fi`,
+        "fi",
+        `if [ "$(git -C "$mirror" config --get remote.origin.url)" != '/tmp/repos/sevastopol' ]; then`,
+        `  git -C "$mirror" remote set-url origin '/tmp/repos/sevastopol'`,
+        `  echo "release: mirror origin set to "'/tmp/repos/sevastopol'`,
+        "fi",
+        `if ! git -C "$mirror" cat-file -e 'fedcba9876543210fedcba9876543210fedcba98^{commit}' 2>/dev/null; then`,
+        `  if ! git_out=$(git -C "$mirror" fetch --prune origin '+refs/heads/*:refs/heads/*' '+refs/tags/*:refs/tags/*' 2>&1); then printf 'release: git fetch from %s failed:\\n%s\\n' '/tmp/repos/sevastopol' "$git_out" >&2; exit 1; fi`,
+        `  [ -z "$git_out" ] || printf '%s\\n' "$git_out"`,
+        "fi",
         `git -C "$mirror" cat-file -e 'fedcba9876543210fedcba9876543210fedcba98^{commit}' || { echo "release: commit fedcba9876543210fedcba9876543210fedcba98 not found in "'/tmp/repos/sevastopol' >&2; exit 1; }`,
         `if [ -f "$release/.nostromo-built" ]; then`,
         "  built=kept",
