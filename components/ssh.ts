@@ -10,7 +10,8 @@
 
 /**
  * How to reach a server over SSH. The private key is a Pulumi secret; the server's host key is
- * pinned (an OpenSSH public key line, `ssh-ed25519 AAAA…`) unless `insecureIgnoreHostKey` is set.
+ * pinned (an OpenSSH public key line of any type ssh2 knows: `ssh-ed25519 AAAA…`, `ssh-rsa AAAA…`,
+ * `ecdsa-sha2-nistp256 AAAA…`; the server is asked for that type) unless `insecureIgnoreHostKey`.
  */
 export interface SshConnection {
   readonly host: string;
@@ -83,7 +84,7 @@ export function runLocally(text: string, stdin: string | undefined, timeoutMs: n
 /**
  * Runs the script over SSH, retrying (with a growing pause) only failures before it started:
  * connection refused or reset, handshake, ready timeout, a refused channel. A host key mismatch
- * is never retried, and neither is anything after the script started: it never runs twice.
+ * (or a server with no key of the pinned type) is never retried, and neither is anything after the script started: it never runs twice.
  */
 export async function runOverSsh(conn: SshConnection, text: string, stdin: string | undefined, timeoutMs: number): Promise<RunResult> {
   const attempts = Math.max(1, conn.dialAttempts ?? 10);
@@ -98,6 +99,40 @@ export async function runOverSsh(conn: SshConnection, text: string, stdin: strin
     }
   }
   throw lastError ?? new Error("ssh: no attempt made");
+}
+
+/**
+ * The ssh2 host key algorithms that present a key of this type (the first field of an OpenSSH
+ * public key line), so the server shows the pinned key and not another one it also has; none for
+ * a type ssh2 would not know (then ssh2's defaults apply and the comparison decides).
+ */
+export function hostKeyAlgorithms(keyType: string): import("ssh2").ServerHostKeyAlgorithm[] {
+  if (keyType === "ssh-rsa") return ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"];
+  const single = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"] as const;
+  return single.filter((a) => a === keyType);
+}
+
+/** The key type named inside a public key blob (an SSH string first); "" when it names none. */
+export function hostKeyType(blob: Buffer): string {
+  if (blob.length < 4) return "";
+  const len = blob.readUInt32BE(0);
+  const name = len > 0 && len <= 64 && blob.length >= 4 + len ? blob.subarray(4, 4 + len).toString("latin1") : "";
+  return /^[a-z0-9@.-]+$/.test(name) ? name : "";
+}
+
+/** The key's fingerprint as ssh-keygen -l and ssh print it: `SHA256:<base64, no padding>`. */
+export function hostKeyFingerprint(blob: Buffer): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createHash } = require("crypto") as typeof import("crypto");
+  return `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`;
+}
+
+/** ssh-keyscan's name for a key type (its -t): rsa, ecdsa, ed25519. */
+export function keyscanType(keyType: string): string {
+  if (keyType === "ssh-rsa") return "rsa";
+  if (keyType.startsWith("ecdsa-")) return "ecdsa";
+  if (keyType === "ssh-ed25519") return "ed25519";
+  return keyType;
 }
 
 /**
@@ -116,6 +151,8 @@ export function sshExec(conn: SshConnection, text: string, stdin: string | undef
     phase: "connecting" as "connecting" | "requested" | "started",
     settled: false,
     hostKeyMismatch: false,
+    /** The host key the server offered, as `<type> SHA256:<fingerprint>`. */
+    offered: "",
     lost: "",
     stdout: "",
     stderr: "",
@@ -123,10 +160,17 @@ export function sshExec(conn: SshConnection, text: string, stdin: string | undef
     code: null as number | null,
     timer: undefined as ReturnType<typeof setTimeout> | undefined,
   };
-  const pinned = conn.hostKey?.trim().split(/\s+/)[1];
+  const [pinText, pinned] = conn.hostKey?.trim().split(/\s+/) ?? [];
   if (!pinned && !conn.insecureIgnoreHostKey) {
     return Promise.reject(new Error(`ssh ${where}: no host key pinned; set the server's hostKey or opt out with insecureIgnoreHostKey`));
   }
+  // The pin's type as its blob names it (else as its line does): the server is asked for that type.
+  const pinBlob = pinned ? Buffer.from(pinned, "base64") : undefined;
+  const pinType = pinBlob ? hostKeyType(pinBlob) || pinText : "";
+  const pinAlgorithms = hostKeyAlgorithms(pinType);
+  const rePin = (type: string) =>
+    `If the server's key changed on purpose, re-pin it: run \`ssh-keyscan -t ${keyscanType(type)} -p ${conn.port} ${conn.host}\` ` +
+    `and set the config key server.hostKey to the "<type> <key>" part of its line (e.g. pulumi config set --path server.hostKey '…').`;
   const tail = (label: string, out: string) =>
     out.trim() ? `\n--- ${label} so far ---\n${out.trim().split("\n").slice(-30).join("\n")}` : "";
   return new Promise((resolve, reject) => {
@@ -194,7 +238,25 @@ export function sshExec(conn: SshConnection, text: string, stdin: string | undef
       else if (s.phase === "requested")
         s.lost = err.message; // the exec callback decides, on close
       else if (s.hostKeyMismatch)
-        finish(() => reject(new Error(`ssh ${where}: the server's host key does not match the pinned hostKey; refusing to connect`)));
+        finish(() =>
+          reject(
+            new Error(
+              `ssh ${where}: the server's host key does not match the pinned hostKey; refusing to connect.\n` +
+                `The server offered ${s.offered}; the pinned hostKey (server.hostKey) is ${pinType} ${hostKeyFingerprint(pinBlob!)}.\n` +
+                rePin(s.offered.split(" ")[0]),
+            ),
+          ),
+        );
+      else if (pinAlgorithms.length > 0 && /no matching host key format/.test(err.message))
+        // The server has no key of the pinned type: it will not grow one by the next attempt.
+        finish(() =>
+          reject(
+            new Error(
+              `ssh ${where}: the server offers no ${pinType} host key, the type of the pinned hostKey (server.hostKey); refusing to connect.\n` +
+                rePin(pinType).replace(/-t \S+ /, ""),
+            ),
+          ),
+        );
       else notStarted(err.message);
     });
     client.on("close", () => {
@@ -213,9 +275,13 @@ export function sshExec(conn: SshConnection, text: string, stdin: string | undef
       username: conn.user,
       privateKey: conn.privateKey,
       readyTimeout: 20000,
+      // Ask for the pinned key's type: a server with several host keys (ed25519, ecdsa, rsa, as
+      // Debian makes them) would otherwise present the one ssh2 likes best.
+      ...(pinAlgorithms.length > 0 ? { algorithms: { serverHostKey: pinAlgorithms } } : {}),
       hostVerifier: (key: Buffer) => {
         if (conn.insecureIgnoreHostKey && !pinned) return true;
-        s.hostKeyMismatch = key.toString("base64") !== pinned;
+        s.hostKeyMismatch = !pinBlob!.equals(key);
+        s.offered = `${hostKeyType(key) || "unknown-type"} ${hostKeyFingerprint(key)}`;
         return !s.hostKeyMismatch;
       },
     });

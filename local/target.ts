@@ -21,6 +21,8 @@ export interface LocalTarget {
   binPath: string[];
   /** Env a remote script must set (PM2_HOME). */
   env: Record<string, string>;
+  /** Every host key sshd has, by ssh-keygen type (ed25519, and those asked for with hostKeyTypes), to pin. */
+  hostKeys: Record<string, string>;
   /** Kills the pm2 daemon, nginx and sshd, then removes the temp dir. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -124,7 +126,11 @@ function findOnPath(tools: string[]): string | undefined {
   return undefined;
 }
 
-export async function startLocalTarget(opts: { root?: string } = {}): Promise<LocalTarget> {
+/**
+ * `hostKeyTypes`: host keys sshd has besides its ed25519 one (a Debian server has rsa and ecdsa
+ * too); `ssh.hostKey` stays the ed25519 one.
+ */
+export async function startLocalTarget(opts: { root?: string; hostKeyTypes?: ("rsa" | "ecdsa")[] } = {}): Promise<LocalTarget> {
   const pm2Dir = findOnPath(["pm2"]);
   const pgDir = findOnPath(["initdb", "pg_ctl", "pg_dump", "pg_restore"]);
   for (const [what, dir] of [
@@ -188,6 +194,11 @@ export async function startLocalTarget(opts: { root?: string } = {}): Promise<Lo
     run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "nostromo-local-target", "-f", hostKeyFile]);
     run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "nostromo-local-client", "-f", clientKeyFile]);
     fs.copyFileSync(clientKeyFile + ".pub", path.join(sshDir, "authorized_keys"));
+    const extraKeyFiles = (opts.hostKeyTypes ?? []).map((t) => {
+      const file = path.join(sshDir, `ssh_host_${t}_key`);
+      run("ssh-keygen", ["-q", "-t", t, "-N", "", "-C", "nostromo-local-target", "-f", file]);
+      return file;
+    });
     const sshPort = await freePort();
     const sshdConfig = path.join(sshDir, "sshd_config");
     fs.writeFileSync(
@@ -196,6 +207,7 @@ export async function startLocalTarget(opts: { root?: string } = {}): Promise<Lo
         `ListenAddress 127.0.0.1`,
         `Port ${sshPort}`,
         `HostKey ${hostKeyFile}`,
+        ...extraKeyFiles.map((f) => `HostKey ${f}`),
         `AuthorizedKeysFile ${path.join(sshDir, "authorized_keys")}`,
         `PidFile ${path.join(sshDir, "sshd.pid")}`,
         `PubkeyAuthentication yes`,
@@ -220,6 +232,15 @@ export async function startLocalTarget(opts: { root?: string } = {}): Promise<Lo
       .readFileSync(hostKeyFile + ".pub", "utf8")
       .trim()
       .split(/\s+/);
+    const pubLine = (file: string) =>
+      fs
+        .readFileSync(file + ".pub", "utf8")
+        .trim()
+        .split(/\s+/)
+        .slice(0, 2)
+        .join(" ");
+    const hostKeys: Record<string, string> = { ed25519: `${keyType} ${keyBlob}` };
+    (opts.hostKeyTypes ?? []).forEach((t, i) => (hostKeys[t] = pubLine(extraKeyFiles[i])));
 
     // --- nginx: own prefix; every path it writes (pid, logs, temp) inside the temp dir.
     part = "nginx";
@@ -281,6 +302,7 @@ http {
         hostKey: `${keyType} ${keyBlob}`,
       },
       nginx: { port: ngxPort, confPath, reloadCommand: `/bin/sh ${q(reloadScript)}`, testCommand: `${ngx} -t -q`, sitesDir },
+      hostKeys,
       pm2Home,
       binPath,
       env,

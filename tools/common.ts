@@ -17,8 +17,9 @@ export class ToolError extends Error {
   constructor(
     message: string,
     readonly code = 2,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = "ToolError";
   }
 }
@@ -185,8 +186,15 @@ export type RemoteResult = RunResult;
 /**
  * Runs a script on the server over SSH, host key pinned, under the server's `timeout`: the runner
  * the deploy's steps use. Only a failure to connect is retried; a connection dropped after the
- * script started throws (the script, a database restore say, never runs twice).
+ * script started throws (the script, a database restore say, never runs twice). Failures come as
+ * a ToolError (exit 1): the tool prints the message, which says what to do, without a stack trace.
  */
-export function sshRun(t: Target, text: string, stdin = "", timeoutMs = 30 * 60_000): Promise<RemoteResult> {
-  return runOverSsh(t, text, stdin, timeoutMs);
+export async function sshRun(t: Target, text: string, stdin = "", timeoutMs = 30 * 60_000): Promise<RemoteResult> {
+  try {
+    return await runOverSsh(t, text, stdin, timeoutMs);
+  } catch (err) {
+    // The runner's errors say where and what (a host key mismatch: the key offered and how to
+    // re-pin): the operator gets that message, not a stack trace.
+    throw new ToolError((err as Error).message, 1, { cause: err });
+  }
 }

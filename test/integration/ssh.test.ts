@@ -9,6 +9,16 @@ import { commandProvider } from "../../components/command";
 import { runOverSsh } from "../../components/ssh";
 import { LocalTarget, freePort, startLocalTarget } from "../../local/target";
 
+const REPO_ROOT = path.resolve(__dirname, "..", "..");
+
+/** `SHA256:…` of an OpenSSH public key line, as ssh-keygen prints it. */
+function fingerprint(line: string): string {
+  const r = spawnSync("ssh-keygen", ["-l", "-f", "-"], { input: line + "\n", encoding: "utf8" });
+  const fp = r.stdout.split(/\s+/)[1];
+  assert.match(fp ?? "", /^SHA256:[A-Za-z0-9+/]{43}$/, `ssh-keygen -l: ${r.stdout}${r.stderr}`);
+  return fp;
+}
+
 /**
  * An SSH server (ssh2's) that misbehaves on purpose at one point of a session, for the moments a
  * real sshd cannot be made to fail at: `onSession` is called for each session channel opened.
@@ -177,5 +187,106 @@ describe("integration: steps over SSH against a real sshd", function () {
     );
     const none = await commandProvider.read!("id-1", props as any);
     assert.deepStrictEqual(none.props, props);
+  });
+});
+
+/** Issue 9: a server with ed25519, RSA and ECDSA host keys (as Debian sets one up); a pin of any type. */
+describe("integration: SSH host keys of every type against a real sshd", function () {
+  let target: LocalTarget;
+  const connection = () => ({ ...target.ssh });
+  const where = () => `${target.ssh.user}@127.0.0.1:${target.ssh.port}`;
+
+  before(async () => {
+    target = await startLocalTarget({ hostKeyTypes: ["rsa", "ecdsa"] });
+  });
+  after(async () => {
+    await target?.stop();
+  });
+
+  for (const type of ["rsa", "ecdsa"]) {
+    it(`pinning the server's ${type} host key connects (the server is asked for that type)`, async () => {
+      const pin = target.hostKeys[type];
+      assert.ok(pin, `the target has no ${type} host key`);
+      const r = await runOverSsh({ ...connection(), hostKey: pin, dialAttempts: 1 }, "echo pinned-ok", undefined, 10_000);
+      assert.deepStrictEqual([r.code, r.stdout], [0, "pinned-ok\n"]);
+    });
+  }
+
+  it("a wrong key of the pinned type is refused at once, naming the key offered and how to re-pin", async () => {
+    const wrong = utils.generateKeyPairSync("ecdsa", { bits: 256 }).public;
+    const started = Date.now();
+    await assert.rejects(runOverSsh({ ...connection(), hostKey: wrong, dialAttempts: 5 }, "true", undefined, 10_000), (err: Error) => {
+      const lines = err.message.split("\n");
+      assert.strictEqual(lines[0], `ssh ${where()}: the server's host key does not match the pinned hostKey; refusing to connect.`);
+      assert.strictEqual(
+        lines[1],
+        `The server offered ecdsa-sha2-nistp256 ${fingerprint(target.hostKeys.ecdsa)}; ` +
+          `the pinned hostKey (server.hostKey) is ecdsa-sha2-nistp256 ${fingerprint(wrong)}.`,
+      );
+      assert.ok(lines[2].includes(`ssh-keyscan -t ecdsa -p ${target.ssh.port} 127.0.0.1`), lines[2]);
+      assert.ok(lines[2].includes("server.hostKey"), lines[2]);
+      return true;
+    });
+    // Five attempts would pause 0.5 + 1 + 1.5 + 2 s in between.
+    assert.ok(Date.now() - started < 2000, `retried: ${Date.now() - started} ms`);
+  });
+
+  it("a wrong RSA key is refused naming the server's RSA key, not its ed25519 one", async () => {
+    const wrong = utils.generateKeyPairSync("rsa", { bits: 2048 }).public;
+    await assert.rejects(runOverSsh({ ...connection(), hostKey: wrong, dialAttempts: 1 }, "true", undefined, 10_000), (err: Error) => {
+      assert.ok(err.message.includes(`The server offered ssh-rsa ${fingerprint(target.hostKeys.rsa)};`), err.message);
+      assert.ok(err.message.includes(`ssh-keyscan -t rsa -p ${target.ssh.port} 127.0.0.1`), err.message);
+      return true;
+    });
+  });
+
+  it("the operator tools print a host key mismatch as a message, exit 1, no stack trace", function () {
+    this.timeout(120_000);
+    const wrong = utils.generateKeyPairSync("ed25519").public;
+    const script = `
+      const { runMain, sshRun } = require("./tools/common");
+      const conn = JSON.parse(process.env.NOSTROMO_TEST_CONN);
+      runMain("rollback", async () => { await sshRun(conn, "true"); });`;
+    const r = spawnSync(process.execPath, ["-r", "ts-node/register", "-e", script], {
+      cwd: REPO_ROOT,
+      encoding: "utf8",
+      env: {
+        ...process.env,
+        TS_NODE_TRANSPILE_ONLY: "true",
+        NOSTROMO_TEST_CONN: JSON.stringify({ ...connection(), hostKey: wrong, dialAttempts: 3 }),
+      },
+      timeout: 110_000,
+    });
+    assert.strictEqual(r.status, 1, r.stderr);
+    assert.ok(
+      r.stderr.startsWith(`rollback: ssh ${where()}: the server's host key does not match the pinned hostKey; refusing to connect.\n`),
+      r.stderr,
+    );
+    assert.match(r.stderr, new RegExp(`The server offered ssh-ed25519 ${fingerprint(target.ssh.hostKey).replace(/[+/]/g, "\\$&")};`));
+    assert.match(r.stderr, /ssh-keyscan -t ed25519 -p \d+ 127\.0\.0\.1/);
+    assert.doesNotMatch(r.stderr, /^\s+at /m, "a stack trace was printed");
+  });
+
+  it("a server with no key of the pinned type says so at once, not retried", async () => {
+    const only = await startLocalTarget(); // ed25519 only
+    try {
+      const started = Date.now();
+      await assert.rejects(
+        runOverSsh({ ...only.ssh, hostKey: target.hostKeys.rsa, dialAttempts: 5 }, "true", undefined, 10_000),
+        (err: Error) => {
+          assert.ok(
+            err.message.startsWith(
+              `ssh ${only.ssh.user}@127.0.0.1:${only.ssh.port}: the server offers no ssh-rsa host key, the type of the pinned hostKey`,
+            ),
+            err.message,
+          );
+          assert.ok(err.message.includes(`ssh-keyscan -p ${only.ssh.port} 127.0.0.1`), err.message);
+          return true;
+        },
+      );
+      assert.ok(Date.now() - started < 2000, `retried: ${Date.now() - started} ms`);
+    } finally {
+      await only.stop();
+    }
   });
 });
