@@ -2,7 +2,7 @@ import { randomBytes } from "crypto";
 import * as os from "os";
 import * as pulumi from "@pulumi/pulumi";
 import { Deployment } from "./components";
-import { ConfigError, parseDeployConfig } from "./lib/config";
+import { ConfigError, parseDeployConfig, projectConfig } from "./lib/config";
 import { resolveRef } from "./lib/git";
 import { deployPlan, previousOf } from "./lib/plan";
 
@@ -15,9 +15,8 @@ const notifyWebhookUrl = cfg.getSecret("notifyWebhookUrl");
 
 function load() {
   try {
-    const raw: Record<string, unknown> = {};
-    for (const key of ["server", "apps", "nginx", "backup", "smoke", "releasesToKeep", "deployWindow"])
-      raw[key] = cfg.getObject(key) ?? cfg.get(key);
+    // Every key of this project's namespace, so a mistyped one (`smok:`) is refused, not ignored.
+    const raw = projectConfig(pulumi.getProject(), pulumi.runtime.allConfig());
     const config = parseDeployConfig(pulumi.getStack(), raw, { sshPrivateKey: !!sshPrivateKey, databaseUrl: !!databaseUrl });
     const shas: Record<string, string> = {};
     for (const app of config.apps) {

@@ -2,7 +2,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
-import { ConfigError, parseDeployConfig } from "../../lib/config";
+import { ConfigError, KNOWN_KEYS, parseDeployConfig, projectConfig } from "../../lib/config";
 import { REPO_ROOT } from "../../local/backend";
 import { validRaw } from "../support/validConfig";
 
@@ -96,6 +96,142 @@ describe("unit: config", () => {
       "backup.enabled: must be true in production: every migration is preceded by a backup",
     ]);
     assert.deepStrictEqual(problems(raw, secrets, "local"), []);
+  });
+
+  it("refuses unknown keys at every level, with the close key a typo meant (issue 9)", () => {
+    const raw = validRaw();
+    raw.apps.orchestrator.migrat = raw.apps.orchestrator.migrate;
+    delete raw.apps.orchestrator.migrate;
+    raw.smok = [{ name: "x", path: "/" }];
+    raw.server.rot = "/srv/other";
+    raw.apps.orchestrator.health.timeout = 5;
+    raw.apps.orchestrator.ports.blu = 9001;
+    raw.apps.sevastopol.colour = "blue";
+    raw.nginx.reload = "nginx -s reload";
+    raw.nginx.site.api = "orchestrator";
+    raw.backup = { kep: 3 };
+    raw.smoke = [{ name: "x", path: "/", expectedStatus: 204, expectEvery: { array: "a", field: "f", value: "v", vaule: "w" } }];
+    raw.deployWindow = { days: ["mon"], start: "09:00", end: "17:00", timezone: "UTC", tz: "UTC" };
+    assert.deepStrictEqual(problems(raw), [
+      'smok: unknown key (did you mean "smoke"?)',
+      'server.rot: unknown key (did you mean "root"?)',
+      'apps.orchestrator.migrat: unknown key (did you mean "migrate"?)',
+      'apps.orchestrator.ports.blu: unknown key (did you mean "blue"?)',
+      'apps.orchestrator.health.timeout: unknown key (did you mean "timeoutSeconds"?)',
+      "apps.sevastopol.colour: unknown key (known keys: repo, ref, version, kind, manager, install, build, migrate, start, ports, output, health, env, usesDatabase)",
+      'nginx.reload: unknown key (did you mean "reloadCommand"?)',
+      'nginx.site.api: unknown key (did you mean "apiApp"?)',
+      'backup.kep: unknown key (did you mean "keep"?)',
+      'smoke[0].expectedStatus: unknown key (did you mean "expectStatus"?)',
+      'smoke[0].expectEvery.vaule: unknown key (did you mean "value"?)',
+      "deployWindow.tz: unknown key (known keys: days, start, end, timezone)",
+    ]);
+  });
+
+  it("accepts the secrets' names at the top level and leaves free maps (env, health.expect) open", () => {
+    const raw = validRaw();
+    Object.assign(raw, { sshPrivateKey: "x", databaseUrl: "x", jwtSecret: "x", notifyWebhookUrl: "x" });
+    raw.apps.orchestrator.env = { ANY_NAME: "1" };
+    raw.apps.orchestrator.health.expect = { anything: "ok" };
+    raw.server.env = { PM2_HOME: "/srv/pm2" };
+    assert.deepStrictEqual(problems(raw), []);
+  });
+
+  it("reads this project's keys from the whole config map, so a top-level typo reaches the check", () => {
+    const all = {
+      "nostromo-deploy:server": JSON.stringify(validRaw().server),
+      "nostromo-deploy:releasesToKeep": "7",
+      "nostromo-deploy:smok": '[{"name":"x","path":"/"}]',
+      "nostromo-deploy:nginx": JSON.stringify({ reloadCommand: "sudo nginx -s reload" }),
+      "nostromo-deploy:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----",
+      "nostromo-deploy:jwtSecret": "s3cret",
+      "nostromo-deploy:notes": "not json",
+      "aws:region": "us-east-1",
+    };
+    const raw = projectConfig("nostromo-deploy", all);
+    assert.deepStrictEqual(raw, {
+      server: validRaw().server,
+      releasesToKeep: 7,
+      smok: [{ name: "x", path: "/" }],
+      nginx: { reloadCommand: "sudo nginx -s reload" },
+      notes: "not json",
+    });
+    assert.deepStrictEqual(problems({ ...validRaw(), ...raw }), [
+      'smok: unknown key (did you mean "smoke"?)',
+      "notes: unknown key (known keys: server, apps, nginx, backup, smoke, releasesToKeep, deployWindow, sshPrivateKey, databaseUrl, jwtSecret, notifyWebhookUrl)",
+    ]);
+  });
+
+  it("normalises server.root and refuses a root that is / in disguise or climbs with .. (issue 9)", () => {
+    const rootProblems = (root: string) => {
+      const raw = validRaw();
+      raw.server.root = root;
+      return problems(raw);
+    };
+    assert.deepStrictEqual(rootProblems("/."), ['server.root: must not be / ("/." is / once normalised)']);
+    assert.deepStrictEqual(rootProblems("//"), ['server.root: must not be / ("//" is / once normalised)']);
+    assert.deepStrictEqual(rootProblems("/"), ["server.root: must not be /"]);
+    assert.deepStrictEqual(rootProblems("/opt/nostromo/../.."), ["server.root: must not contain '..' segments"]);
+    assert.deepStrictEqual(rootProblems("/opt/../srv/nostromo"), ["server.root: must not contain '..' segments"]);
+    for (const [given, normal] of [
+      ["/srv/nostromo/", "/srv/nostromo"],
+      ["/srv//nostromo/./", "/srv/nostromo"],
+      ["/srv/nostromo", "/srv/nostromo"],
+    ]) {
+      const raw = validRaw();
+      raw.server.root = given;
+      const cfg = parseDeployConfig("local", raw, secrets);
+      assert.strictEqual(cfg.server.root, normal, given);
+      assert.strictEqual(cfg.nginx.sitesDir, `${normal}/nginx`, given);
+    }
+  });
+
+  it("refuses an nginx command with a line break or a # comment, since the scripts run it mid-line (issue 9)", () => {
+    const raw = validRaw();
+    raw.nginx.reloadCommand = "sudo nginx -s reload # graceful";
+    raw.nginx.testCommand = "nginx -t\nnginx -T";
+    const why = "must be one line without a # comment (it is run inside the deploy's scripts)";
+    assert.deepStrictEqual(problems(raw), [
+      `nginx.reloadCommand: ${why}; found a # comment`,
+      `nginx.testCommand: ${why}; found a line break`,
+    ]);
+    raw.nginx.reloadCommand = "#nginx -s reload";
+    raw.nginx.testCommand = "nginx -t\r";
+    assert.deepStrictEqual(problems(raw), [
+      `nginx.reloadCommand: ${why}; found a # comment`,
+      `nginx.testCommand: ${why}; found a line break`,
+    ]);
+  });
+
+  it("keeps a # that is not a comment (inside a word or quotes), and app commands the scripts run on their own line or through bash -c", () => {
+    const raw = validRaw();
+    raw.nginx.reloadCommand = "/usr/local/bin/reload-nginx --tag=a#b 'x # y' \"#z\" \\#w";
+    // install/build are lines of their own in the release script; start and migrate go through
+    // `bash -c '…'` (test/e2e/systemd.test.ts starts an app with a backslash-newline command).
+    raw.apps.orchestrator.start = "node dist/server.js \\\n  --name=orch # the API";
+    raw.apps.orchestrator.migrate = "npm run migrate # production\nnpm run seed";
+    raw.apps.sevastopol.build = "npm run build # the site";
+    assert.deepStrictEqual(problems(raw), []);
+  });
+
+  it("Pulumi.yaml declares only keys the deploy reads, and its defaults parse as absent keys do", () => {
+    const project = yaml.load(fs.readFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), "utf8")) as {
+      config: Record<string, { type: string; default?: unknown; secret?: boolean }>;
+    };
+    const known: readonly string[] = [...KNOWN_KEYS.top, ...KNOWN_KEYS.secrets];
+    for (const key of Object.keys(project.config))
+      assert.ok(known.includes(key), `Pulumi.yaml declares ${key}, which lib/config does not know`);
+    for (const key of Object.keys(project.config)) {
+      if ((KNOWN_KEYS.secrets as readonly string[]).includes(key)) assert.strictEqual(project.config[key].secret, true, key);
+    }
+    const defaults = Object.fromEntries(
+      Object.entries(project.config)
+        .filter(([, d]) => "default" in d)
+        .map(([k, d]) => [k, d.default]),
+    );
+    const raw = validRaw();
+    const withDefaults = parseDeployConfig("local", { ...defaults, ...raw }, secrets);
+    assert.deepStrictEqual(withDefaults, parseDeployConfig("local", raw, secrets));
   });
 
   for (const stack of ["production", "staging"]) {

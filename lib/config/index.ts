@@ -3,7 +3,11 @@
  * validated with path-style errors (`apps.orchestrator.health.path: must start with "/"`)
  * before any resource is created. No @pulumi runtime import: plain values in, plain values out.
  */
-import { DeployWindow, WEEKDAYS, Weekday, isTimeZone, minutesOf } from "./deployWindow";
+import * as path from "path";
+import { DeployWindow, WEEKDAYS, Weekday, isTimeZone, minutesOf } from "../deployWindow";
+import { Raw, Reader } from "./reader";
+
+export { commandLineProblem, levenshtein, suggestKey } from "./reader";
 
 export type ServiceManager = "pm2" | "systemd";
 export type AppKind = "node" | "static";
@@ -122,7 +126,70 @@ const REF = /^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?<![./])$
 const ABS_PATH = /^\/[A-Za-z0-9._/-]*$/;
 const ENV_KEY = /^[A-Z_][A-Z0-9_]*$/;
 
-type Raw = Record<string, unknown>;
+/** The config keys of this project the deploy reads, at each level; any other key is refused. */
+export const KNOWN_KEYS = {
+  top: ["server", "apps", "nginx", "backup", "smoke", "releasesToKeep", "deployWindow"],
+  /** Secrets, read by index.ts through pulumi.Config.getSecret, never into the plain config. */
+  secrets: ["sshPrivateKey", "databaseUrl", "jwtSecret", "notifyWebhookUrl"],
+  server: ["host", "port", "user", "root", "hostKey", "insecureIgnoreHostKey", "path", "env", "minFreeMiB"],
+  app: [
+    "repo",
+    "ref",
+    "version",
+    "kind",
+    "manager",
+    "install",
+    "build",
+    "migrate",
+    "start",
+    "ports",
+    "output",
+    "health",
+    "env",
+    "usesDatabase",
+  ],
+  ports: ["blue", "green"],
+  health: ["path", "expect", "versionField", "extraPaths", "timeoutSeconds"],
+  nginx: ["port", "listen", "sitesDir", "reloadCommand", "testCommand", "site"],
+  site: ["staticApp", "apiApp"],
+  backup: ["keep", "enabled"],
+  smoke: ["name", "method", "path", "body", "auth", "expectStatus", "expectFields", "expectValues", "expectEvery", "captureToken"],
+  expectEvery: ["array", "field", "value"],
+  deployWindow: ["days", "start", "end", "timezone"],
+} as const;
+
+/**
+ * This project's keys from the whole config map (`pulumi.runtime.allConfig()`: `project:key` →
+ * string), prefix dropped and JSON values parsed as `pulumi.Config.getObject` does (a value that is
+ * not JSON stays the string). Secrets are left out (their values never enter the plain config);
+ * other projects' namespaces (`aws:region`) are not ours to check.
+ */
+export function projectConfig(project: string, all: Record<string, string>): Raw {
+  const out: Raw = {};
+  for (const [fullKey, value] of Object.entries(all)) {
+    if (!fullKey.startsWith(`${project}:`)) continue;
+    const key = fullKey.slice(project.length + 1);
+    if ((KNOWN_KEYS.secrets as readonly string[]).includes(key)) continue;
+    try {
+      out[key] = JSON.parse(value);
+    } catch {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+/**
+ * The deploy root, normalised (`/opt/nostromo/` → `/opt/nostromo`), or why it cannot be one: every
+ * path the deploy removes or replaces is under it, so `/` in disguise (`/.`, `//`) and `..` are refused.
+ */
+export function normaliseRoot(root: string): { root: string; problem?: string } {
+  if (root.split("/").includes("..")) return { root, problem: "must not contain '..' segments" };
+  const normal = path.posix.normalize(root).replace(/\/+$/, "") || "/";
+  if (normal === "/")
+    return { root: normal, problem: root === "/" ? "must not be /" : `must not be / (${JSON.stringify(root)} is / once normalised)` };
+  return { root: normal };
+}
 
 /** The version a ref names: `v1.2.3` → `1.2.3`; other refs name none. */
 export function versionOfRef(ref: string): string | undefined {
@@ -130,91 +197,19 @@ export function versionOfRef(ref: string): string | undefined {
   return m ? m[1] : undefined;
 }
 
-/** Collects problems with their paths, so one run reports them all. */
-class Reader {
-  readonly problems: string[] = [];
-
-  fail(path: string, message: string): undefined {
-    this.problems.push(`${path}: ${message}`);
-    return undefined;
-  }
-
-  object(v: unknown, path: string): Raw | undefined {
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== "object" || Array.isArray(v)) return this.fail(path, "must be an object");
-    return v as Raw;
-  }
-
-  string(v: unknown, path: string, opts: { required?: boolean; pattern?: RegExp; patternText?: string } = {}): string | undefined {
-    if (v === undefined || v === null || v === "") {
-      return opts.required ? this.fail(path, "is required") : undefined;
-    }
-    if (typeof v !== "string") return this.fail(path, "must be a string");
-    if (opts.pattern && !opts.pattern.test(v)) return this.fail(path, opts.patternText ?? `must match ${opts.pattern}`);
-    return v;
-  }
-
-  int(v: unknown, path: string, min: number, max: number, fallback?: number): number | undefined {
-    if (v === undefined || v === null) return fallback ?? this.fail(path, "is required");
-    const n = typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v;
-    if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
-      return this.fail(path, `must be a whole number from ${min} to ${max}`);
-    }
-    return n;
-  }
-
-  bool(v: unknown, path: string, fallback: boolean): boolean {
-    if (v === undefined || v === null) return fallback;
-    if (typeof v === "boolean") return v;
-    if (v === "true" || v === "false") return v === "true";
-    this.fail(path, "must be true or false");
-    return fallback;
-  }
-
-  oneOf<T extends string>(v: unknown, path: string, allowed: readonly T[], fallback: T): T {
-    if (v === undefined || v === null) return fallback;
-    if (typeof v === "string" && (allowed as readonly string[]).includes(v)) return v as T;
-    this.fail(path, `must be one of ${allowed.join(", ")}`);
-    return fallback;
-  }
-
-  stringMap(v: unknown, path: string, keyPattern?: RegExp): Record<string, string> {
-    const o = this.object(v, path);
-    const out: Record<string, string> = {};
-    for (const [k, val] of Object.entries(o ?? {})) {
-      if (keyPattern && !keyPattern.test(k)) {
-        this.fail(`${path}.${k}`, `is not a valid name (${keyPattern})`);
-        continue;
-      }
-      if (typeof val !== "string" && typeof val !== "number" && typeof val !== "boolean") {
-        this.fail(`${path}.${k}`, "must be a string");
-        continue;
-      }
-      out[k] = String(val);
-    }
-    return out;
-  }
-
-  stringList(v: unknown, path: string, pattern?: RegExp, patternText?: string): string[] {
-    if (v === undefined || v === null) return [];
-    if (!Array.isArray(v)) {
-      this.fail(path, "must be a list");
-      return [];
-    }
-    return v
-      .map((item, i) => this.string(item, `${path}[${i}]`, { required: true, pattern, patternText }))
-      .filter((s): s is string => s !== undefined);
-  }
-}
-
 /**
- * Parses the stack's config values (as `pulumi.Config` returns them: objects already parsed
- * from YAML) into a DeployConfig, or throws ConfigError listing every problem with its path.
+ * Parses the stack's config values (keys without the project prefix, objects already parsed from
+ * YAML, as `projectConfig` or `pulumi.Config.getObject` returns them) into a DeployConfig, or throws
+ * ConfigError listing every problem with its path. A key the deploy does not read, at any level, is
+ * a problem (`apps.orchestrator.migrat: unknown key (did you mean "migrate"?)`); the secrets' names
+ * are accepted at the top level (their values are read apart, see DeploySecretsPresence).
  */
 export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecretsPresence): DeployConfig {
   const r = new Reader();
+  r.knownKeys(raw, "", [...KNOWN_KEYS.top, ...KNOWN_KEYS.secrets]);
 
   const s = r.object(raw.server, "server") ?? (r.fail("server", "is required"), {} as Raw);
+  r.knownKeys(s, "server", KNOWN_KEYS.server);
   const server: ServerConfig = {
     host:
       r.string(s.host, "server.host", { required: true, pattern: /^[A-Za-z0-9.:-]+$/, patternText: "must be a host name or IP address" }) ??
@@ -238,7 +233,11 @@ export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecret
     env: r.stringMap(s.env, "server.env", ENV_KEY),
     minFreeMiB: r.int(s.minFreeMiB, "server.minFreeMiB", 0, 10_000_000, 512) ?? 512,
   };
-  if (server.root === "/") r.fail("server.root", "must not be /");
+  if (server.root) {
+    const { root, problem } = normaliseRoot(server.root);
+    if (problem) r.fail("server.root", problem);
+    server.root = root;
+  }
   if (!server.hostKey && !server.insecureIgnoreHostKey) {
     r.fail("server.hostKey", "is required: pin the server's host key (ssh-keyscan), or set server.insecureIgnoreHostKey: true");
   }
@@ -261,6 +260,7 @@ export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecret
   }
 
   const n = r.object(raw.nginx, "nginx") ?? {};
+  r.knownKeys(n, "nginx", KNOWN_KEYS.nginx);
   const nginx: NginxConfig = {
     port: r.int(n.port, "nginx.port", 1, 65535, 80) ?? 80,
     listen:
@@ -270,13 +270,14 @@ export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecret
       }) ?? "",
     sitesDir:
       r.string(n.sitesDir, "nginx.sitesDir", { pattern: ABS_PATH, patternText: "must be an absolute path" }) ?? `${server.root}/nginx`,
-    reloadCommand: r.string(n.reloadCommand, "nginx.reloadCommand") ?? "nginx -s reload",
-    testCommand: r.string(n.testCommand, "nginx.testCommand") ?? "nginx -t",
+    reloadCommand: r.command(n.reloadCommand, "nginx.reloadCommand") ?? "nginx -s reload",
+    testCommand: r.command(n.testCommand, "nginx.testCommand") ?? "nginx -t",
   };
   nginx.listen = nginx.listen || String(nginx.port);
   if (!nginx.listen.endsWith(`:${nginx.port}`) && nginx.listen !== String(nginx.port))
     r.fail("nginx.listen", `must use nginx.port (${nginx.port})`);
   const site = r.object(n.site, "nginx.site");
+  r.knownKeys(site, "nginx.site", KNOWN_KEYS.site);
   if (site) {
     nginx.site = {
       staticApp: r.string(site.staticApp, "nginx.site.staticApp", { required: true }) ?? "",
@@ -289,6 +290,7 @@ export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecret
   if (usedPorts.has(nginx.port)) r.fail("nginx.port", `port ${nginx.port} is already used by ${usedPorts.get(nginx.port)}`);
 
   const b = r.object(raw.backup, "backup") ?? {};
+  r.knownKeys(b, "backup", KNOWN_KEYS.backup);
   const backup = { keep: r.int(b.keep, "backup.keep", 1, 1000, 10) ?? 10, enabled: r.bool(b.enabled, "backup.enabled", true) };
   if (apps.some((a) => a.migrate) && !backup.enabled && stack === "production") {
     r.fail("backup.enabled", "must be true in production: every migration is preceded by a backup");
@@ -306,6 +308,7 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
   const at = `apps.${name}`;
   if (!NAME.test(name)) r.fail(at, "app names are lower-case letters, digits and '-', starting with a letter");
   const a = r.object(v, at) ?? {};
+  r.knownKeys(a, at, KNOWN_KEYS.app);
   const kind = r.oneOf(a.kind, `${at}.kind`, ["node", "static"] as const, "node");
   const app: AppConfig = {
     name,
@@ -334,6 +337,7 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
     if (!app.start) r.fail(`${at}.start`, "is required for a node app");
     const p = r.object(a.ports, `${at}.ports`);
     if (!p) r.fail(`${at}.ports`, "is required for a node app: { blue: <port>, green: <port> }");
+    r.knownKeys(p, `${at}.ports`, KNOWN_KEYS.ports);
     const blue = r.int(p?.blue, `${at}.ports.blue`, 1024, 65535);
     const green = r.int(p?.green, `${at}.ports.green`, 1024, 65535);
     if (blue !== undefined && green !== undefined) {
@@ -342,6 +346,7 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
     }
     const h = r.object(a.health, `${at}.health`);
     if (!h) r.fail(`${at}.health`, "is required for a node app: nothing takes traffic unchecked");
+    r.knownKeys(h, `${at}.health`, KNOWN_KEYS.health);
     app.health = {
       path: r.string(h?.path, `${at}.health.path`, { pattern: /^\/[^\s]*$/, patternText: 'must start with "/"' }) ?? "/health",
       expect: r.stringMap(h?.expect ?? { status: "ok" }, `${at}.health.expect`),
@@ -365,6 +370,7 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
 function parseDeployWindow(r: Reader, v: unknown): DeployWindow | undefined {
   const w = r.object(v, "deployWindow");
   if (!w) return undefined;
+  r.knownKeys(w, "deployWindow", KNOWN_KEYS.deployWindow);
   const days = r.stringList(
     w.days,
     "deployWindow.days",
@@ -396,7 +402,9 @@ function parseSmoke(r: Reader, v: unknown): SmokeStep[] {
   return v.map((item, i) => {
     const at = `smoke[${i}]`;
     const s = r.object(item, at) ?? {};
+    r.knownKeys(s, at, KNOWN_KEYS.smoke);
     const every = r.object(s.expectEvery, `${at}.expectEvery`);
+    r.knownKeys(every, `${at}.expectEvery`, KNOWN_KEYS.expectEvery);
     return {
       name: r.string(s.name, `${at}.name`, { required: true }) ?? `step ${i + 1}`,
       method: r.oneOf(s.method, `${at}.method`, ["GET", "POST"] as const, "GET"),
