@@ -6,7 +6,7 @@ import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import * as path from "path";
 import * as readline from "readline";
 import { parseArgs, ParseArgsConfig } from "util";
-import { configObject, DeployRow, deployRows, HistoryEntry, lastSuccessful, PROJECT } from "../lib/history";
+import { configObject, DeployRow, deployRows, HistoryEntry, lastSuccessful, PROJECT, readAllHistory } from "../lib/history";
 import { NotifyEvent, notificationPayload, postNotification } from "../lib/notify";
 import { RunResult, SshConnection, runOverSsh } from "../components/ssh";
 
@@ -97,9 +97,15 @@ export interface StackView {
   outputs: Record<string, unknown>;
 }
 
-/** History as rows, oldest first; the current outputs give the newest successful update its SHAs. */
+/**
+ * The whole history as rows, oldest first (every page read: `stack.history()` alone returns only
+ * the newest 10); the current outputs give the newest successful update its SHAs.
+ */
 export async function loadHistory(stack: Stack): Promise<StackView> {
-  const [history, outputs] = await Promise.all([stack.history(), plainOutputs(stack)]);
+  const [history, outputs] = await Promise.all([
+    readAllHistory((pageSize, page) => stack.history(pageSize, page) as unknown as Promise<HistoryEntry[]>),
+    plainOutputs(stack),
+  ]);
   const plainRows = deployRows(history as unknown as HistoryEntry[]);
   const current = lastSuccessful(plainRows);
   const newest = plainRows[plainRows.length - 1];

@@ -1,6 +1,7 @@
 /**
- * `npm run history -- --stack X [--json]`: the stack's updates, oldest first: result, start,
- * duration, per-app refs (and SHAs where the outputs are known), rollbacks marked.
+ * `npm run history -- --stack X [--json]`: every update of the stack (all pages), oldest first,
+ * numbered stably (a file backend's by start time, oldest = 1): result, start, duration, per-app
+ * refs (and SHAs where the outputs are known), rollbacks and the deploys they rolled back from marked.
  */
 import { formatTable } from "../lib/history";
 import { loadHistory, openStack, parseToolArgs, requireStackName, runMain, ToolError } from "./common";

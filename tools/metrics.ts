@@ -2,6 +2,8 @@
  * `npm run metrics -- --stack X [--out chart.svg] [--json]`: deployment frequency, lead time,
  * change failure rate and MTTR from the stack's history, and an SVG chart of deploy durations.
  * Lead time needs commit times: read with `git log` when an app's repo is a local path.
+ * The whole history is read (every page); a deploy is an update that failed or changed something
+ * on a server: a `pulumi up` that left every resource `same` is not counted.
  */
 import { execFileSync } from "child_process";
 import * as fs from "fs";

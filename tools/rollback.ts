@@ -2,8 +2,9 @@
  * `npm run rollback -- --stack X [--to N] [--restore-db] [--yes]`
  *
  * Redeploys an earlier successful update: by default the newest one whose app refs differ from
- * the current config's (or update N). Only the `apps` config key is replaced by that update's;
- * secrets and the rest of the config stay. The update runs with the message `rollback to update N`
+ * the current config's and that no earlier rollback rolled back from (or exactly update N), so
+ * a second rollback in a row goes further back. Only the `apps` config key is replaced by that
+ * update's; secrets and the rest of the config stay. The update runs with the message `rollback to update N`
  * (how `history` marks it). A release still kept on the server is switched to, not rebuilt.
  *
  * --restore-db: after the code is back, restores the database backup recorded by the update
@@ -21,6 +22,8 @@ import {
   refsText,
   RollbackRefusal,
   rollbackMessage,
+  rowRefs,
+  sameRefs,
 } from "../lib/history";
 import { ConfigError, parseDeployConfig, ServerConfig } from "../lib/config";
 import { layout } from "../lib/scripts";
@@ -129,12 +132,20 @@ runMain("rollback", async () => {
     if (err instanceof RollbackRefusal) throw new ToolError(`refused: ${err.message}`);
     throw err;
   }
+  // Deploys newer than the target that a rollback already rolled back from: passed over, not redeployed.
+  const passedOver = rows.filter(
+    (r) => r.version > target.version && r.rolledBackBy !== undefined && r.result === "succeeded" && !sameRefs(rowRefs(r), currentRefs),
+  );
   const undone = lastSuccessful(rows);
   const beforeApps = outputs.apps as OutputApps | undefined;
   const before = `update ${undone?.version ?? "-"}: ${describe(currentRefs, beforeApps)}`;
   log(`\nrolling back stack ${name}`);
   log(`  from  ${before}`);
   log(`  to    update ${target.version}: ${refsText(Object.fromEntries(Object.entries(target.apps).map(([n, a]) => [n, a.ref])))}`);
+  if (to === undefined && passedOver.length > 0)
+    log(
+      `  (passing over ${passedOver.map((r) => `update ${r.version} ${refsText(rowRefs(r))}, rolled back by update ${r.rolledBackBy}`).join("; ")})`,
+    );
 
   const migrated = migratedApps(currentApps, currentRefs, target);
   let restore: { target: Target; server: ServerConfig; backup: string; databaseUrl: string } | undefined;

@@ -6,13 +6,17 @@ import {
   deployRows,
   durationChartSvg,
   formatDuration,
+  formatMetrics,
   formatTable,
   HistoryEntry,
   lastSuccessful,
   pickRollbackTarget,
   refsOf,
+  readAllHistory,
   RollbackRefusal,
 } from "../../lib/history";
+import { loadHistory } from "../../tools/common";
+import type { Stack } from "@pulumi/pulumi/automation";
 
 const apps = (orch: string, sev: string) => ({
   orchestrator: { repo: "/repos/orchestrator", ref: orch, kind: "node", migrate: "npm run migrate:production" },
@@ -267,6 +271,7 @@ describe("lib/history: table, metrics, chart", () => {
     const { deploysPerDay, ...rest } = m;
     assert.deepStrictEqual(rest, {
       deploys: 5,
+      unchanged: 0,
       succeeded: 4,
       failed: 1,
       rollbacks: 1,
@@ -313,5 +318,193 @@ describe("lib/history: table, metrics, chart", () => {
     ]);
     assert.ok(svg.trimEnd().endsWith("</svg>"));
     assert.strictEqual((svg.match(/<text /g) ?? []).length, 1 + 2 + 3 + 4);
+  });
+});
+
+// --- More than 10 updates, as a file backend reports them (version 0, newest first).
+
+/** Update i (1-based) started at day i, 10:00 UTC. */
+const startOf = (i: number) => new Date(Date.UTC(2024, 3, i, 10, 0, 0));
+interface Spec {
+  orch: string;
+  result?: string;
+  message?: string;
+  kind?: string;
+  changes?: Record<string, number>;
+}
+/** Entries for the specs (oldest first in `specs`), listed newest first with version 0. */
+function fileHistory(specs: Spec[]): HistoryEntry[] {
+  return specs
+    .map((s, i) => ({
+      version: 0,
+      kind: s.kind ?? "update",
+      result: s.result ?? "succeeded",
+      message: s.message ?? `update #${i + 1}`,
+      startTime: startOf(i + 1),
+      endTime: new Date(startOf(i + 1).getTime() + 60_000),
+      config: cfg(s.orch, "v1.2.3"),
+      resourceChanges: s.changes ?? { update: 2, same: 10 },
+    }))
+    .reverse();
+}
+
+/** A Stack stand-in answering like the CLI: `history()` without a page size gives the newest 10. */
+function fakeStack(entries: HistoryEntry[], outputs: Record<string, unknown> = {}) {
+  const calls: (number | undefined)[][] = [];
+  const stack = {
+    async history(pageSize?: number, page?: number) {
+      calls.push([pageSize, page]);
+      if (!pageSize) return entries.slice(0, 10);
+      const p = Math.max(1, page ?? 1);
+      return entries.slice((p - 1) * pageSize, p * pageSize);
+    },
+    async outputs() {
+      return Object.fromEntries(Object.entries(outputs).map(([k, value]) => [k, { value, secret: false }]));
+    },
+  };
+  return { stack: stack as unknown as Stack, calls };
+}
+
+/** 12 updates: 1 deployed v1.2.2; the 11 after it v1.2.3 (two failed, four changed nothing, a refresh). */
+function twelve(): Spec[] {
+  return [
+    { orch: "v1.2.2", message: "first deploy" },
+    { orch: "v1.2.3" },
+    { orch: "v1.2.3", result: "failed", changes: { update: 1, same: 5 } },
+    { orch: "v1.2.3", changes: { same: 12 } },
+    { orch: "v1.2.3", kind: "refresh", changes: { same: 12 } },
+    { orch: "v1.2.3", changes: { same: 12 } },
+    { orch: "v1.2.3", result: "failed", changes: { same: 3 } },
+    { orch: "v1.2.3" },
+    { orch: "v1.2.3", changes: { same: 12 } },
+    { orch: "v1.2.3", changes: { create: 1, same: 12 } },
+    { orch: "v1.2.3", changes: { same: 13 } },
+    { orch: "v1.2.3", changes: { delete: 1, same: 12 } },
+  ];
+}
+
+describe("lib/history: the whole history, numbered stably (more than 10 updates)", () => {
+  it("reads every page until a short one; numbers by start time, oldest = 1", async () => {
+    const { stack, calls } = fakeStack(fileHistory(twelve()));
+    const { rows } = await loadHistory(stack);
+    assert.deepStrictEqual(
+      rows.map((r) => r.version),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+    );
+    assert.deepStrictEqual(
+      rows.map((r) => r.start.getTime()),
+      twelve().map((_, i) => startOf(i + 1).getTime()),
+    );
+    assert.strictEqual(rows[0].message, "first deploy");
+    assert.ok(
+      calls.every(([size]) => size !== undefined),
+      `history() read without a page size: ${JSON.stringify(calls)}`,
+    );
+
+    // A backend that pages in 5s, and a managed backend's own numbers (used as they are).
+    const entries = fileHistory(twelve()).map((h, i) => ({ ...h, version: 112 - i }));
+    assert.deepStrictEqual(
+      (await readAllHistory(async (_size, page) => entries.slice((page - 1) * 5, page * 5), 5)).map((h) => h.version),
+      entries.map((h) => h.version),
+    );
+    assert.deepStrictEqual(
+      deployRows(entries).map((r) => r.version),
+      Array.from({ length: 12 }, (_, i) => 101 + i),
+    );
+    // A backend that ignores paging (the whole list each time) is read once, not forever.
+    let pages = 0;
+    const all = await readAllHistory(async () => (pages++, entries), 5);
+    assert.deepStrictEqual([all.length, pages], [12, 1]);
+  });
+
+  it("numbers never shift when new updates arrive", async () => {
+    const before = (await loadHistory(fakeStack(fileHistory(twelve())).stack)).rows;
+    const more = [...twelve(), { orch: "v1.2.4" }, { orch: "v1.2.4", result: "failed" }, { orch: "v1.2.5" }];
+    const after = (await loadHistory(fakeStack(fileHistory(more)).stack)).rows;
+    assert.strictEqual(after.length, 15);
+    for (const row of before) {
+      const same = after.find((r) => r.version === row.version)!;
+      assert.deepStrictEqual([same.start, same.result, same.message], [row.start, row.result, row.message], `update ${row.version}`);
+    }
+    assert.deepStrictEqual(
+      after.slice(12).map((r) => [r.version, r.apps.orchestrator.ref, r.result]),
+      [
+        [13, "v1.2.4", "succeeded"],
+        [14, "v1.2.4", "failed"],
+        [15, "v1.2.5", "succeeded"],
+      ],
+    );
+  });
+
+  const current = { orchestrator: "v1.2.3", sevastopol: "v1.2.3" };
+
+  it("after 12 updates the target is update 1 (the only other release)", async () => {
+    const { rows } = await loadHistory(fakeStack(fileHistory(twelve())).stack);
+    const target = pickRollbackTarget(rows, current);
+    assert.deepStrictEqual([target.version, target.apps.orchestrator.ref, target.message], [1, "v1.2.2", "first deploy"]);
+  });
+
+  it("--to N is exactly update N of the whole history", async () => {
+    const { rows } = await loadHistory(fakeStack(fileHistory(twelve())).stack);
+    // --to 2: the second update ever (day 2), not the second of the newest ten.
+    const two = pickRollbackTarget(rows, { orchestrator: "v1.2.4", sevastopol: "v1.2.3" }, 2);
+    assert.deepStrictEqual([two.version, two.start.getTime(), two.message], [2, startOf(2).getTime(), "update #2"]);
+    const first = pickRollbackTarget(rows, current, 1);
+    assert.deepStrictEqual([first.version, first.start.getTime()], [1, startOf(1).getTime()]);
+    assert.throws(() => pickRollbackTarget(rows, current, 3), /^RollbackRefusal: update 3 failed: only a successful update/);
+    assert.throws(() => pickRollbackTarget(rows, current, 13), /update 13 not found in the stack's history \(versions 1 to 12\)/);
+  });
+
+  it("two rollbacks in a row: the second goes further back, not to the release just rolled back from", () => {
+    // 1..12 as above, 13 v1.2.4, 14 v1.2.5, then the tool's rollback (to 13, from 14).
+    const specs: Spec[] = [...twelve(), { orch: "v1.2.4" }, { orch: "v1.2.5" }, { orch: "v1.2.4", message: "rollback to update 13" }];
+    let rows = deployRows(fileHistory(specs));
+    const second = pickRollbackTarget(rows, { orchestrator: "v1.2.4", sevastopol: "v1.2.3" });
+    assert.strictEqual(second.version, 12, "the second rollback redeploys v1.2.5, the release just rolled back from");
+    assert.strictEqual(second.apps.orchestrator.ref, "v1.2.3");
+    assert.deepStrictEqual([rows[14].rollbackTo, rows[14].rollbackFrom, rows[13].rolledBackBy], [13, 14, 15]);
+
+    // It runs (16: rollback to 12, from 15, itself a rollback to 13): 14 and 13 are both behind us,
+    // and the third goes back to update 1's v1.2.2.
+    specs.push({ orch: "v1.2.3", message: "rollback to update 12" });
+    rows = deployRows(fileHistory(specs));
+    assert.deepStrictEqual(
+      rows.filter((r) => r.rolledBackBy !== undefined).map((r) => [r.version, r.rolledBackBy]),
+      [
+        [13, 16],
+        [14, 15],
+        [15, 16],
+      ],
+    );
+    assert.strictEqual(pickRollbackTarget(rows, { orchestrator: "v1.2.3", sevastopol: "v1.2.3" }).version, 1);
+    const table = formatTable(rows).split("\n");
+    assert.match(table[14], /^14 +succeeded .*orchestrator@v1\.2\.5, sevastopol@v1\.2\.3 +rolled back by update 15: update #14$/);
+    assert.match(table[15], /^15 +succeeded .* +ROLLBACK to update 13$/);
+
+    // With nothing left that was not rolled back from, it refuses and says why; --to still works.
+    const short: Spec[] = [{ orch: "v1.2.2" }, { orch: "v1.2.3" }, { orch: "v1.2.2", message: "rollback to update 1" }];
+    const r3 = deployRows(fileHistory(short));
+    assert.throws(
+      () => pickRollbackTarget(r3, { orchestrator: "v1.2.2", sevastopol: "v1.2.3" }),
+      (err: Error) => {
+        assert.ok(err instanceof RollbackRefusal, String(err));
+        assert.strictEqual(
+          err.message,
+          "nothing to roll back to: no successful update in the stack's history (3 deploys) deployed app refs other than the current ones (orchestrator@v1.2.2, sevastopol@v1.2.3) without having been rolled back from already: update 2 (rolled back by 3); name one with --to N to go back to it anyway",
+        );
+        return true;
+      },
+    );
+    assert.strictEqual(pickRollbackTarget(r3, { orchestrator: "v1.2.2", sevastopol: "v1.2.3" }, 2).version, 2);
+  });
+
+  it("metrics count only updates that changed something (no-change ups are no deploys)", () => {
+    const m = deployMetrics(deployRows(fileHistory(twelve())));
+    // Deploys: 1, 2, 8, 10, 12 changed something; 3 and 7 failed; 4, 6, 9, 11 were all `same`; 5 a refresh.
+    assert.deepStrictEqual([m.deploys, m.succeeded, m.failed, m.unchanged, m.changeFailureRate], [7, 5, 2, 4, 2 / 7]);
+    assert.match(formatMetrics(m), /^deploys: +7 \(5 succeeded, 2 failed, 0 rollbacks\)\nnot counted: +4 updates that changed nothing$/m);
+    // MTTR: 3 failed (ended day 3 10:01) → 8 the next change (ended day 8 10:01); a no-change up is no repair.
+    assert.strictEqual(m.mttrSeconds, 5 * 86400);
+    assert.strictEqual(m.incidents, 1);
   });
 });
