@@ -260,12 +260,20 @@ describe("e2e: rollback, history and metrics tools on the Automation API", funct
     }
   });
 
-  it("5. refusals: the backup is gone, no terminal without --yes, --to a failed update, --to an unknown one", async () => {
+  it("5. refusals: nothing left that was not rolled back from, the backup is gone, no terminal without --yes, --to a failed update, --to an unknown one", async () => {
+    // Both earlier releases were rolled back from (updates 3 and 5): a plain rollback refuses
+    // rather than redeploy either, and says how to go back anyway.
+    const plain = await tool("rollback", ["--stack", stack, "--yes"]);
+    assert.strictEqual(plain.code, 2, outputOf(plain));
+    assert.match(
+      plain.stderr,
+      /refused: nothing to roll back to: .* without having been rolled back from already: updates? .*rolled back by .*; name one with --to N to go back to it anyway/,
+    );
     // --restore-db when the backup the undone update recorded is gone: refused before anything changes.
     const backup = outputs().backup.path as string;
     fs.renameSync(backup, `${backup}.hidden`);
     try {
-      const gone = await tool("rollback", ["--stack", stack, "--restore-db", "--yes"]);
+      const gone = await tool("rollback", ["--stack", stack, "--to", "4", "--restore-db", "--yes"]);
       assert.strictEqual(gone.code, 2, outputOf(gone));
       assert.match(
         gone.stderr,
@@ -276,7 +284,7 @@ describe("e2e: rollback, history and metrics tools on the Automation API", funct
     } finally {
       fs.renameSync(`${backup}.hidden`, backup);
     }
-    const noTty = await tool("rollback", ["--stack", stack, "--restore-db"]);
+    const noTty = await tool("rollback", ["--stack", stack, "--to", "4", "--restore-db"]);
     assert.strictEqual(noTty.code, 2, outputOf(noTty));
     assert.match(noTty.stderr, /refused: no terminal to confirm on; pass --yes to roll back and restore the database/);
     assert.strictEqual(historyLength(), 5);
