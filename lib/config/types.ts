@@ -1,0 +1,113 @@
+/** The deploy's configuration as the program uses it, once parsed and validated (./index.ts). */
+import { DeployWindow } from "../deployWindow";
+
+export type ServiceManager = "pm2" | "systemd";
+export type AppKind = "node" | "static";
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  user: string;
+  /** Deploy root: releases/, current/, shared/, backups/, deploys.jsonl, .lock/. */
+  root: string;
+  /** The server's SSH host key, `type base64` as in known_hosts. */
+  hostKey?: string;
+  insecureIgnoreHostKey: boolean;
+  /** Dirs prepended to PATH in every remote script (pm2, node, pg tools). */
+  path: string[];
+  /** Extra environment for every remote script (e.g. PM2_HOME). */
+  env: Record<string, string>;
+  /** Free disk needed under root before anything changes, in MiB. */
+  minFreeMiB: number;
+}
+
+export interface HealthConfig {
+  path: string;
+  /** Fields the JSON answer must hold with exactly these values. */
+  expect: Record<string, string>;
+  /** JSON field that must equal the version being deployed (none: not checked). */
+  versionField?: string;
+  /** More endpoints that must answer 200 (db-check, cache-check). */
+  extraPaths: string[];
+  timeoutSeconds: number;
+}
+
+export interface AppConfig {
+  name: string;
+  repo: string;
+  ref: string;
+  /** The version the release must report (default: from a `vX.Y.Z` ref). */
+  version?: string;
+  kind: AppKind;
+  manager: ServiceManager;
+  install: string;
+  build?: string;
+  migrate?: string;
+  /** Command that starts the app in its release dir (node apps). */
+  start?: string;
+  /** Ports of the two slots, blue and green (node apps). */
+  ports?: { blue: number; green: number };
+  /** Folder of the built site, relative to the release (static apps). */
+  output?: string;
+  health?: HealthConfig;
+  /** Non-secret environment written to the app's .env. */
+  env: Record<string, string>;
+  /** Gets DATABASE_URL and JWT_SECRET in its .env. */
+  usesDatabase: boolean;
+}
+
+export interface NginxConfig {
+  /** Port nginx serves the system on. */
+  port: number;
+  /** nginx `listen` value (default: the port, on every address). */
+  listen: string;
+  /** Where our site file goes (the operator's nginx.conf includes it). */
+  sitesDir: string;
+  reloadCommand: string;
+  testCommand: string;
+  /** App served at / (static) and app proxied at /api/ (node). */
+  site?: { staticApp: string; apiApp: string };
+}
+
+export interface SmokeStep {
+  name: string;
+  method: "GET" | "POST";
+  path: string;
+  body?: unknown;
+  /** Send the token captured by an earlier step. */
+  auth: boolean;
+  expectStatus: number;
+  /** Dotted JSON paths that must be present (`UF`, `items.0.name`). */
+  expectFields: string[];
+  /** Dotted JSON path → value it must equal. */
+  expectValues: Record<string, string>;
+  /** Every element of this array field must have `field` equal to `value` (tenant scoping). */
+  expectEvery?: { array: string; field: string; value: string };
+  /** JSON field holding a token to send on later steps. */
+  captureToken?: string;
+}
+
+export interface DeployConfig {
+  stack: string;
+  server: ServerConfig;
+  apps: AppConfig[];
+  nginx: NginxConfig;
+  backup: { keep: number; enabled: boolean };
+  releasesToKeep: number;
+  smoke: SmokeStep[];
+  /** When deploys may run (enforced by the policy pack at `pulumi up`); none: any time. */
+  deployWindow?: DeployWindow;
+}
+
+/** Secrets, read separately so they never sit in the plain config object. */
+export interface DeploySecretsPresence {
+  sshPrivateKey: boolean;
+  databaseUrl: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid stack configuration:\n  ${problems.join("\n  ")}`);
+    this.name = "ConfigError";
+  }
+}
