@@ -141,8 +141,7 @@ export function restartSlotLine(app: AppConfig): string {
 export function slotCheckScript(cfg: DeployConfig, app: AppConfig, sha: string, version: string): string {
   const L = layout(cfg.server.root, app.name);
   const h = app.health!;
-  const expect: Record<string, string> = { ...h.expect };
-  if (h.versionField) expect[h.versionField] = version;
+  const expect = expectedHealth(app, version);
   return script(
     prelude(cfg.server),
     `seen=""`,
@@ -158,6 +157,14 @@ export function slotCheckScript(cfg: DeployConfig, app: AppConfig, sha: string, 
   );
 }
 
+/** The JSON fields a health answer must hold: the configured ones and, when given, the version. */
+function expectedHealth(app: AppConfig, version: string | undefined): Record<string, string> {
+  const h = app.health!;
+  const expect: Record<string, string> = { ...h.expect };
+  if (h.versionField && version !== undefined) expect[h.versionField] = version;
+  return expect;
+}
+
 /** Node one-liner: exit 0 when the JSON in argv[2] has every field of argv[1] with its value. */
 const EXPECT_FIELDS = `const e=JSON.parse(process.argv[1]);let b;try{b=JSON.parse(process.argv[2])}catch{process.exit(1)}for(const k in e){if(String(b[k])!==e[k])process.exit(1)}`;
 
@@ -168,8 +175,7 @@ const EXPECT_FIELDS = `const e=JSON.parse(process.argv[1]);let b;try{b=JSON.pars
  */
 export function healthGate(app: AppConfig, version: string | undefined, port: string, after: string): string {
   const h = app.health!;
-  const expect: Record<string, string> = { ...h.expect };
-  if (h.versionField && version !== undefined) expect[h.versionField] = version;
+  const expect = expectedHealth(app, version);
   const urls = [h.path, ...h.extraPaths];
   return [
     `deadline=$(( $(date +%s) + ${h.timeoutSeconds} ))`,
