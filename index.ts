@@ -2,7 +2,7 @@ import { randomBytes } from "crypto";
 import * as os from "os";
 import * as pulumi from "@pulumi/pulumi";
 import { Deployment } from "./components";
-import { ConfigError, parseDeployConfig, projectConfig } from "./lib/config";
+import { ConfigError, SMOKE_SECRETS_KEY, parseDeployConfig, projectConfig, smokeSecretNames } from "./lib/config";
 import { resolveRef } from "./lib/git";
 import { deployPlan, previousOf } from "./lib/plan";
 
@@ -12,12 +12,19 @@ const sshPrivateKey = cfg.getSecret("sshPrivateKey");
 const databaseUrl = cfg.getSecret("databaseUrl");
 const jwtSecret = cfg.getSecret("jwtSecret");
 const notifyWebhookUrl = cfg.getSecret("notifyWebhookUrl");
+const smokeSecrets = cfg.getSecret(SMOKE_SECRETS_KEY);
 
 function load() {
   try {
     // Every key of this project's namespace, so a mistyped one (`smok:`) is refused, not ignored.
-    const raw = projectConfig(pulumi.getProject(), pulumi.runtime.allConfig());
-    const config = parseDeployConfig(pulumi.getStack(), raw, { sshPrivateKey: !!sshPrivateKey, databaseUrl: !!databaseUrl });
+    const all = pulumi.runtime.allConfig();
+    const raw = projectConfig(pulumi.getProject(), all);
+    const config = parseDeployConfig(pulumi.getStack(), raw, {
+      sshPrivateKey: !!sshPrivateKey,
+      databaseUrl: !!databaseUrl,
+      // Names only: the smoke steps' placeholders are checked against them; the values stay secret.
+      smokeSecrets: smokeSecretNames(all[`${pulumi.getProject()}:${SMOKE_SECRETS_KEY}`]),
+    });
     const shas: Record<string, string> = {};
     for (const app of config.apps) {
       try {
@@ -42,6 +49,7 @@ const deployment = new Deployment("nostromo", {
   jwtSecret,
   deployer: `${os.userInfo().username}@${os.hostname()}`,
   notifyWebhookUrl,
+  smokeSecrets,
   // This run's hold on the server lock: every step checks it, so nothing changes a server
   // without this update holding its lock (a retry takes it again).
   lease: `${pulumi.getStack()}/${new Date().toISOString()}-${randomBytes(4).toString("hex")}`,

@@ -18,6 +18,11 @@ export interface CutoverApp {
 export interface CutoverArgs {
   readonly target: ServerTarget;
   readonly apps: CutoverApp[];
+  /**
+   * The smoke steps' secrets (a Pulumi secret: one JSON line, smokeSecretsLine), fed to the step's
+   * stdin, and their keyed digest (HMAC), a trigger: a changed secret runs the cutover again.
+   */
+  readonly smokeSecrets?: { readonly stdin: pulumi.Input<string>; readonly digest: pulumi.Input<string> };
 }
 
 /**
@@ -49,7 +54,11 @@ export class Cutover extends pulumi.ComponentResource {
       STEP.cutover,
       {
         create: targets.apply((t) => cutoverScript(config, t, config.smoke)),
-        triggers: [pulumi.all(args.apps.map((a) => pulumi.all([a.app.name, a.sha, a.envDigest])))],
+        ...(args.smokeSecrets ? { stdin: pulumi.secret(args.smokeSecrets.stdin) } : {}),
+        triggers: [
+          pulumi.all(args.apps.map((a) => pulumi.all([a.app.name, a.sha, a.envDigest]))),
+          ...(args.smokeSecrets ? [args.smokeSecrets.digest] : []),
+        ],
         check: targets.apply((t) => cutoverCheckScript(config, t)),
       },
       opts?.dependsOn,

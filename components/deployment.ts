@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DeployConfig } from "../lib/config";
+import { DeployConfig, smokeSecretRefs, smokeSecretsLine } from "../lib/config";
 import { entryDigests, hmacHex } from "../lib/digest";
 import { envEntries, renderEnvFile, sha256 } from "../lib/scripts";
 import { COMPONENT_TYPE, STEP } from "../lib/steps";
@@ -26,6 +26,8 @@ export interface DeploymentArgs {
   readonly jwtSecret?: pulumi.Input<string>;
   /** Who runs the deploy (user@host), for the journal. */
   readonly deployer: string;
+  /** The secret `smokeSecrets` (JSON: name → value) the smoke steps' placeholders name. */
+  readonly smokeSecrets?: pulumi.Input<string>;
   /** Slack-compatible incoming webhook (secret), told of the deploy's start and success. */
   readonly notifyWebhookUrl?: pulumi.Input<string>;
   /** This update's lease on the server lock (`<stack>/<unique id>`), new on every run. */
@@ -90,10 +92,22 @@ export class Deployment extends pulumi.ComponentResource {
     const envDigest = (app: string) => digests[app].apply((d) => d.env);
     // Migrations run again for a new commit or a new database, not for every rotated secret.
     const databaseDigest = (app: string) => digests[app].apply((d) => d.envKeys.DATABASE_URL ?? "");
+    // Only the smoke secrets the steps name reach the server (cutover stdin); a change of them, seen
+    // by its keyed digest, runs the cutover again through the lock and the journal.
+    const smokeNames = smokeSecretRefs(config.smoke);
+    const smokeStdin = pulumi.secret(pulumi.output(args.smokeSecrets).apply((json) => smokeSecretsLine(smokeNames, json)));
+    const smokeDigest = pulumi.unsecret(pulumi.all([digestKey, smokeStdin]).apply(([key, line]) => hmacHex(key, line).slice(0, 32)));
     const desired = pulumi
-      .all([pulumi.all(digests), pulumi.output(shas)])
-      .apply(([d, s]) =>
-        sha256(JSON.stringify({ shas: s, env: Object.fromEntries(Object.entries(d).map(([n, v]) => [n, v.env])), config })),
+      .all([pulumi.all(digests), pulumi.output(shas), smokeNames.length > 0 ? smokeDigest : ""])
+      .apply(([d, s, smoke]) =>
+        sha256(
+          JSON.stringify({
+            shas: s,
+            env: Object.fromEntries(Object.entries(d).map(([n, v]) => [n, v.env])),
+            config,
+            ...(smoke ? { smoke } : {}),
+          }),
+        ),
       );
 
     const server = new Server(`${name}-server`, { config, privateKey: args.sshPrivateKey, lease: args.lease, desired }, child);
@@ -156,7 +170,11 @@ export class Deployment extends pulumi.ComponentResource {
       }));
     }
 
-    const cutover = new Cutover(`${name}-cutover`, { target, apps: cutoverApps }, { parent: this, dependsOn: ready });
+    const cutover = new Cutover(
+      `${name}-cutover`,
+      { target, apps: cutoverApps, ...(smokeNames.length > 0 ? { smokeSecrets: { stdin: smokeStdin, digest: smokeDigest } } : {}) },
+      { parent: this, dependsOn: ready },
+    );
     steps.push(cutover.step);
     this.apps = pulumi.all(appOutputs);
     this.digests = pulumi.all(digests);

@@ -4,7 +4,7 @@ import * as path from "path";
 import { REPO_ROOT, RunResult, TempBackend, requirePulumi } from "./backend";
 import { makeExampleRepos } from "./exampleRepos";
 import { get } from "./http";
-import { LocalStackOptions, localConfig, removeStackFile, setPlainConfig, writeStack } from "./stack";
+import { LocalStackOptions, localConfig, localSecrets, removeStackFile, setPlainConfig, writeStack } from "./stack";
 import { PostgresInstance, startPostgres } from "./postgres";
 import { LocalTarget, freePort, startLocalTarget } from "./target";
 
@@ -44,11 +44,7 @@ export class DeployHarness {
       slotPorts: { blue: await freePort(), green: await freePort() },
       extra,
     };
-    writeStack(this.backend, this.stack, localConfig(this.opts), {
-      sshPrivateKey: this.target.ssh.privateKey,
-      databaseUrl: this.pg.url,
-      ...secrets,
-    });
+    writeStack(this.backend, this.stack, localConfig(this.opts), { ...localSecrets(this.target.ssh.privateKey, this.pg.url), ...secrets });
   }
 
   async stop(): Promise<void> {

@@ -28,6 +28,17 @@ export interface LocalStackOptions {
   extra?: Record<string, unknown>;
 }
 
+/**
+ * The smoke login's secrets (the example app's demo password, set by its first migration), set as
+ * the stack secret `smokeSecrets`: the smoke steps name them as `${secret:NAME}`.
+ */
+export const LOCAL_SMOKE_SECRETS = { smokePassword: "nostromo" };
+
+/** The secrets every local stack sets: the smoke login's ones, as the secret `smokeSecrets`. */
+export function localSecrets(sshPrivateKey: string, databaseUrl: string): Record<string, string> {
+  return { sshPrivateKey, databaseUrl, smokeSecrets: JSON.stringify(LOCAL_SMOKE_SECRETS) };
+}
+
 /** The stack config of a local deploy: the example system on the local target. */
 export function localConfig(o: LocalStackOptions): Record<string, unknown> {
   const port = o.target.nginx.port;
@@ -60,6 +71,7 @@ export function localConfig(o: LocalStackOptions): Record<string, unknown> {
         install: "npm ci --no-audit --no-fund",
         build: "npm run build",
         migrate: "npm run migrate:production",
+        migrateCheck: "npm run --silent migrate:check",
         start: "node dist/server.js",
         ports: o.slotPorts,
         health: { path: "/health", expect: { status: "ok" }, versionField: "version", extraPaths: ["/health/db"], timeoutSeconds: 30 },
@@ -79,7 +91,7 @@ export function localConfig(o: LocalStackOptions): Record<string, unknown> {
         name: "login returns a JWT",
         method: "POST",
         path: "/api/command/auth/login",
-        body: { username: "admin", password: "nostromo" },
+        body: { username: "admin", password: "${secret:smokePassword}" },
         expectFields: ["token"],
         captureToken: "token",
       },

@@ -8,9 +8,11 @@ import { DeployWindow, WEEKDAYS, Weekday, isTimeZone, minutesOf } from "../deplo
 import { Raw, Reader } from "./reader";
 
 export { commandLineProblem, levenshtein, suggestKey } from "./reader";
+export { SECRET_REF, SMOKE_SECRETS_KEY, secretRefs, smokeSecretNames, smokeSecretRefs, smokeSecretsLine } from "./smoke";
 
 export * from "./types";
-import { AppConfig, ConfigError, DeployConfig, DeploySecretsPresence, NginxConfig, ServerConfig, SmokeStep } from "./types";
+import { EXPECT_EVERY_KEYS, SMOKE_KEYS, SMOKE_SECRETS_KEY, parseSmoke } from "./smoke";
+import { AppConfig, ConfigError, DeployConfig, DeploySecretsPresence, NginxConfig, ServerConfig } from "./types";
 
 const NAME = /^[a-z][a-z0-9-]{0,39}$/;
 // What git accepts as a ref name, narrowed: no "..", no leading "-", no control chars or spaces.
@@ -22,7 +24,7 @@ const ENV_KEY = /^[A-Z_][A-Z0-9_]*$/;
 export const KNOWN_KEYS = {
   top: ["server", "apps", "nginx", "backup", "smoke", "releasesToKeep", "deployWindow"],
   /** Secrets, read by index.ts through pulumi.Config.getSecret, never into the plain config. */
-  secrets: ["sshPrivateKey", "databaseUrl", "jwtSecret", "notifyWebhookUrl"],
+  secrets: ["sshPrivateKey", "databaseUrl", "jwtSecret", "notifyWebhookUrl", SMOKE_SECRETS_KEY],
   server: ["host", "port", "user", "root", "hostKey", "insecureIgnoreHostKey", "path", "env", "minFreeMiB"],
   app: [
     "repo",
@@ -45,8 +47,8 @@ export const KNOWN_KEYS = {
   nginx: ["port", "listen", "sitesDir", "reloadCommand", "testCommand", "site"],
   site: ["staticApp", "apiApp"],
   backup: ["keep", "enabled"],
-  smoke: ["name", "method", "path", "body", "auth", "expectStatus", "expectFields", "expectValues", "expectEvery", "captureToken"],
-  expectEvery: ["array", "field", "value"],
+  smoke: SMOKE_KEYS,
+  expectEvery: EXPECT_EVERY_KEYS,
   deployWindow: ["days", "start", "end", "timezone"],
 } as const;
 
@@ -189,7 +191,8 @@ export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecret
   }
 
   const releasesToKeep = r.int(raw.releasesToKeep, "releasesToKeep", 2, 100, 5) ?? 5;
-  const smoke = parseSmoke(r, raw.smoke);
+  if (secrets.smokeSecrets?.problem) r.fail(SMOKE_SECRETS_KEY, secrets.smokeSecrets.problem);
+  const smoke = parseSmoke(r, raw.smoke, secrets.smokeSecrets?.names);
   const deployWindow = parseDeployWindow(r, raw.deployWindow);
 
   if (r.problems.length > 0) throw new ConfigError(r.problems);
@@ -283,37 +286,4 @@ function parseDeployWindow(r: Reader, v: unknown): DeployWindow | undefined {
   const timezone = r.string(w.timezone, "deployWindow.timezone", { required: true }) ?? "";
   if (timezone && !isTimeZone(timezone)) r.fail("deployWindow.timezone", "must be an IANA time zone such as America/Santiago or UTC");
   return { days, start, end, timezone };
-}
-
-function parseSmoke(r: Reader, v: unknown): SmokeStep[] {
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) {
-    r.fail("smoke", "must be a list of steps");
-    return [];
-  }
-  return v.map((item, i) => {
-    const at = `smoke[${i}]`;
-    const s = r.object(item, at) ?? {};
-    r.knownKeys(s, at, KNOWN_KEYS.smoke);
-    const every = r.object(s.expectEvery, `${at}.expectEvery`);
-    r.knownKeys(every, `${at}.expectEvery`, KNOWN_KEYS.expectEvery);
-    return {
-      name: r.string(s.name, `${at}.name`, { required: true }) ?? `step ${i + 1}`,
-      method: r.oneOf(s.method, `${at}.method`, ["GET", "POST"] as const, "GET"),
-      path: r.string(s.path, `${at}.path`, { required: true, pattern: /^\/[^\s]*$/, patternText: 'must start with "/"' }) ?? "/",
-      body: s.body,
-      auth: r.bool(s.auth, `${at}.auth`, false),
-      expectStatus: r.int(s.expectStatus, `${at}.expectStatus`, 100, 599, 200) ?? 200,
-      expectFields: r.stringList(s.expectFields, `${at}.expectFields`),
-      expectValues: r.stringMap(s.expectValues, `${at}.expectValues`),
-      expectEvery: every
-        ? {
-            array: r.string(every.array, `${at}.expectEvery.array`, { required: true }) ?? "",
-            field: r.string(every.field, `${at}.expectEvery.field`, { required: true }) ?? "",
-            value: r.string(every.value, `${at}.expectEvery.value`, { required: true }) ?? "",
-          }
-        : undefined,
-      captureToken: r.string(s.captureToken, `${at}.captureToken`),
-    };
-  });
 }

@@ -73,7 +73,10 @@ export interface SmokeStep {
   name: string;
   method: "GET" | "POST";
   path: string;
+  /** JSON body; its strings may hold `${secret:NAME}` placeholders (lib/config/smoke.ts). */
   body?: unknown;
+  /** Extra request headers; values may hold `${secret:NAME}` placeholders. */
+  headers: Record<string, string>;
   /** Send the token captured by an earlier step. */
   auth: boolean;
   expectStatus: number;
@@ -103,6 +106,11 @@ export interface DeployConfig {
 export interface DeploySecretsPresence {
   sshPrivateKey: boolean;
   databaseUrl: boolean;
+  /**
+   * The names `smokeSecrets` holds (never its values; see smokeSecretNames), none when it is not
+   * set. Absent: the placeholders are not checked against it (tools that run no smoke step).
+   */
+  smokeSecrets?: { names: string[]; problem?: string };
 }
 
 export class ConfigError extends Error {

@@ -3,7 +3,7 @@
  * any is switched, a failure at any point after the first switch (nginx refusing a config, a smoke
  * test) puts every switched app back, and what each app serves afterwards is read from the server.
  */
-import { AppConfig, DeployConfig, SmokeStep } from "../config";
+import { AppConfig, DeployConfig, SECRET_REF, SmokeStep } from "../config";
 import { quote, script } from "../shell";
 import { layout, prelude } from "./layout";
 import { stepScript } from "./lock";
@@ -158,18 +158,26 @@ function refreshIdleSlotLines(cfg: DeployConfig, t: CutoverTarget): string[] {
   ];
 }
 
-/** Node program run on the server: the smoke steps through the public port. */
+/**
+ * Node program run on the server: the smoke steps through the public port. The steps come as an
+ * argument with their `${secret:NAME}` placeholders; the secrets' values come on stdin (one JSON
+ * line) and are filled into bodies and headers in memory only, and masked in what is printed.
+ */
 const SMOKE_PROGRAM = `
 const steps = JSON.parse(process.argv[1]); const base = process.argv[2];
+const secrets = JSON.parse(require("fs").readFileSync(0, "utf8").trim() || "{}");
+const fill = (v) => typeof v === "string" ? v.replace(${SECRET_REF}, (_, n) => { if (typeof secrets[n] !== "string") throw new Error("secret " + n + " was not sent"); return secrets[n]; })
+  : Array.isArray(v) ? v.map(fill) : v && typeof v === "object" ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fill(x)])) : v;
+const mask = (t) => Object.values(secrets).reduce((a, v) => (v ? a.split(v).join("[secret]") : a), String(t));
 const get = (o, p) => p.split(".").reduce((v, k) => (v == null ? undefined : v[k]), o);
 (async () => {
   let token;
   for (const s of steps) {
-    const headers = { "content-type": "application/json" };
+    const headers = { "content-type": "application/json", ...fill(s.headers) };
     if (s.auth) headers.authorization = "Bearer " + token;
-    const res = await fetch(base + s.path, { method: s.method, headers, body: s.body === undefined ? undefined : JSON.stringify(s.body), signal: AbortSignal.timeout(10000) });
+    const res = await fetch(base + s.path, { method: s.method, headers, body: s.body === undefined ? undefined : JSON.stringify(fill(s.body)), signal: AbortSignal.timeout(10000) });
     const text = await res.text(); let json; try { json = JSON.parse(text); } catch {}
-    const fail = (why) => { console.error("smoke test failed: " + s.name + ": " + s.method + " " + base + s.path + ": " + why + "; got HTTP " + res.status + ": " + text.slice(0, 300)); process.exit(1); };
+    const fail = (why) => { console.error(mask("smoke test failed: " + s.name + ": " + s.method + " " + base + s.path + ": " + why + "; got HTTP " + res.status + ": " + text.slice(0, 300))); process.exit(1); };
     if (res.status !== s.expectStatus) fail("expected HTTP " + s.expectStatus);
     for (const f of s.expectFields) if (get(json, f) === undefined) fail("expected field " + f);
     for (const [f, v] of Object.entries(s.expectValues)) if (String(get(json, f)) !== v) fail("expected " + f + " = " + v);
@@ -177,7 +185,7 @@ const get = (o, p) => p.split(".").reduce((v, k) => (v == null ? undefined : v[k
     if (s.captureToken) token = get(json, s.captureToken);
     console.log("smoke ok: " + s.name);
   }
-})().catch((e) => { console.error("smoke test failed: " + e.message); process.exit(1); });
+})().catch((e) => { console.error(mask("smoke test failed: " + e.message)); process.exit(1); });
 `;
 
 /**
@@ -192,6 +200,9 @@ export function cutoverScript(cfg: DeployConfig, targets: CutoverTarget[], steps
   const pm2 = apps.some((a) => a.kind === "node" && a.manager === "pm2");
   return stepScript(
     cfg,
+    // The smoke secrets (one JSON line on stdin, smokeSecretsLine), read before any command that
+    // might read stdin; kept in an unexported variable until the smoke program gets them.
+    steps.length > 0 && `IFS= read -r smoke_secrets || true`,
     `mkdir -p ${quote(`${cfg.server.root}/current`)}`,
     `switched=""`,
     `nostromo_cleanup() {`,
@@ -208,7 +219,8 @@ export function cutoverScript(cfg: DeployConfig, targets: CutoverTarget[], steps
     steps.length === 0
       ? `echo "no smoke steps configured"`
       : [
-          `node -e ${quote(SMOKE_PROGRAM)} ${quote(JSON.stringify(steps))} ${quote(`http://127.0.0.1:${cfg.nginx.port}`)} > "$nostromo_tmp/smoke" || { cat "$nostromo_tmp/smoke"; exit 1; }`,
+          // Into the program's stdin: a here-string is no argument and no environment variable.
+          `node -e ${quote(SMOKE_PROGRAM)} ${quote(JSON.stringify(steps))} ${quote(`http://127.0.0.1:${cfg.nginx.port}`)} <<<"$smoke_secrets" > "$nostromo_tmp/smoke" || { cat "$nostromo_tmp/smoke"; exit 1; }`,
           `cat "$nostromo_tmp/smoke"`,
           `smoke=$(sed -n 's/^smoke ok: //p' "$nostromo_tmp/smoke")`,
         ].join("\n"),

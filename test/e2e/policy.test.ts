@@ -5,7 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import { REPO_ROOT, RunResult, TempBackend, requirePulumi } from "../../local/backend";
 import { makeExampleRepos } from "../../local/exampleRepos";
-import { localConfig, outputOf } from "../../local/stack";
+import { localConfig, localSecrets, outputOf } from "../../local/stack";
 import { LocalTarget } from "../../local/target";
 import { WEEKDAYS } from "../../lib/deployWindow";
 
@@ -103,10 +103,7 @@ describe("e2e: the policy pack refuses what the runbooks forbid", function () {
     backend?.remove();
   });
 
-  const secrets = {
-    sshPrivateKey: "fake-key-never-used-by-a-preview",
-    databaseUrl: "postgres://deploy:s3cret-pass@127.0.0.1:5432/nostromo",
-  };
+  const secrets = localSecrets("fake-key-never-used-by-a-preview", "postgres://deploy:s3cret-pass@127.0.0.1:5432/nostromo");
 
   it("a compliant production stack previews with every policy passing", () => {
     writeStack(project, "nostromo-deploy", { ...base, deployWindow: openWindow }, secrets);
@@ -122,7 +119,7 @@ describe("e2e: the policy pack refuses what the runbooks forbid", function () {
       project,
       "nostromo-deploy",
       { ...base, server, deployWindow: closedWindow() },
-      { sshPrivateKey: secrets.sshPrivateKey },
+      { sshPrivateKey: secrets.sshPrivateKey, smokeSecrets: secrets.smokeSecrets },
       { databaseUrl: secrets.databaseUrl },
     );
     const r = preview(project);

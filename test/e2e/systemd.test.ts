@@ -8,7 +8,16 @@ import { SYSTEMD_UNIT_DIR, systemdUnit } from "../../lib/scripts";
 import { quote } from "../../lib/shell";
 import { REPO_ROOT, TempBackend, requirePulumi } from "../../local/backend";
 import { makeExampleRepos } from "../../local/exampleRepos";
-import { LocalStackOptions, localConfig, outputOf, removeStackFile, setPlainConfig, writeStack } from "../../local/stack";
+import {
+  LOCAL_SMOKE_SECRETS,
+  LocalStackOptions,
+  localConfig,
+  localSecrets,
+  outputOf,
+  removeStackFile,
+  setPlainConfig,
+  writeStack,
+} from "../../local/stack";
 import { PostgresInstance, startPostgres } from "../../local/postgres";
 import { SystemdHost, startSystemdHost } from "../support/systemdHost";
 import { freePort } from "../../local/target";
@@ -54,7 +63,7 @@ describe("e2e: pulumi up with the systemd service manager, on a real systemd hos
       refs: { orchestrator: "v1.2.2", sevastopol: "v1.2.2" },
       slotPorts: { blue: await freePort(), green: await freePort() },
     };
-    writeStack(backend, stack, localConfig(opts), { sshPrivateKey: host.ssh.privateKey, databaseUrl: pg.url });
+    writeStack(backend, stack, localConfig(opts), localSecrets(host.ssh.privateKey, pg.url));
   });
 
   after(async () => {
@@ -151,6 +160,7 @@ describe("e2e: pulumi up with the systemd service manager, on a real systemd hos
     const cfg = parseDeployConfig(stack, localConfig({ ...opts, refs: { orchestrator: "v1.2.3", sevastopol: "v1.2.3" } }), {
       sshPrivateKey: true,
       databaseUrl: true,
+      smokeSecrets: { names: Object.keys(LOCAL_SMOKE_SECRETS) },
     });
     const app = cfg.apps.find((a) => a.name === "orchestrator")!;
     for (const s of ["blue", "green"] as const) {

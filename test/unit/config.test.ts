@@ -2,13 +2,22 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
-import { ConfigError, KNOWN_KEYS, parseDeployConfig, projectConfig } from "../../lib/config";
+import {
+  ConfigError,
+  DeploySecretsPresence,
+  KNOWN_KEYS,
+  parseDeployConfig,
+  projectConfig,
+  smokeSecretNames,
+  smokeSecretRefs,
+  smokeSecretsLine,
+} from "../../lib/config";
 import { REPO_ROOT } from "../../local/backend";
 import { validRaw } from "../support/validConfig";
 
 const secrets = { sshPrivateKey: true, databaseUrl: true };
 
-function problems(raw: Record<string, any>, s = secrets, stack = "local"): string[] {
+function problems(raw: Record<string, any>, s: DeploySecretsPresence = secrets, stack = "local"): string[] {
   try {
     parseDeployConfig(stack, raw, s);
   } catch (err) {
@@ -118,7 +127,7 @@ describe("unit: config", () => {
       'apps.orchestrator.migrat: unknown key (did you mean "migrate"?)',
       'apps.orchestrator.ports.blu: unknown key (did you mean "blue"?)',
       'apps.orchestrator.health.timeout: unknown key (did you mean "timeoutSeconds"?)',
-      "apps.sevastopol.colour: unknown key (known keys: repo, ref, version, kind, manager, install, build, migrate, start, ports, output, health, env, usesDatabase)",
+      "apps.sevastopol.colour: unknown key (known keys: repo, ref, version, kind, manager, install, build, migrate, migrateCheck, start, ports, output, health, env, usesDatabase)",
       'nginx.reload: unknown key (did you mean "reloadCommand"?)',
       'nginx.site.api: unknown key (did you mean "apiApp"?)',
       'backup.kep: unknown key (did you mean "keep"?)',
@@ -145,6 +154,7 @@ describe("unit: config", () => {
       "nostromo-deploy:nginx": JSON.stringify({ reloadCommand: "sudo nginx -s reload" }),
       "nostromo-deploy:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----",
       "nostromo-deploy:jwtSecret": "s3cret",
+      "nostromo-deploy:smokeSecrets": '{"smokePassword":"s3cret-smoke"}',
       "nostromo-deploy:notes": "not json",
       "aws:region": "us-east-1",
     };
@@ -158,8 +168,84 @@ describe("unit: config", () => {
     });
     assert.deepStrictEqual(problems({ ...validRaw(), ...raw }), [
       'smok: unknown key (did you mean "smoke"?)',
-      "notes: unknown key (known keys: server, apps, nginx, backup, smoke, releasesToKeep, deployWindow, sshPrivateKey, databaseUrl, jwtSecret, notifyWebhookUrl)",
+      "notes: unknown key (known keys: server, apps, nginx, backup, smoke, releasesToKeep, deployWindow, sshPrivateKey, databaseUrl, jwtSecret, notifyWebhookUrl, smokeSecrets)",
     ]);
+  });
+
+  describe("smoke secrets (issue 9)", () => {
+    const withSmoke = (steps: unknown[]) => ({ ...validRaw(), smoke: steps });
+    const login = (body: unknown, headers?: Record<string, string>) =>
+      withSmoke([{ name: "login", method: "POST", path: "/api/login", body, ...(headers ? { headers } : {}) }]);
+    const named = (...names: string[]) => ({ ...secrets, smokeSecrets: { names } });
+
+    it("fills nothing in the config: placeholders stay as written, and only the names the steps use are sent", () => {
+      const raw = login({ username: "smoke", password: "${secret:smokePassword}" }, { "X-Api-Key": "${secret:apiKey}" });
+      const cfg = parseDeployConfig("production", raw, named("apiKey", "smokePassword", "unused"));
+      assert.deepStrictEqual(cfg.smoke[0].body, { username: "smoke", password: "${secret:smokePassword}" });
+      assert.deepStrictEqual(cfg.smoke[0].headers, { "X-Api-Key": "${secret:apiKey}" });
+      assert.deepStrictEqual(smokeSecretRefs(cfg.smoke), ["apiKey", "smokePassword"]);
+      const json = JSON.stringify({ smokePassword: "pw-1", apiKey: "key-1", unused: "never-sent" });
+      assert.strictEqual(smokeSecretsLine(smokeSecretRefs(cfg.smoke), json), '{"apiKey":"key-1","smokePassword":"pw-1"}\n');
+    });
+
+    it("refuses a step that names a secret smokeSecrets does not hold, naming the step path and the name", () => {
+      const raw = login({ username: "smoke", password: "${secret:smokePassword}" });
+      const missing = `smoke[0].body.password: names the secret "smokePassword", which smokeSecrets does not hold (pulumi config set --secret --path 'smokeSecrets.smokePassword' …)`;
+      assert.deepStrictEqual(problems(raw, named()), [missing]);
+      assert.deepStrictEqual(problems(raw, named("smokePasswrd")), [missing]);
+      assert.deepStrictEqual(problems(raw, named("smokePassword")), []);
+      const nested = withSmoke([
+        { name: "a", path: "/" },
+        { name: "b", path: "/x", body: { auth: { users: [{ pin: "${secret:pin}" }] } }, headers: { "X-Pin": "${secret:pin2}" } },
+      ]);
+      assert.deepStrictEqual(
+        problems(nested, named("pin")).map((p) => p.split(":")[0]),
+        ["smoke[1].headers.X-Pin"],
+      );
+      assert.deepStrictEqual(
+        problems(nested, named()).map((p) => p.split(":")[0]),
+        ["smoke[1].body.auth.users[0].pin", "smoke[1].headers.X-Pin"],
+      );
+    });
+
+    it("refuses a credential in clear: body keys password/token/secret, credential headers (any stack)", () => {
+      const raw = login(
+        { username: "smoke", password: "smoke-password", nested: { access_token: "t0k" }, clientSecret: 1234 },
+        {
+          Authorization: "Bearer abc",
+          "X-Request-Id": "42",
+        },
+      );
+      const why = `looks like a credential, in clear in the stack's config: write "\${secret:NAME}" and set it with pulumi config set --secret --path 'smokeSecrets.NAME' …`;
+      for (const stack of ["production", "staging", "local"]) {
+        assert.deepStrictEqual(problems(raw, secrets, stack), [
+          `smoke[0].body.password: ${why}`,
+          `smoke[0].body.nested.access_token: ${why}`,
+          `smoke[0].body.clientSecret: ${why}`,
+          `smoke[0].headers.Authorization: ${why}`,
+        ]);
+      }
+      const ok = login({ username: "smoke", password: "${secret:pw}" }, { Authorization: "Bearer ${secret:token}" });
+      assert.deepStrictEqual(problems(ok, named("pw", "token")), []);
+    });
+
+    it("refuses a malformed placeholder, one in a path, and a smokeSecrets that is not an object of text", () => {
+      const raw = withSmoke([{ name: "x", path: "/u/${secret:pw}", body: { note: "${secret:bad-name}", other: "${secret:pw" } }]);
+      assert.deepStrictEqual(problems(raw, named("pw")), [
+        "smoke[0].body.note: \"${secret:bad-name}\" is not a secret placeholder: write ${secret:NAME}, NAME of letters, digits, '_'",
+        "smoke[0].body.other: \"${secret:pw\" is not a secret placeholder: write ${secret:NAME}, NAME of letters, digits, '_'",
+        "smoke[0].path: secrets are filled in only in body and headers (a path is logged)",
+      ]);
+      assert.deepStrictEqual(smokeSecretNames(undefined), { names: [] });
+      assert.deepStrictEqual(smokeSecretNames('{"b":"1","a":"2"}'), { names: ["a", "b"] });
+      for (const bad of ["not json", "[]", '"text"', '{"pw":1}', '{"bad-name":"x"}']) {
+        const got = smokeSecretNames(bad)!;
+        assert.deepStrictEqual(got.names, [], bad);
+        assert.match(got.problem!, /^must be an object of name → text/, bad);
+        assert.ok(!/"x"|: 1/.test(got.problem!), "a value is never in the message");
+        assert.match(problems(validRaw(), { ...secrets, smokeSecrets: got })[0], /^smokeSecrets: must be an object of name → text/);
+      }
+    });
   });
 
   it("normalises server.root and refuses a root that is / in disguise or climbs with .. (issue 9)", () => {
@@ -238,7 +324,12 @@ describe("unit: config", () => {
     it(`accepts the shipped Pulumi.${stack}.yaml`, () => {
       const text = fs.readFileSync(path.join(REPO_ROOT, `Pulumi.${stack}.yaml`), "utf8");
       const raw = parseStackYaml(text);
-      const cfg = parseDeployConfig(stack, raw, secrets);
+      // The smoke login's password is a placeholder for a secret: refused until that secret is set.
+      assert.deepStrictEqual(problems(raw, { ...secrets, smokeSecrets: { names: [] } }, stack), [
+        `smoke[0].body.password: names the secret "smokePassword", which smokeSecrets does not hold (pulumi config set --secret --path 'smokeSecrets.smokePassword' …)`,
+      ]);
+      const cfg = parseDeployConfig(stack, raw, { ...secrets, smokeSecrets: { names: ["smokePassword"] } });
+      assert.strictEqual((cfg.smoke[0].body as Record<string, string>).password, "${secret:smokePassword}");
       assert.deepStrictEqual(
         cfg.apps.map((a) => a.name),
         ["orchestrator", "sevastopol"],

@@ -1,4 +1,5 @@
 import * as assert from "assert";
+import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { parseDeployConfig } from "../../lib/config";
 import { COMMAND_TYPE, STEP } from "../../lib/steps";
@@ -9,7 +10,10 @@ const SECRETS = {
   key: "-----BEGIN OPENSSH PRIVATE KEY-----\nunit-test-key\n-----END OPENSSH PRIVATE KEY-----",
   db: "postgres://app:db-password-unit@127.0.0.1:5432/nostromo",
   jwt: "jwt-secret-unit-test-value",
+  smoke: "smoke-password-unit-value",
 };
+// The smoke login names its password; the value comes from the secret smokeSecrets.
+const SMOKE = [{ name: "login", method: "POST", path: "/api/login", body: { username: "smoke", password: "${secret:smokePassword}" } }];
 const SHAS = { orchestrator: "a".repeat(40), sevastopol: "b".repeat(40) };
 
 describe("unit: the deploy graph (mocks)", () => {
@@ -19,7 +23,11 @@ describe("unit: the deploy graph (mocks)", () => {
   before(async () => {
     registered = installMocks();
     const { Deployment } = await import("../../components/deployment");
-    const config = parseDeployConfig("unit", validRaw(), { sshPrivateKey: true, databaseUrl: true });
+    const config = parseDeployConfig(
+      "unit",
+      { ...validRaw(), smoke: SMOKE },
+      { sshPrivateKey: true, databaseUrl: true, smokeSecrets: { names: ["smokePassword", "unused"] } },
+    );
     const d = new Deployment("nostromo", {
       config,
       shas: SHAS,
@@ -27,6 +35,7 @@ describe("unit: the deploy graph (mocks)", () => {
       databaseUrl: pulumi.secret(SECRETS.db),
       jwtSecret: pulumi.secret(SECRETS.jwt),
       deployer: "ops@laptop",
+      smokeSecrets: pulumi.secret(JSON.stringify({ smokePassword: SECRETS.smoke, unused: "never-sent-unit" })),
       lease: "unit/lease-1",
     });
     const apps = await new Promise((resolve) => d.apps.apply(resolve));
@@ -91,6 +100,20 @@ describe("unit: the deploy graph (mocks)", () => {
     const release = registered.find((r) => r.name === "nostromo-orchestrator-release-build")!;
     const stdin = release.inputs.stdin;
     assert.match(String(stdin?.value ?? stdin), /DATABASE_URL='postgres:\/\/app:db-password-unit@/);
+  });
+
+  it("sends the smoke secrets the steps name on the cutover's stdin only, as a secret, with a keyed digest as trigger (issue 9)", () => {
+    const cutover = registered.find((r) => r.name === "nostromo-cutover-switch-and-smoke")!;
+    const { create, stdin, triggers } = cutover.inputs;
+    assert.ok(String(create).includes("${secret:smokePassword}"), "the script carries the placeholder");
+    assert.ok(!String(create).includes(SECRETS.smoke) && !String(create).includes("never-sent-unit"));
+    // A Pulumi secret (the mock monitor keeps its signature): the state holds it encrypted.
+    assert.strictEqual(stdin[pulumi.runtime.specialSigKey], pulumi.runtime.specialSecretSig, JSON.stringify(stdin));
+    assert.strictEqual(stdin.value, `{"smokePassword":"${SECRETS.smoke}"}\n`);
+    const digest = triggers[1];
+    assert.match(digest, /^[0-9a-f]{32}$/);
+    assert.ok(!createHash("sha256").update(stdin.value).digest("hex").startsWith(digest), "a plain hash of a secret");
+    assert.ok(!JSON.stringify(triggers).includes(SECRETS.smoke));
   });
 
   it("exposes each app's SHA, version, slot and changelog", () => {

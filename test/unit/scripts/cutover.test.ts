@@ -116,15 +116,19 @@ describe("unit: scripts/cutover (exact text)", () => {
     const smoke = [
       "node -e '",
       "const steps = JSON.parse(process.argv[1]); const base = process.argv[2];",
+      `const secrets = JSON.parse(require("fs").readFileSync(0, "utf8").trim() || "{}");`,
+      `const fill = (v) => typeof v === "string" ? v.replace(/\\$\\{secret:([A-Za-z][A-Za-z0-9_]{0,63})\\}/g, (_, n) => { if (typeof secrets[n] !== "string") throw new Error("secret " + n + " was not sent"); return secrets[n]; })`,
+      `  : Array.isArray(v) ? v.map(fill) : v && typeof v === "object" ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fill(x)])) : v;`,
+      `const mask = (t) => Object.values(secrets).reduce((a, v) => (v ? a.split(v).join("[secret]") : a), String(t));`,
       `const get = (o, p) => p.split(".").reduce((v, k) => (v == null ? undefined : v[k]), o);`,
       "(async () => {",
       "  let token;",
       "  for (const s of steps) {",
-      `    const headers = { "content-type": "application/json" };`,
+      `    const headers = { "content-type": "application/json", ...fill(s.headers) };`,
       `    if (s.auth) headers.authorization = "Bearer " + token;`,
-      "    const res = await fetch(base + s.path, { method: s.method, headers, body: s.body === undefined ? undefined : JSON.stringify(s.body), signal: AbortSignal.timeout(10000) });",
+      "    const res = await fetch(base + s.path, { method: s.method, headers, body: s.body === undefined ? undefined : JSON.stringify(fill(s.body)), signal: AbortSignal.timeout(10000) });",
       "    const text = await res.text(); let json; try { json = JSON.parse(text); } catch {}",
-      `    const fail = (why) => { console.error("smoke test failed: " + s.name + ": " + s.method + " " + base + s.path + ": " + why + "; got HTTP " + res.status + ": " + text.slice(0, 300)); process.exit(1); };`,
+      `    const fail = (why) => { console.error(mask("smoke test failed: " + s.name + ": " + s.method + " " + base + s.path + ": " + why + "; got HTTP " + res.status + ": " + text.slice(0, 300))); process.exit(1); };`,
       `    if (res.status !== s.expectStatus) fail("expected HTTP " + s.expectStatus);`,
       `    for (const f of s.expectFields) if (get(json, f) === undefined) fail("expected field " + f);`,
       `    for (const [f, v] of Object.entries(s.expectValues)) if (String(get(json, f)) !== v) fail("expected " + f + " = " + v);`,
@@ -132,14 +136,14 @@ describe("unit: scripts/cutover (exact text)", () => {
       "    if (s.captureToken) token = get(json, s.captureToken);",
       `    console.log("smoke ok: " + s.name);`,
       "  }",
-      `})().catch((e) => { console.error("smoke test failed: " + e.message); process.exit(1); });`,
-      `' '[{"name":"login","method":"POST","path":"/api/login","body":{"user":"ripley","note":"it'\\''s"},"auth":false,"expectStatus":200,"expectFields":["token"],"expectValues":{},"captureToken":"token"},{"name":"crew","method":"GET","path":"/api/crew","auth":true,"expectStatus":200,"expectFields":[],"expectValues":{"count":"7"},"expectEvery":{"array":"crew","field":"ship","value":"Nostromo"}}]' 'http://127.0.0.1:8080' > "$nostromo_tmp/smoke" || { cat "$nostromo_tmp/smoke"; exit 1; }`,
+      `})().catch((e) => { console.error(mask("smoke test failed: " + e.message)); process.exit(1); });`,
+      `' '[{"name":"login","method":"POST","path":"/api/login","body":{"user":"ripley","note":"it'\\''s"},"headers":{},"auth":false,"expectStatus":200,"expectFields":["token"],"expectValues":{},"captureToken":"token"},{"name":"crew","method":"GET","path":"/api/crew","headers":{},"auth":true,"expectStatus":200,"expectFields":[],"expectValues":{"count":"7"},"expectEvery":{"array":"crew","field":"ship","value":"Nostromo"}}]' 'http://127.0.0.1:8080' <<<"$smoke_secrets" > "$nostromo_tmp/smoke" || { cat "$nostromo_tmp/smoke"; exit 1; }`,
       `cat "$nostromo_tmp/smoke"`,
       `smoke=$(sed -n 's/^smoke ok: //p' "$nostromo_tmp/smoke")`,
     ];
     assert.strictEqual(
       cutoverScript(cfg, targets(cfg), cfg.smoke),
-      stepText(cfg, replaced(CUTOVER, `echo "no smoke steps configured"`, smoke)),
+      stepText(cfg, [`IFS= read -r smoke_secrets || true`, ...replaced(CUTOVER, `echo "no smoke steps configured"`, smoke)]),
     );
   });
 
