@@ -37,6 +37,7 @@ import {
   openStack,
   parseToolArgs,
   plainConfig,
+  REPO_ROOT,
   requireStackName,
   runMain,
   secretConfig,
@@ -46,6 +47,7 @@ import {
   ToolError,
   updateNumber,
 } from "./common";
+import { engineCall, explainEngineError, StackFileChange, stackFileName, UpdateWatch } from "./stackFile";
 
 const USAGE = "npm run rollback -- --stack <name> [--to <update>] [--restore-db] [--yes]";
 const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -118,7 +120,10 @@ runMain("rollback", async () => {
   const restoreDb = args["restore-db"] === true;
 
   const stack = await openStack(name);
-  const [{ rows, outputs }, config] = await Promise.all([loadHistory(stack), plainConfig(stack)]);
+  const [{ rows, outputs }, config] = await Promise.all([
+    engineCall(`read the history of stack ${name}`, () => loadHistory(stack)),
+    engineCall(`read the config of stack ${name}`, () => plainConfig(stack)),
+  ]);
   log(`stack ${name}: history`);
   process.stdout.write(formatTable(rows));
 
@@ -180,21 +185,24 @@ runMain("rollback", async () => {
     if (!ok) throw new ToolError("aborted: nothing was changed", 1);
   }
 
-  // Only the apps key changes: secrets and the rest of the config stay as they are.
-  await stack.setConfig("apps", { value: JSON.stringify(target.appsConfig), secret: false }, false);
+  // Only the apps key changes: secrets and the rest of the config stay as they are. The stack file
+  // as it was is kept, to put it back when the update does not start, or to print the change.
+  const stackFile = await StackFileChange.capture(stack, REPO_ROOT, name);
+  await stackFile.setApps(JSON.stringify(target.appsConfig));
   const message = rollbackMessage(target.version);
   log(`\n$ pulumi up --message "${message}"`);
   const upStart = Date.now();
   let newVersion: number | undefined;
   let afterApps: OutputApps | undefined;
+  const watch = new UpdateWatch();
   try {
-    const result = await stack.up({ message, onOutput: (out) => process.stdout.write(out) });
+    const result = await stack.up({ message, onOutput: (out) => process.stdout.write(out), onEvent: watch.onEvent });
     // A file backend records no update numbers (0): this update is the next one in the history.
     newVersion = result.summary.version > 0 ? result.summary.version : rows.length + 1;
     afterApps = result.outputs.apps?.value as OutputApps | undefined;
   } catch (err) {
     const took = (Date.now() - upStart) / 1000;
-    const text = String((err as { stderr?: string }).stderr || (err as Error).message);
+    const why = explainEngineError(err);
     await notifyIfConfigured(
       stack,
       {
@@ -203,13 +211,32 @@ runMain("rollback", async () => {
         versions: Object.fromEntries(Object.entries(target.apps).map(([n, a]) => [n, a.ref])),
         previous: currentRefs,
         durationSeconds: took,
-        error: `rollback to update ${target.version} failed: ${text}`,
+        error: `rollback to update ${target.version} failed: ${why.reason}`,
       },
       log,
     );
+    const said = why.lines.length > 0 ? `\n  the engine said:\n    ${why.lines.join("\n    ")}` : "";
+    const file = stackFileName(name);
+    if (watch.changes.length === 0) {
+      // Facts: no resource operation other than `same` began, so neither the state nor a server changed.
+      const back = await stackFile.restore();
+      throw new ToolError(
+        `the rollback update did not start changing anything: ${why.reason}; nothing was changed.${said}\n` +
+          `  ${watch.describe()}; ${back} (apps: ${refsText(currentRefs)}).\n` +
+          (why.locked
+            ? `  Run the rollback again when that update has ended (if no update runs any more, \`pulumi cancel --stack ${name}\` removes its lock).`
+            : `  The servers keep serving what they served; the database was not touched.`),
+        1,
+      );
+    }
+    const change = stackFile.diff();
     throw new ToolError(
-      `the rollback update failed after ${took.toFixed(1)} s (see its output above). The stack config now names update ${target.version}'s apps; ` +
-        `the servers keep serving what last passed its health checks. The database was not touched.`,
+      `the rollback update failed after ${took.toFixed(1)} s: ${why.reason}${said}\n` +
+        `  ${watch.describe()}: the servers may be half way. ${file} is kept as the rollback wrote it: its apps key now names ` +
+        `update ${target.version}'s apps (${refsText(Object.fromEntries(Object.entries(target.apps).map(([n, a]) => [n, a.ref])))}), ` +
+        `so \`pulumi up --stack ${name}\` (or this rollback again) finishes going back to them. ` +
+        `The servers keep serving what last passed its health checks. The database was not touched.` +
+        (change ? `\n  The change the rollback made to ${file} (commit it once the rollback has gone through):\n${change.trimEnd()}` : ""),
       1,
     );
   }
@@ -255,6 +282,18 @@ runMain("rollback", async () => {
     `  rollback time: ${seconds(totalSeconds * 1000)} s (pulumi up ${upSeconds.toFixed(1)} s${restoreSeconds !== undefined ? `, database restore ${restoreSeconds.toFixed(1)} s` : ""}` +
       `, history/config/checks ${otherSeconds.toFixed(1)} s) = ${formatDuration(totalSeconds)}`,
   );
+  // The repository must agree with what serves: the next deploy from main would bring the undone version back.
+  const change = stackFile.diff();
+  const file = stackFileName(name);
+  if (change) {
+    log(
+      `\nthe rollback rewrote ${file} (its apps key). Commit this change (\`git commit -m "${message}" -- ${file}\`), ` +
+        `or revert the commit that brought the undone version, so the next deploy from the main branch does not bring it back:`,
+    );
+    process.stdout.write(change);
+  } else {
+    log(`\n${file} is as it was before the rollback: nothing to commit`);
+  }
   await notifyIfConfigured(
     stack,
     {
