@@ -35,7 +35,10 @@ export interface LocalStackOptions {
 export const LOCAL_SMOKE_SECRETS = { smokePassword: "nostromo" };
 
 /** The secrets every local stack sets: the smoke login's ones, as the secret `smokeSecrets`. */
-export function localSecrets(sshPrivateKey: string, databaseUrl: string): Record<string, string> {
+export function localSecrets(
+  sshPrivateKey: string,
+  databaseUrl: string,
+): { sshPrivateKey: string; databaseUrl: string; smokeSecrets: string } {
   return { sshPrivateKey, databaseUrl, smokeSecrets: JSON.stringify(LOCAL_SMOKE_SECRETS) };
 }
 

@@ -23,6 +23,7 @@ import {
   pinnedHostKey,
   plaintextSecretsInStackFile,
   secretInCommandText,
+  secretLeaves,
   slotStartStepPresent,
   stackOfUrn,
 } from "./rules";
@@ -83,7 +84,7 @@ function projectDir(project: string): string | undefined {
 }
 
 function secretValues(project: string): string[] {
-  return SECRET_KEYS.map((k) => configValue(stackConfig, project, k)).filter((v): v is string => typeof v === "string");
+  return SECRET_KEYS.flatMap((k) => secretLeaves(configValue(stackConfig, project, k)));
 }
 
 const report = (reportViolation: ReportViolation, findings: { resource?: string; message: string }[]) => {

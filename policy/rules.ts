@@ -9,7 +9,22 @@ import { COMMAND_TYPE, STEP, StepKind } from "../lib/steps";
 
 export { COMMAND_TYPE };
 /** Config keys that must be Pulumi secrets (encrypted in the stack file). */
-export const SECRET_KEYS = ["sshPrivateKey", "databaseUrl", "jwtSecret", "notifyWebhookUrl"] as const;
+export const SECRET_KEYS = ["sshPrivateKey", "databaseUrl", "jwtSecret", "notifyWebhookUrl", "smokeSecrets"] as const;
+
+/** A config value's secret texts: the value itself, or every leaf of an object (smokeSecrets). */
+export function secretLeaves(v: unknown): string[] {
+  if (typeof v === "string") return [v];
+  if (v && typeof v === "object") return Object.values(v).flatMap(secretLeaves);
+  return [];
+}
+
+/** Secure in the stack file: `{ secure: … }`, or an object whose every leaf is (`--secret --path`). */
+function isSecure(v: unknown): boolean {
+  if (!v || typeof v !== "object" || Array.isArray(v)) return false;
+  if (typeof (v as { secure?: unknown }).secure === "string") return true;
+  const values = Object.values(v);
+  return values.length > 0 && values.every(isSecure);
+}
 /** What the engine sends for a value not known until the update (preview of a changed input). */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
@@ -179,8 +194,7 @@ export function plaintextSecretsInStackFile(stackFile: Record<string, unknown> |
   for (const key of SECRET_KEYS) {
     const v = config[`${project}:${key}`] ?? config[key];
     if (v === undefined || v === null) continue;
-    const secure = typeof v === "object" && !Array.isArray(v) && typeof (v as { secure?: unknown }).secure === "string";
-    if (!secure)
+    if (!isSecure(v))
       findings.push({ message: `config ${key} is in plain text in the stack file: set it with \`pulumi config set --secret ${key}\`` });
   }
   return findings;

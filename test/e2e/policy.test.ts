@@ -103,7 +103,11 @@ describe("e2e: the policy pack refuses what the runbooks forbid", function () {
     backend?.remove();
   });
 
-  const secrets = localSecrets("fake-key-never-used-by-a-preview", "postgres://deploy:s3cret-pass@127.0.0.1:5432/nostromo");
+  const secrets = {
+    ...localSecrets("fake-key-never-used-by-a-preview", "postgres://deploy:s3cret-pass@127.0.0.1:5432/nostromo"),
+    // Not the local stack's ("nostromo", the example app's demo password, is in every script's paths).
+    smokeSecrets: JSON.stringify({ smokePassword: "policy-smoke-password" }),
+  };
 
   it("a compliant production stack previews with every policy passing", () => {
     writeStack(project, "nostromo-deploy", { ...base, deployWindow: openWindow }, secrets);

@@ -13,6 +13,7 @@ import {
   pinnedHostKey,
   plaintextSecretsInStackFile,
   secretInCommandText,
+  secretLeaves,
   slotStartStepPresent,
 } from "../../policy/rules";
 
@@ -155,6 +156,14 @@ describe("policy rules", () => {
       { message: "config jwtSecret is in plain text in the stack file: set it with `pulumi config set --secret jwtSecret`" },
     ]);
     assert.deepStrictEqual(plaintextSecretsInStackFile(undefined, "p"), []);
+    // smokeSecrets set leaf by leaf (`--secret --path 'smokeSecrets.NAME'`): secure when every leaf is.
+    const smoke = (v: unknown) => plaintextSecretsInStackFile({ config: { "p:smokeSecrets": v } }, "p");
+    assert.deepStrictEqual(smoke({ smokePassword: { secure: "v1:abc" }, apiKey: { secure: "v1:def" } }), []);
+    assert.deepStrictEqual(smoke({ secure: "v1:abc" }), []);
+    assert.deepStrictEqual(smoke({ smokePassword: { secure: "v1:abc" }, apiKey: "plain-key" }), [
+      { message: "config smokeSecrets is in plain text in the stack file: set it with `pulumi config set --secret smokeSecrets`" },
+    ]);
+    assert.deepStrictEqual(secretLeaves({ smokePassword: "pw-value-1", more: { apiKey: "key-value-2" } }), ["pw-value-1", "key-value-2"]);
   });
 
   it("deploy-window: read from PULUMI_CONFIG, checked in the window's time zone, overnight windows too", () => {
