@@ -10,8 +10,8 @@ export interface DatabaseBackupArgs {
   readonly databaseUrl: pulumi.Input<string>;
   /** What each migration that follows runs for (app → SHA and env digest): a change takes a new backup. */
   readonly before: pulumi.Input<Record<string, string>>;
-  /** Names the backup file (the SHAs of the migrating apps). */
-  readonly label: string;
+  /** The SHAs about to migrate (app → SHA): name the backup file and go in its journal event. */
+  readonly shas: Record<string, string>;
 }
 
 export interface BackupInfo {
@@ -34,7 +34,13 @@ export class DatabaseBackup extends pulumi.ComponentResource {
       args.target,
       STEP.backup,
       {
-        create: backupScript(args.target.config, args.label || "manual"),
+        create: backupScript(
+          args.target.config,
+          Object.values(args.shas)
+            .map((s) => s.slice(0, 12))
+            .join("-") || "manual",
+          args.shas,
+        ),
         stdin: pulumi.interpolate`${args.databaseUrl}\n`,
         triggers: [pulumi.output(args.before).apply((b) => JSON.stringify(b))],
       },

@@ -125,7 +125,7 @@ export class Deployment extends pulumi.ComponentResource {
               before: pulumi.all(
                 Object.fromEntries(migrating.map((a) => [a.name, pulumi.interpolate`${shas[a.name]}:${databaseDigest(a.name)}`])),
               ),
-              label: migrating.map((a) => shas[a.name].slice(0, 12)).join("-"),
+              shas: Object.fromEntries(migrating.map((a) => [a.name, shas[a.name]])),
             },
             after,
           )

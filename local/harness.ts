@@ -87,8 +87,11 @@ export class DeployHarness {
   }
 }
 
-/** A deploy root's journal (`deploys.jsonl`), one object per line; none when it does not exist. */
-export function readJournal(root: string): any[] {
+/**
+ * A deploy root's journal (`deploys.jsonl`): its deploy lines, one per successful deploy; none
+ * when it does not exist. With `events`, the event lines only (backups, migrations, restores).
+ */
+export function readJournal(root: string, events = false): any[] {
   const file = path.join(root, "deploys.jsonl");
   return fs.existsSync(file)
     ? fs
@@ -97,5 +100,6 @@ export function readJournal(root: string): any[] {
         .split("\n")
         .filter(Boolean)
         .map((l) => JSON.parse(l))
+        .filter((l) => (l.event !== undefined) === events)
     : [];
 }

@@ -7,9 +7,12 @@
  * update's; secrets and the rest of the config stay. The update runs with the message `rollback to update N`
  * (how `history` marks it). A release still kept on the server is switched to, not rebuilt.
  *
- * --restore-db: after the code is back, restores the database backup recorded by the update
- * being undone (the `backup` stack output), taking a safety backup first. Without it the
- * database is left alone, and the tool says when its schema may be ahead of the code.
+ * --restore-db: after the code is back, restores the backup taken just before the first migration
+ * that ran since the target was deployed (the server's journal records which update took each
+ * backup and which migrations ran after it), or exactly `--backup PATH`, checked against its
+ * sha256. Before asking it says what the restore discards; afterwards it checks the schema's
+ * migrations against the serving code (tools/restoreDb.ts). Without it the database is left alone,
+ * and the tool says when its schema may be ahead of the code.
  */
 import { Stack } from "@pulumi/pulumi/automation";
 import {
@@ -25,11 +28,7 @@ import {
   rowRefs,
   sameRefs,
 } from "../lib/history";
-import { ConfigError, parseDeployConfig, ServerConfig } from "../lib/config";
-import { layout } from "../lib/scripts";
 import { STEP } from "../lib/steps";
-import { backupPresentScript, restoreScript } from "../lib/restore";
-import { quote } from "../lib/shell";
 import {
   confirm,
   loadHistory,
@@ -40,16 +39,13 @@ import {
   REPO_ROOT,
   requireStackName,
   runMain,
-  secretConfig,
-  serverTarget,
-  sshRun,
-  Target,
   ToolError,
   updateNumber,
 } from "./common";
 import { engineCall, explainEngineError, StackFileChange, stackFileName, UpdateWatch } from "./stackFile";
+import { checkSchema, prepareRestore, PreparedRestore, runRestore } from "./restoreDb";
 
-const USAGE = "npm run rollback -- --stack <name> [--to <update>] [--restore-db] [--yes]";
+const USAGE = "npm run rollback -- --stack <name> [--to <update>] [--restore-db [--backup <path on the server>]] [--yes]";
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const seconds = (ms: number) => (ms / 1000).toFixed(1);
 
@@ -94,30 +90,23 @@ async function releaseLines(stack: Stack): Promise<string[]> {
   }
 }
 
-/** The backup the undone update recorded: its `backup` output, else the journal's last backup. */
-async function backupOfUndone(outputs: Record<string, unknown>, target: Target, root: string): Promise<string | undefined> {
-  const fromOutputs = (outputs.backup as { path?: unknown } | undefined)?.path;
-  if (typeof fromOutputs === "string" && fromOutputs) return fromOutputs;
-  const journal = layout(root).journal;
-  const r = await sshRun(target, `tail -n 1 ${quote(journal)} 2>/dev/null || true`);
-  try {
-    const last = JSON.parse(r.stdout.trim()) as { backup?: unknown };
-    return typeof last.backup === "string" && last.backup ? last.backup : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 runMain("rollback", async () => {
   const started = Date.now();
   const args = parseToolArgs(
     process.argv.slice(2),
-    { stack: { type: "string" }, to: { type: "string" }, "restore-db": { type: "boolean" }, yes: { type: "boolean", short: "y" } },
+    {
+      stack: { type: "string" },
+      to: { type: "string" },
+      "restore-db": { type: "boolean" },
+      backup: { type: "string" },
+      yes: { type: "boolean", short: "y" },
+    },
     USAGE,
   );
   const name = requireStackName(args.stack, USAGE);
   const to = updateNumber("--to", args.to);
   const restoreDb = args["restore-db"] === true;
+  if (args.backup !== undefined && !restoreDb) throw new ToolError(`--backup names the backup --restore-db restores: add --restore-db\nusage: ${USAGE}`);
 
   const stack = await openStack(name);
   const [{ rows, outputs }, config] = await Promise.all([
@@ -153,26 +142,10 @@ runMain("rollback", async () => {
     );
 
   const migrated = migratedApps(currentApps, currentRefs, target);
-  let restore: { target: Target; server: ServerConfig; backup: string; databaseUrl: string } | undefined;
+  let restore: PreparedRestore | undefined;
   if (restoreDb) {
-    const databaseUrl = await secretConfig(stack, "databaseUrl");
-    if (!databaseUrl) throw new ToolError("refused: --restore-db needs the databaseUrl secret in the stack config");
-    const { target: server, root } = await serverTarget(stack, config);
-    const backup = await backupOfUndone(outputs, server, root);
-    if (!backup)
-      throw new ToolError(
-        `refused: update ${undone?.version ?? "-"} recorded no database backup (no backup output, none in the journal); nothing was changed`,
-      );
-    const present = await sshRun(server, backupPresentScript(backup));
-    if (present.code !== 0)
-      throw new ToolError(`cannot check the backup on the server: ${present.stderr.trim() || `exit ${present.code}`}`, 1);
-    if (!present.stdout.startsWith("present")) {
-      throw new ToolError(
-        `refused: the backup recorded by update ${undone?.version ?? "-"} is gone from the server (${backup}); nothing was changed`,
-      );
-    }
-    restore = { target: server, server: serverOf(name, config), backup, databaseUrl };
-    log(`  database: will restore ${backup} (${present.stdout.trim().split(" ")[1]} bytes) after a safety backup`);
+    restore = await prepareRestore(stack, name, config, rows, target, args.backup);
+    for (const line of restore.lines) log(`  ${line}`);
   } else {
     log("  database: left as it is (no --restore-db)");
   }
@@ -181,7 +154,7 @@ runMain("rollback", async () => {
     if (!process.stdin.isTTY || !process.stdout.isTTY) {
       throw new ToolError(`refused: no terminal to confirm on; pass --yes to roll back${restoreDb ? " and restore the database" : ""}`);
     }
-    const ok = await confirm(restoreDb ? "Roll back the code AND overwrite the database with that backup?" : "Roll back?");
+    const ok = await confirm(restoreDb ? "Roll back the code AND replace the database with that backup, discarding what is said above?" : "Roll back?");
     if (!ok) throw new ToolError("aborted: nothing was changed", 1);
   }
 
@@ -245,23 +218,21 @@ runMain("rollback", async () => {
 
   let restoreSeconds: number | undefined;
   if (restore) {
-    log(`\nrestoring the database from ${restore.backup}`);
+    log(`\nrestoring the database from ${restore.path}`);
     const t = Date.now();
-    const r = await sshRun(
-      restore.target,
-      restoreScript(restore.server, restore.backup, `${name}-before-restore`),
-      `${restore.databaseUrl}\n`,
-    );
+    const safety = await runRestore(restore, `${name}-before-restore`);
     restoreSeconds = (Date.now() - t) / 1000;
-    if (r.code !== 0) {
+    log(`safety backup of the database as it was: ${safety}`);
+    log(`database restored from ${restore.path} in ${restoreSeconds.toFixed(1)} s`);
+    const schema = await checkSchema(restore);
+    for (const line of schema.lines) log(line);
+    if (!schema.ok) {
       throw new ToolError(
-        `database restore failed after ${restoreSeconds.toFixed(1)} s (the code rollback to update ${target.version} stands):\n${r.stderr.trim()}`,
+        `the restored database does not match the code that serves (above). The code rollback to update ${target.version} stands; ` +
+          `the database as it was before the restore is in ${safety}`,
         1,
       );
     }
-    const info = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as { safety?: string };
-    log(`safety backup of the database as it was: ${info.safety}`);
-    log(`database restored from ${restore.backup}`);
   } else if (migrated.length > 0) {
     log(
       `\nnote: the database schema may be ahead of the code: update ${undone?.version ?? "-"} deployed ${migrated.map((n) => `${n}@${currentRefs[n]}`).join(", ")}, ` +
@@ -308,13 +279,3 @@ runMain("rollback", async () => {
     log,
   );
 });
-
-/** The validated server config (PATH and env for the pg tools), as the deploy itself reads it. */
-function serverOf(name: string, config: Record<string, unknown>): ServerConfig {
-  try {
-    return parseDeployConfig(name, config, { sshPrivateKey: true, databaseUrl: true }).server;
-  } catch (err) {
-    if (err instanceof ConfigError) throw new ToolError(`the stack config is not valid: ${err.message}`);
-    throw err;
-  }
-}

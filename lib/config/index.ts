@@ -35,6 +35,7 @@ export const KNOWN_KEYS = {
     "install",
     "build",
     "migrate",
+    "migrateCheck",
     "start",
     "ports",
     "output",
@@ -220,6 +221,7 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
     install: r.string(a.install, `${at}.install`) ?? "npm ci",
     build: r.string(a.build, `${at}.build`),
     migrate: r.string(a.migrate, `${at}.migrate`),
+    migrateCheck: r.string(a.migrateCheck, `${at}.migrateCheck`),
     start: r.string(a.start, `${at}.start`),
     output: r.string(a.output, `${at}.output`, {
       pattern: /^(?!\/)(?!.*\.\.)[A-Za-z0-9._/-]+$/,
@@ -258,6 +260,7 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
     if (app.migrate) r.fail(`${at}.migrate`, "a static app has no migration");
     if (a.ports !== undefined) r.fail(`${at}.ports`, "a static app is served by nginx from its files: it has no ports");
   }
+  if (app.migrateCheck && !app.migrate) r.fail(`${at}.migrateCheck`, "checks the migrations of `migrate`, which is not set");
   if (app.manager === "systemd" && kind === "static") r.fail(`${at}.manager`, "a static app has no service");
   return app;
 }

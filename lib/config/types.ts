@@ -43,6 +43,11 @@ export interface AppConfig {
   install: string;
   build?: string;
   migrate?: string;
+  /**
+   * Exits 0 when the database's recorded migrations are exactly the release's (none pending, none
+   * unknown); run by `rollback --restore-db` in the serving release after a restore.
+   */
+  migrateCheck?: string;
   /** Command that starts the app in its release dir (node apps). */
   start?: string;
   /** Ports of the two slots, blue and green (node apps). */

@@ -5,6 +5,24 @@ import { layout } from "./layout";
 import { stepScript } from "./lock";
 
 /**
+ * Node program appending one event line to the journal named by its first argument: event name,
+ * then `key=value` (a string), `key:=json` (a JSON value), `a.b=value` (nested). With the server's
+ * time and the update's lease. Deploy lines have no `event`: readers tell them apart by that.
+ */
+const EVENT_JS = [
+  `const fs=require("fs");const [file,event,...kv]=process.argv.slice(1);`,
+  `const o={event,time:new Date().toISOString(),lease:process.env.NOSTROMO_LEASE||""};`,
+  `for(const a of kv){const i=a.indexOf("=");const raw=a[i-1]===":";const path=a.slice(0,raw?i-1:i).split(".");const v=a.slice(i+1);`,
+  `let t=o;for(const k of path.slice(0,-1))t=t[k]=t[k]||{};t[path[path.length-1]]=raw?JSON.parse(v):v}`,
+  `fs.appendFileSync(file,JSON.stringify(o)+"\\n")`,
+].join("");
+
+/** Defines `nostromo_event NAME key=value …`: one event line in the journal (backups, migrations, restores). */
+export function eventFunction(root: string): string {
+  return `nostromo_event() { node -e ${quote(EVENT_JS)} ${quote(layout(root).journal)} "$@"; }`;
+}
+
+/**
  * Appends the deploy's line to deploys.jsonl (with the update's lease, and its duration counted
  * from when this update took the lock), prunes old releases (never the serving one, the previous one, nor any slot's), then
  * releases the lock this update holds. Result: durationSeconds.

@@ -15,7 +15,7 @@ export function preflightLines(cfg: DeployConfig): string[] {
   const { server } = cfg;
   const needed = new Set(["git", "tar", "curl", "node", "npm", "flock", "mktemp", "timeout"]);
   for (const app of cfg.apps) needed.add(app.kind === "node" ? (app.manager === "pm2" ? "pm2" : "systemctl") : "ln");
-  if (cfg.backup.enabled && cfg.apps.some((a) => a.migrate)) ["pg_dump", "pg_restore", "sha256sum"].forEach((c) => needed.add(c));
+  if (cfg.backup.enabled && cfg.apps.some((a) => a.migrate)) ["pg_dump", "pg_restore", "psql", "sha256sum"].forEach((c) => needed.add(c));
   if (cfg.nginx.site) needed.add(cfg.nginx.reloadCommand.split(/\s+/)[0]);
   const L = layout(server.root);
   const dirs = ["releases", "current", "shared", "slots", "repos"].map((d) => `${server.root}/${d}`);

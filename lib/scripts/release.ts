@@ -1,6 +1,7 @@
 /** A release folder: fetched, installed, built, its .env, its migration. */
 import { AppConfig, DeployConfig } from "../config";
 import { quote } from "../shell";
+import { eventFunction } from "./journal";
 import { layout } from "./layout";
 import { stepScript } from "./lock";
 
@@ -64,20 +65,26 @@ export function releaseScript(cfg: DeployConfig, app: AppConfig, sha: string): s
 
 /**
  * Runs the app's migration inside the new release, with the release's .env loaded. A failure
- * names the backup taken just before it.
+ * names the backup taken just before it. Either way a `migration` event in the journal names the
+ * backup it ran after, so a restore can find the one taken just before it.
  */
 export function migrateScript(cfg: DeployConfig, app: AppConfig, sha: string, backupPath?: string): string {
   const release = `${layout(cfg.server.root, app.name).releases}/${sha}`;
+  const event = (status: string) =>
+    `nostromo_event migration app=${quote(app.name)} sha=${quote(sha)} backup=${quote(backupPath ?? "")} status=${status}`;
   return stepScript(
     cfg,
+    eventFunction(cfg.server.root),
     `cd ${quote(release)}`,
     `set -a; . ./.env; set +a`,
     `echo "migrating ${app.name}@${sha.slice(0, 12)}"`,
     // Its own bash with -e: inside `if !` a failing command in the middle would not stop it.
     `if ! bash -ec ${quote(app.migrate!)}; then`,
+    `  ${event("failed")}`,
     `  echo "migration of ${app.name}@${sha.slice(0, 12)} failed; nothing was switched, the old release still serves."${backupPath ? `" Database backup taken just before it: "${quote(backupPath)}` : ""} >&2`,
     `  exit 1`,
     `fi`,
+    event("succeeded"),
     `nostromo_result migrated=${quote(sha)}`,
   );
 }

@@ -9,10 +9,12 @@ describe("unit: script builders", () => {
     assert.deepStrictEqual(Object.keys(scripts).sort(), [
       "RESULT_FUNCTION", // layout.test.ts (in the prelude)
       "SYSTEMD_UNIT_DIR", // lock.test.ts, slot-start.test.ts
+      "TABLE_STATS_SQL", // backup.test.ts
       "backupScript", // backup.test.ts
       "cutoverCheckScript", // cutover.test.ts
       "cutoverScript", // cutover.test.ts
       "envEntries", // release.test.ts
+      "eventFunction", // journal.test.ts
       "healthGate", // slot.test.ts
       "layout", // layout.test.ts
       "leaseGuard", // lock.test.ts

@@ -1,6 +1,8 @@
 "use strict";
 // Applies migrations/*.sql in name order, one transaction each, and records
 // them in schema_migrations so a rerun (every deploy runs it) is a no-op.
+// `--check`: changes nothing; exits 0 when the recorded migrations are exactly
+// this release's files, 1 naming the pending and the unknown ones otherwise.
 const fs = require("fs");
 const path = require("path");
 const { Client } = require("pg");
@@ -21,6 +23,22 @@ async function main() {
 
   const client = new Client({ connectionString: process.env.DATABASE_URL });
   await client.connect();
+  if (process.argv.includes("--check")) {
+    try {
+      const exists = (await client.query("select to_regclass('schema_migrations') is not null as e")).rows[0].e;
+      const recorded = exists ? (await client.query("select name from schema_migrations order by name")).rows.map((r) => r.name) : [];
+      const pending = files.filter((f) => !recorded.includes(f));
+      const unknown = recorded.filter((f) => !files.includes(f));
+      if (pending.length || unknown.length) {
+        console.log(`migrations differ: pending ${pending.join(", ") || "none"}; recorded but not in this release ${unknown.join(", ") || "none"}`);
+        return 1;
+      }
+      console.log(`migrations match this release: ${recorded.join(", ") || "none"}`);
+      return 0;
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
   try {
     await client.query(
       "create table if not exists schema_migrations (name text primary key, applied_at timestamptz not null default now())",

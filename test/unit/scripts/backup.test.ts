@@ -5,17 +5,17 @@ import * as os from "os";
 import * as path from "path";
 import { parseDeployConfig } from "../../../lib/config";
 import { PG_CONNECTION_JS, pgConnectionLines } from "../../../lib/pgconnect";
-import { backupScript } from "../../../lib/scripts";
+import { backupScript, eventFunction, TABLE_STATS_SQL } from "../../../lib/scripts";
 import { quote } from "../../../lib/shell";
 import { validRaw } from "../../support/validConfig";
 import { stepText } from "./fixture";
 
 describe("unit: scripts/backup (exact text)", () => {
-  it("dumps from DATABASE_URL on stdin (through a private service/password file) to a 0600 mktemp file in a 0700 folder, verifies, checksums, keeps the newest backup.keep and the last good one", () => {
+  it("dumps from DATABASE_URL on stdin (through a private service/password file) to a 0600 mktemp file in a 0700 folder, verifies, checksums, keeps the newest backup.keep and the last good one, and records itself in the journal", () => {
     const raw = validRaw();
     raw.backup = { keep: 3 };
     const cfg = parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
-    const text = backupScript(cfg, "0123456789ab");
+    const text = backupScript(cfg, "0123456789ab", { orchestrator: "0123456789abcdef0123456789abcdef01234567" });
     assert.strictEqual(
       text,
       stepText(cfg, [
@@ -27,10 +27,12 @@ describe("unit: scripts/backup (exact text)", () => {
         "dir='/srv/nostromo/backups'",
         `mkdir -p "$dir"`,
         `chmod 700 "$dir"`,
+        `find "$dir" -maxdepth 1 -type f -perm /077 -exec chmod 600 {} +`,
         "stamp=$(date -u +%Y%m%dT%H%M%SZ)",
         `file="$dir/"'unit'"-$stamp-"'0123456789ab'".dump"`,
         `tmp=$(mktemp "$dir/.partial-XXXXXXXX.dump")`,
         `nostromo_cleanup() { rm -f "$tmp"; }`,
+        `stats=$(psql -XAtq -c ${quote(TABLE_STATS_SQL)})`,
         `pg_dump --format=custom --no-owner --file="$tmp"`,
         `pg_restore --list "$tmp" >/dev/null`,
         `size=$(stat -c %s "$tmp")`,
@@ -41,6 +43,10 @@ describe("unit: scripts/backup (exact text)", () => {
         `chmod 600 "$file" "$file.sha256"`,
         `last_good=$(grep '"result":"succeeded"' '/srv/nostromo/deploys.jsonl' 2>/dev/null | tail -n 1 | sed -n 's/.*"backup":"\\([^"]*\\)".*/\\1/p')`,
         `ls -1t "$dir"/'unit'-*.dump 2>/dev/null | tail -n +4 | while IFS= read -r old; do [ "$old" = "$last_good" ] || rm -f "$old" "$old.sha256"; done`,
+        eventFunction("/srv/nostromo"),
+        `nostromo_event backup path="$file" size:="$size" sha256="$sum" stamp="$stamp" stack='unit' stats:="$stats" \\`,
+        `  from.orchestrator="$(basename "$(readlink '/srv/nostromo/current/orchestrator')" 2>/dev/null)" \\`,
+        `  to.orchestrator='0123456789abcdef0123456789abcdef01234567'`,
         `nostromo_result path="$file" size="$size" sha256="$sum" time="$stamp"`,
       ]),
     );

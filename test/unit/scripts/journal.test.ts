@@ -1,6 +1,10 @@
 import * as assert from "assert";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { parseDeployConfig } from "../../../lib/config";
-import { recordScript } from "../../../lib/scripts";
+import { eventFunction, recordScript } from "../../../lib/scripts";
 import { validRaw } from "../../support/validConfig";
 import { stepText } from "./fixture";
 
@@ -31,5 +35,31 @@ describe("unit: scripts/journal (exact text)", () => {
         `nostromo_result durationSeconds="$((finished - started))"`,
       ]),
     );
+  });
+
+  it("eventFunction: one JSON line per event, strings, raw JSON and nested keys, with the server time and the update's lease", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-event-"));
+    try {
+      const r = spawnSync("bash", ["-c", `${eventFunction(root)}\nnostromo_event backup path="/b/it's.dump" size:=42 stats:='{"public.items":[1,2,3,4]}' from.api=abc to.api=def`], {
+        encoding: "utf8",
+        env: { ...process.env, NOSTROMO_LEASE: "unit/lease-7" },
+      });
+      assert.strictEqual(r.status, 0, r.stderr);
+      const lines = fs.readFileSync(path.join(root, "deploys.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      assert.strictEqual(lines.length, 1);
+      const { time, ...rest } = lines[0];
+      assert.ok(!Number.isNaN(Date.parse(time)), time);
+      assert.deepStrictEqual(rest, {
+        event: "backup",
+        lease: "unit/lease-7",
+        path: "/b/it's.dump",
+        size: 42,
+        stats: { "public.items": [1, 2, 3, 4] },
+        from: { api: "abc" },
+        to: { api: "def" },
+      });
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 });

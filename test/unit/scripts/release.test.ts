@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { envEntries, migrateScript, releaseScript } from "../../../lib/scripts";
+import { envEntries, eventFunction, migrateScript, releaseScript } from "../../../lib/scripts";
 import { SHA, SHA2, parse, stepText } from "./fixture";
 
 describe("unit: scripts/release (exact text)", () => {
@@ -101,18 +101,21 @@ describe("unit: scripts/release (exact text)", () => {
     );
   });
 
-  it("migration in the release with its .env loaded; a failure names the backup taken before it", () => {
+  it("migration in the release with its .env loaded; a failure names the backup taken before it; either way the journal names the backup it ran after", () => {
     const cfg = parse();
     assert.strictEqual(
       migrateScript(cfg, cfg.apps[0], SHA, "/srv/nostromo/backups/unit-20250101T000000Z-0123456789ab.dump"),
       stepText(cfg, [
+        eventFunction("/srv/nostromo"),
         "cd '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567'",
         "set -a; . ./.env; set +a",
         `echo "migrating orchestrator@0123456789ab"`,
         "if ! bash -ec 'npm run migrate:production'; then",
+        "  nostromo_event migration app='orchestrator' sha='0123456789abcdef0123456789abcdef01234567' backup='/srv/nostromo/backups/unit-20250101T000000Z-0123456789ab.dump' status=failed",
         `  echo "migration of orchestrator@0123456789ab failed; nothing was switched, the old release still serves."" Database backup taken just before it: "'/srv/nostromo/backups/unit-20250101T000000Z-0123456789ab.dump' >&2`,
         "  exit 1",
         "fi",
+        "nostromo_event migration app='orchestrator' sha='0123456789abcdef0123456789abcdef01234567' backup='/srv/nostromo/backups/unit-20250101T000000Z-0123456789ab.dump' status=succeeded",
         "nostromo_result migrated='0123456789abcdef0123456789abcdef01234567'",
       ]),
     );
@@ -123,13 +126,16 @@ describe("unit: scripts/release (exact text)", () => {
     assert.strictEqual(
       migrateScript(cfg, cfg.apps[0], SHA),
       stepText(cfg, [
+        eventFunction("/srv/nostromo"),
         "cd '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567'",
         "set -a; . ./.env; set +a",
         `echo "migrating orchestrator@0123456789ab"`,
         "if ! bash -ec 'npm run migrate:production'; then",
+        "  nostromo_event migration app='orchestrator' sha='0123456789abcdef0123456789abcdef01234567' backup='' status=failed",
         `  echo "migration of orchestrator@0123456789ab failed; nothing was switched, the old release still serves." >&2`,
         "  exit 1",
         "fi",
+        "nostromo_event migration app='orchestrator' sha='0123456789abcdef0123456789abcdef01234567' backup='' status=succeeded",
         "nostromo_result migrated='0123456789abcdef0123456789abcdef01234567'",
       ]),
     );

@@ -1,0 +1,3 @@
+/** Database restore for `rollback --restore-db`: which backup (plan) and the remote scripts. */
+export * from "./plan";
+export * from "./scripts";
