@@ -74,6 +74,7 @@ export function localConfig(o: LocalStackOptions): Record<string, unknown> {
         install: "npm ci --no-audit --no-fund",
         build: "npm run build",
         migrate: "npm run migrate:production",
+        migrateCheck: "npm run --silent migrate:check",
         start: "node dist/server.js",
         ports: o.slotPorts,
         health: { path: "/health", expect: { status: "ok" }, versionField: "version", extraPaths: ["/health/db"], timeoutSeconds: 30 },
