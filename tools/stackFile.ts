@@ -92,7 +92,15 @@ export function explainEngineError(err: unknown): EngineFailure {
     const what = holders.length > 0 ? holders.join("; ") : "the backend reports an update in progress";
     return { reason: `another update holds the stack lock (${what})`, lines, locked };
   }
-  const first = lines.find((l) => /^error:/i.test(l))?.replace(/^error:\s*/i, "");
+  // The first error line, completed by the line that says what it is about when it only
+  // introduces it ("invalid stack configuration:", a step's "--- stderr ---").
+  const at = lines.findIndex((l) => /^error:/i.test(l));
+  let first = at >= 0 ? lines[at].replace(/^error:\s*/i, "") : undefined;
+  const next = lines.slice(at + 1).map((l) => l.trim());
+  if (first !== undefined && next.length > 0) {
+    if (next[0] === "--- stderr ---" && next[1]) first = `${first}: ${next[1]}`;
+    else if (first.endsWith(":")) first = `${first} ${next[0]}`;
+  }
   const reason = first
     ? first
     : err instanceof CommandError
@@ -122,24 +130,27 @@ export async function engineCall<T>(what: string, call: () => Promise<T>): Promi
 
 /** Operations that change nothing (a resource kept as it is, or read). */
 const NOT_A_CHANGE = new Set(["same", "read", "refresh"]);
+/** A provider's own update (its plugin config) changes no server. */
+const isProvider = (type: string) => type.startsWith("pulumi:providers:");
 
 /** Follows an update's engine events: whether it started, and which changes it began. */
 export class UpdateWatch {
   /** The engine sent any event (its prelude first): the update itself ran. */
   engineStarted = false;
-  /** Resource operations begun, other than `same`/`read`: `<op> <type> <name>`. */
+  /** Resource operations begun, other than `same`/`read` and providers' own: `<op> <type> <name>`. */
   readonly changes: string[] = [];
 
   readonly onEvent = (event: EngineEvent): void => {
     this.engineStarted = true;
     const meta = event.resourcePreEvent?.metadata;
-    if (meta && !NOT_A_CHANGE.has(meta.op)) this.changes.push(`${meta.op} ${meta.type} ${meta.urn.split("::").pop()}`);
+    if (meta && !NOT_A_CHANGE.has(meta.op) && !isProvider(meta.type))
+      this.changes.push(`${meta.op} ${meta.type} ${meta.urn.split("::").pop()}`);
   };
 
   /** How it ended, as facts: `nothing began` or `N operations began (first: …)`. */
   describe(): string {
     if (!this.engineStarted) return "the update never started (the engine reported no event)";
-    if (this.changes.length === 0) return "the engine began no resource operation (it reported none but `same`)";
+    if (this.changes.length === 0) return "the engine began no resource operation (it reported none but `same`, reads and providers' own)";
     return `the engine had begun ${this.changes.length} resource operation(s) (first: ${this.changes.slice(0, 3).join(", ")})`;
   }
 }

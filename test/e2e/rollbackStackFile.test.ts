@@ -1,11 +1,12 @@
 import * as assert from "assert";
 import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
+import * as yaml from "js-yaml";
 import * as os from "os";
 import * as path from "path";
 import { REPO_ROOT, RunResult } from "../../local/backend";
 import { DeployHarness } from "../../local/harness";
-import { outputOf } from "../../local/stack";
+import { localConfig, outputOf, setPlainConfig } from "../../local/stack";
 
 /**
  * The rollback tool and the stack file (issue 9): a rollback whose update cannot start (the
@@ -128,5 +129,50 @@ describe("e2e: rollback and the stack file (lock held, change to commit)", funct
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+  it("a program error before any step (an unknown config key): rollback --to 2 says so, no resource operation began, the stack file stays byte for byte", async () => {
+    setPlainConfig(h.stack, { bogusKey: 1 });
+    const fileBefore = fs.readFileSync(stackFile());
+    const lengthBefore = historyLength();
+    try {
+      const rb = await rollback(["--to", "2", "--yes"]);
+      assert.strictEqual(rb.code, 1, outputOf(rb));
+      assert.match(
+        rb.stderr,
+        /^rollback: the rollback update did not start changing anything: invalid stack configuration: bogusKey: unknown key.*; nothing was changed\.$/m,
+      );
+      assert.match(rb.stderr, /bogusKey: unknown key/);
+      assert.match(
+        rb.stderr,
+        /the engine began no resource operation \(it reported none but `same`, reads and providers' own\); Pulumi\.t-rbsf\d+\.yaml is back as it was, byte for byte/,
+      );
+      assert.ok(fs.readFileSync(stackFile()).equals(fileBefore), "the stack file changed");
+    } finally {
+      const doc = yaml.load(fs.readFileSync(stackFile(), "utf8")) as { config: Record<string, unknown> };
+      delete doc.config["nostromo-deploy:bogusKey"];
+      fs.writeFileSync(stackFile(), yaml.dump(doc));
+    }
+    assert.strictEqual(historyLength(), lengthBefore + 1); // the failed update is recorded, with no change
+  });
+
+  it("a rollback that fails after it began changing the servers keeps the target's apps in the stack file and says so", async () => {
+    const smoke = localConfig(h.opts).smoke as unknown[];
+    setPlainConfig(h.stack, { smoke: [...smoke, { name: "fails on purpose", path: "/api/common/indicadores", expectStatus: 418 }] });
+    const before = fs.readFileSync(stackFile(), "utf8");
+    const rb = await rollback(["--to", "2", "--yes"]);
+    assert.strictEqual(rb.code, 1, outputOf(rb));
+    assert.match(
+      rb.stderr,
+      /^rollback: the rollback update failed after \d+\.\d s: step failed on .*: smoke test failed: fails on purpose: .*expected HTTP 418/m,
+    );
+    assert.match(rb.stderr, /the engine had begun \d+ resource operation\(s\) \(first: .+\): the servers may be half way\./);
+    assert.match(
+      rb.stderr,
+      /Pulumi\.t-rbsf\d+\.yaml is kept as the rollback wrote it: its apps key now names update 2's apps \(orchestrator@v1\.2\.3, sevastopol@v1\.2\.3\)/,
+    );
+    assert.match(rb.stderr, /^--- a\/Pulumi\.t-rbsf\d+\.yaml$/m);
+    assert.doesNotMatch(rb.stderr, /^\s+at /m, "a stack trace was printed");
+    assert.notStrictEqual(fs.readFileSync(stackFile(), "utf8"), before);
+    assert.match(configApps(), /"ref":\s*"v1\.2\.3"/);
   });
 });

@@ -134,6 +134,22 @@ describe("unit: the rollback's stack file change and engine failures", () => {
     const f = explainEngineError({ commandResult: { stderr, stdout: "", code: 255 } });
     assert.strictEqual(f.locked, false);
     assert.strictEqual(f.reason, "Missing required configuration variable 'nostromo-deploy:server'");
+    const config = explainEngineError({
+      commandResult: {
+        stderr: "",
+        stdout: "Diagnostics:\n    error: invalid stack configuration:\n      bogusKey: unknown key\n",
+        code: 255,
+      },
+    });
+    assert.strictEqual(config.reason, "invalid stack configuration: bogusKey: unknown key");
+    const step = explainEngineError({
+      commandResult: {
+        stderr: "error: step failed on deploy@h:22 (exit 1)\n  --- stderr ---\n  smoke test failed: x\n  switched back\n",
+        stdout: "",
+        code: 255,
+      },
+    });
+    assert.strictEqual(step.reason, "step failed on deploy@h:22 (exit 1): smoke test failed: x");
     assert.deepStrictEqual(f.lines, [
       "error: Missing required configuration variable 'nostromo-deploy:server'",
       "  please set a value using the command `pulumi config set nostromo-deploy:server <value>`",
@@ -151,6 +167,11 @@ describe("unit: the rollback's stack file change and engine failures", () => {
     w.onEvent({ preludeEvent: { config: {} } } as unknown as EngineEvent);
     w.onEvent(pre("same", "preflight"));
     w.onEvent(pre("read", "x"));
+    w.onEvent({
+      resourcePreEvent: {
+        metadata: { op: "update", urn: "urn:pulumi:s::p::pulumi:providers:pulumi-nodejs::default", type: "pulumi:providers:pulumi-nodejs" },
+      },
+    } as unknown as EngineEvent);
     assert.deepStrictEqual(w.changes, []);
     assert.match(w.describe(), /began no resource operation/);
     w.onEvent(pre("update", "orchestrator-start"));
