@@ -50,7 +50,11 @@ export async function makeIactRepo(dir: string): Promise<string> {
   const repo = path.join(dir, "iact");
   fs.cpSync(IACT_DIR, repo, {
     recursive: true,
-    filter: (src) => !path.relative(IACT_DIR, src).split(path.sep).some((part) => NOT_COMMITTED.has(part) || part.endsWith(".pyc")),
+    filter: (src) =>
+      !path
+        .relative(IACT_DIR, src)
+        .split(path.sep)
+        .some((part) => NOT_COMMITTED.has(part) || part.endsWith(".pyc")),
   });
   const committed = fs.readFileSync(path.join(repo, "VERSION"), "utf8").trim();
   if (committed !== IACT_V1.version) throw new Error(`iactRepo: examples/iact/VERSION is ${committed}, expected ${IACT_V1.version}`);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local deploy target (local/target.ts) runs: sshd, nginx, git, curl,
-# rsync, the PostgreSQL tools (only when missing) from Debian, and PM2 from the npm registry.
+# rsync, the PostgreSQL tools (only when missing) from Debian, and PM2 from the npm registry;
+# for the IACT example (Django + Celery): redis-server and python3-venv.
 # Idempotent: a second run only checks. Logs go to stderr; stdout is the environment to export.
 #
 # Use: eval "$(scripts/install-target-deps.sh)"
@@ -43,13 +44,13 @@ nginx_running() { # any process named nginx (e.g. a system one)
 
 # --- Debian packages --------------------------------------------------------------------
 missing=()
-for p in openssh-server nginx git curl rsync; do
+for p in openssh-server nginx git curl rsync redis-server python3-venv; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 pg_bin_dir >/dev/null || missing+=(postgresql)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  say "Debian packages present: openssh-server nginx git curl rsync, PostgreSQL tools"
+  say "Debian packages present: openssh-server nginx git curl rsync redis-server python3-venv, PostgreSQL tools"
 else
   start=$SECONDS
   say "installing ${missing[*]} with apt-get"

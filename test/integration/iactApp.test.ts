@@ -13,13 +13,18 @@ import { PostgresInstance, freePort, startPostgres } from "../../local/postgres"
 
 const CACHE = process.env.NOSTROMO_CACHE || path.join(os.homedir(), ".cache", "nostromo");
 const IN_CI = process.env.CI === "true";
+const VISIBILITY_TIMEOUT = 5; // seconds; longer than any task of this test
 const PYTHON = process.env.IACT_PYTHON || (fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
 
 /** The runner's environment minus what the app or pip reads, so only the release's .env counts. */
 function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" };
   for (const k of Object.keys(env)) {
-    if (/^(DATABASE_URL|REDIS_URL|SECRET_KEY|DJANGO_.*|APP_VERSION|STATIC_ROOT|STATIC_URL|ALLOWED_HOSTS|DEBUG|SMOKE_.*|CELERY_.*|PORT|PIP_FIND_LINKS|PIP_NO_INDEX|VIRTUAL_ENV|PYTHONPATH|PYTHONHOME)$/.test(k)) {
+    if (
+      /^(DATABASE_URL|REDIS_URL|SECRET_KEY|DJANGO_.*|APP_VERSION|STATIC_ROOT|STATIC_URL|ALLOWED_HOSTS|DEBUG|SMOKE_.*|CELERY_.*|PORT|PIP_FIND_LINKS|PIP_NO_INDEX|VIRTUAL_ENV|PYTHONPATH|PYTHONHOME)$/.test(
+        k,
+      )
+    ) {
       delete env[k];
     }
   }
@@ -56,11 +61,21 @@ interface Proc {
 
 const running = new Set<Proc>();
 // A crashed or interrupted run must not leave servers behind.
-const killAll = () => running.forEach((p) => p.proc.exitCode === null && p.proc.signalCode === null && p.proc.kill("SIGKILL"));
+const killAll = () => running.forEach((p) => killGroup(p));
+
+/** SIGKILL to the process and its children (each started in its own process group). */
+function killGroup(p: Proc): void {
+  if (p.proc.exitCode !== null || p.proc.signalCode !== null || !p.proc.pid) return;
+  try {
+    process.kill(-p.proc.pid, "SIGKILL");
+  } catch {
+    p.proc.kill("SIGKILL");
+  }
+}
 process.on("exit", killAll);
 
 function start(name: string, cmd: string, args: string[], cwd: string): Proc {
-  const proc = spawn(cmd, args, { cwd, env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(cmd, args, { cwd, env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"], detached: true });
   let output = "";
   const keep = (d: Buffer) => (output = (output + d.toString()).slice(-200_000));
   proc.stdout!.on("data", keep);
@@ -76,7 +91,7 @@ async function stop(p: Proc | undefined, graceMs = 20_000): Promise<void> {
   if (!p || p.proc.exitCode !== null || p.proc.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => p.proc.once("exit", () => resolve()));
   p.proc.kill("SIGTERM");
-  const timer = setTimeout(() => p.proc.kill("SIGKILL"), graceMs);
+  const timer = setTimeout(() => killGroup(p), graceMs);
   await exited;
   clearTimeout(timer);
 }
@@ -116,7 +131,20 @@ async function startRedis(bin: string, dir: string): Promise<Redis> {
   const password = crypto.randomBytes(12).toString("hex");
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    const args = ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no", "--dir", dir, "--requirepass", password];
+    const args = [
+      "--bind",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--dir",
+      dir,
+      "--requirepass",
+      password,
+    ];
     const proc = start("redis-server", bin, args, dir);
     try {
       await waitFor(proc, "'Ready to accept connections'", () => /Ready to accept connections/.test(proc.output()), 15_000);
@@ -140,12 +168,7 @@ function ensureVenv(): { venv: string; how: string; seconds: number } {
   const started = Date.now();
   const requirements = path.join(IACT_DIR, "requirements.txt");
   const python = runOk(PYTHON, ["-c", "import sys; print(sys.executable, sys.version)"], IACT_DIR).trim();
-  const digest = crypto
-    .createHash("sha256")
-    .update(fs.readFileSync(requirements))
-    .update(`\0${python}`)
-    .digest("hex")
-    .slice(0, 16);
+  const digest = crypto.createHash("sha256").update(fs.readFileSync(requirements)).update(`\0${python}`).digest("hex").slice(0, 16);
   const root = path.join(CACHE, "iact");
   const venv = path.join(root, `venv-${digest}`);
   const stamp = path.join(venv, ".nostromo-installed");
@@ -163,7 +186,22 @@ function ensureVenv(): { venv: string; how: string; seconds: number } {
   let how = "offline from cached wheels";
   if (run(pip, offline, root).code !== 0) {
     how = "downloaded wheels";
-    runOk(pip, ["download", "--quiet", "--require-hashes", "--only-binary=:all:", "--cache-dir", path.join(root, "pip-cache"), "-d", wheels, "-r", requirements], root);
+    runOk(
+      pip,
+      [
+        "download",
+        "--quiet",
+        "--require-hashes",
+        "--only-binary=:all:",
+        "--cache-dir",
+        path.join(root, "pip-cache"),
+        "-d",
+        wheels,
+        "-r",
+        requirements,
+      ],
+      root,
+    );
     runOk(pip, offline, root);
   }
   fs.writeFileSync(stamp, `${new Date().toISOString()}\n`);
@@ -227,7 +265,12 @@ describe("integration: IACT example (Django, Celery, gunicorn)", function () {
 
   async function startGunicorn(dir: string): Promise<{ port: number; proc: Proc }> {
     const port = await freePort();
-    const proc = start(`gunicorn (${path.basename(dir)})`, bin("gunicorn"), ["iact.wsgi", "--bind", `127.0.0.1:${port}`, "--workers", "2", "--timeout", "30"], dir);
+    const proc = start(
+      `gunicorn (${path.basename(dir)})`,
+      bin("gunicorn"),
+      ["iact.wsgi", "--bind", `127.0.0.1:${port}`, "--workers", "2", "--timeout", "30"],
+      dir,
+    );
     procs.push(proc);
     const answers = async () => {
       try {
@@ -241,7 +284,17 @@ describe("integration: IACT example (Django, Celery, gunicorn)", function () {
   }
 
   async function startWorker(dir: string): Promise<Proc> {
-    const args = ["-A", "iact", "worker", "--loglevel=INFO", "--concurrency=1", "--hostname", `iact-test-${path.basename(dir)}@%h`, "--without-gossip", "--without-mingle"];
+    const args = [
+      "-A",
+      "iact",
+      "worker",
+      "--loglevel=INFO",
+      "--concurrency=1",
+      "--hostname",
+      `iact-test-${path.basename(dir)}@%h`,
+      "--without-gossip",
+      "--without-mingle",
+    ];
     const proc = start(`celery worker (${path.basename(dir)})`, bin("celery"), args, dir);
     procs.push(proc);
     await waitFor(proc, "'ready.'", () => /\bready\./.test(proc.output()), 60_000);
@@ -253,8 +306,8 @@ describe("integration: IACT example (Django, Celery, gunicorn)", function () {
   }
 
   /** Polls /api/tasks/<id> until the worker recorded it (bounded). */
-  async function waitRecorded(port: number, id: string): Promise<{ done: boolean; count: number }> {
-    const deadline = Date.now() + 30_000;
+  async function waitRecorded(port: number, id: string, ms = 30_000): Promise<{ done: boolean; count: number }> {
+    const deadline = Date.now() + ms;
     for (;;) {
       const r = await call(port, "GET", `/api/tasks/${id}`);
       assert.strictEqual(r.status, 200);
@@ -265,11 +318,21 @@ describe("integration: IACT example (Django, Celery, gunicorn)", function () {
 
   let v1: string;
   let v1Web: { port: number; proc: Proc };
+  let worker: Proc;
+
+  /** Queues a task that works `seconds` and waits until the worker has received it. */
+  async function enqueueSlow(token: string, id: string, seconds: number): Promise<void> {
+    const received = () => (worker.output().match(/Task core\.tasks\.record_task\[[^\]]+\] received/g) ?? []).length;
+    const before = received();
+    assert.strictEqual((await call(v1Web.port, "POST", "/api/tasks", { token, body: { id, seconds } })).status, 202);
+    await waitFor(worker, "task received", () => received() > before, 15_000);
+  }
 
   before(async function () {
     const redisBin = redisServerPath();
     if (!redisBin) missing(this, "redis-server is not installed");
-    if (run(PYTHON, ["-c", "import ensurepip, venv"], os.tmpdir()).code !== 0) missing(this, `${PYTHON} cannot make virtualenvs (python3-venv)`);
+    if (run(PYTHON, ["-c", "import ensurepip, venv"], os.tmpdir()).code !== 0)
+      missing(this, `${PYTHON} cannot make virtualenvs (python3-venv)`);
 
     work = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-iact-"));
     const installed = ensureVenv();
@@ -288,6 +351,8 @@ describe("integration: IACT example (Django, Celery, gunicorn)", function () {
       SECRET_KEY: crypto.randomBytes(32).toString("base64"),
       STATIC_ROOT: staticRoot,
       SMOKE_PASSWORD: smokePassword,
+      // Short, so the test of a killed worker sees its task redelivered soon.
+      CELERY_VISIBILITY_TIMEOUT: String(VISIBILITY_TIMEOUT),
     };
     const text = Object.keys(env)
       .sort()
@@ -301,7 +366,7 @@ describe("integration: IACT example (Django, Celery, gunicorn)", function () {
     assert.match(migrated, /smoke account 'smoke' created/);
     manage(v1, "collectstatic", "--noinput");
     v1Web = await startGunicorn(v1);
-    await startWorker(v1);
+    worker = await startWorker(v1);
   });
 
   after(async () => {
@@ -313,7 +378,10 @@ describe("integration: IACT example (Django, Celery, gunicorn)", function () {
   });
 
   it("answers the three health paths", async () => {
-    assert.deepStrictEqual(await call(v1Web.port, "GET", "/api/health"), { status: 200, body: { status: "healthy", version: IACT_V1.version } });
+    assert.deepStrictEqual(await call(v1Web.port, "GET", "/api/health"), {
+      status: 200,
+      body: { status: "healthy", version: IACT_V1.version },
+    });
     assert.deepStrictEqual(await call(v1Web.port, "GET", "/api/db-check"), { status: 200, body: { database: "connected" } });
     assert.deepStrictEqual(await call(v1Web.port, "GET", "/api/cache-check"), { status: 200, body: { cache: "connected" } });
   });
@@ -350,6 +418,34 @@ describe("integration: IACT example (Django, Celery, gunicorn)", function () {
     assert.strictEqual((await call(v1Web.port, "GET", "/api/tasks/count")).body.count, before + 2);
   });
 
+  it("a task in flight when the worker gets TERM is finished before the worker exits (warm shutdown)", async () => {
+    const token = (await login(v1Web.port)).body.token as string;
+    const id = `term-${crypto.randomBytes(6).toString("hex")}`;
+    await enqueueSlow(token, id, 2);
+    await stop(worker);
+    assert.match(worker.output(), /[Ww]arm shutdown/);
+    assert.strictEqual(worker.proc.exitCode, 0, worker.output().slice(-3000));
+    assert.deepStrictEqual((await call(v1Web.port, "GET", `/api/tasks/${id}`)).body, { id, done: true, count: 1 });
+    worker = await startWorker(v1);
+  });
+
+  it("a task whose worker is killed mid-task (KILL to all its processes) is redelivered and recorded once", async () => {
+    const token = (await login(v1Web.port)).body.token as string;
+    const id = `kill-${crypto.randomBytes(6).toString("hex")}`;
+    await enqueueSlow(token, id, 2);
+    const exited = new Promise((resolve) => worker.proc.once("exit", resolve));
+    killGroup(worker);
+    await exited;
+    const killedAt = Date.now();
+    await sleep(2_500); // longer than the task: nothing is left to finish it
+    assert.deepStrictEqual((await call(v1Web.port, "GET", `/api/tasks/${id}`)).body, { id, done: false, count: 0 });
+    // A worker gives unacknowledged messages older than the visibility timeout back to the queue
+    // when it starts (and in a periodic sweep), so the next worker runs it.
+    await sleep(Math.max(0, killedAt + (VISIBILITY_TIMEOUT + 1) * 1000 - Date.now()));
+    worker = await startWorker(v1);
+    assert.deepStrictEqual(await waitRecorded(v1Web.port, id, 60_000), { id, done: true, count: 1 });
+  });
+
   it("collects static files under hashed names, and the page links the hashed one", async () => {
     const manifest = JSON.parse(fs.readFileSync(path.join(staticRoot, "staticfiles.json"), "utf8"));
     const hashed = manifest.paths["core/site.css"] as string;
@@ -372,7 +468,10 @@ describe("integration: IACT example (Django, Celery, gunicorn)", function () {
     manage(v2, "collectstatic", "--noinput");
 
     const v2Web = await startGunicorn(v2);
-    assert.deepStrictEqual(await call(v2Web.port, "GET", "/api/health"), { status: 200, body: { status: "healthy", version: IACT_V2.version } });
+    assert.deepStrictEqual(await call(v2Web.port, "GET", "/api/health"), {
+      status: 200,
+      body: { status: "healthy", version: IACT_V2.version },
+    });
     assert.deepStrictEqual((await call(v2Web.port, "GET", "/api/db-check")).body, { database: "connected" });
 
     // The old release keeps working on the new schema (the column has a database default):

@@ -13,7 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from .models import TaskRecord
-from .tasks import record_task
+from .tasks import MAX_SECONDS, record_task
 
 TOKEN_SALT = "iact.auth.token"
 
@@ -100,7 +100,10 @@ def me(request: HttpRequest) -> JsonResponse:
 @csrf_exempt
 @require_POST
 def enqueue_task(request: HttpRequest) -> JsonResponse:
-    """POST /api/tasks {"id": "..."} (id optional): queues record_task(id). Needs a token."""
+    """POST /api/tasks {"id": "...", "seconds": 0}: queues record_task(id, seconds). Needs a token.
+
+    `id` defaults to a new random one; `seconds` (at most 30) is how long the task works first.
+    """
     if _bearer_user(request) is None:
         return _unauthorized()
     body = _json_body(request)
@@ -109,7 +112,10 @@ def enqueue_task(request: HttpRequest) -> JsonResponse:
     task_id = body.get("id") or uuid.uuid4().hex
     if not isinstance(task_id, str) or len(task_id) > 100:
         return JsonResponse({"error": "id must be a string of at most 100 characters"}, status=400)
-    record_task.delay(task_id)
+    seconds = body.get("seconds", 0)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_SECONDS:
+        return JsonResponse({"error": f"seconds must be a number from 0 to {MAX_SECONDS:g}"}, status=400)
+    record_task.delay(task_id, seconds)
     return JsonResponse({"id": task_id, "queued": True}, status=202)
 
 

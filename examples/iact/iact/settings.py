@@ -112,8 +112,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-# Redis redelivers an unacknowledged message (of a worker killed without warm shutdown) after
-# this many seconds; it must exceed the longest task run time, or a slow task runs twice.
+# An unacknowledged message (of a worker killed without warm shutdown) goes back to the queue
+# once it is this many seconds old, at the next worker start or periodic sweep (every ~100 s).
+# It must exceed the longest task run time, or a slow task runs twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(env.get("CELERY_VISIBILITY_TIMEOUT", "600"))}
 
 LOGGING = {
