@@ -127,7 +127,7 @@ describe("unit: config", () => {
       'apps.orchestrator.migrat: unknown key (did you mean "migrate"?)',
       'apps.orchestrator.ports.blu: unknown key (did you mean "blue"?)',
       'apps.orchestrator.health.timeout: unknown key (did you mean "timeoutSeconds"?)',
-      "apps.sevastopol.colour: unknown key (known keys: repo, ref, version, kind, manager, install, build, migrate, start, ports, output, health, env, usesDatabase)",
+      "apps.sevastopol.colour: unknown key (known keys: repo, ref, version, kind, manager, install, build, migrate, migrateCheck, start, ports, output, health, env, usesDatabase)",
       'nginx.reload: unknown key (did you mean "reloadCommand"?)',
       'nginx.site.api: unknown key (did you mean "apiApp"?)',
       'backup.kep: unknown key (did you mean "keep"?)',
