@@ -331,8 +331,8 @@ describe("integration: IACT example (Django, Celery, gunicorn)", function () {
   before(async function () {
     const redisBin = redisServerPath();
     if (!redisBin) missing(this, "redis-server is not installed");
-    if (run(PYTHON, ["-c", "import ensurepip, venv"], os.tmpdir()).code !== 0)
-      missing(this, `${PYTHON} cannot make virtualenvs (python3-venv)`);
+    const canVenv = spawnSync(PYTHON, ["-c", "import ensurepip, venv"], { encoding: "utf8", timeout: 30_000 });
+    if (canVenv.error || canVenv.status !== 0) missing(this, `${PYTHON} cannot make virtualenvs (python3-venv)`);
 
     work = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-iact-"));
     const installed = ensureVenv();
