@@ -153,6 +153,8 @@ describe("integration: no database secret on any command line, backups private (
     await count("delete from cargo where id > 1000 returning 0 as n");
     assert.strictEqual(await count("select count(*) as n from cargo"), 1000);
     fs.chmodSync(path.join(root, "backups"), 0o755);
+    // The backups above held the deploy lock as a deploy's steps do; its record step releases it.
+    fs.rmSync(path.join(root, ".lock"), { recursive: true, force: true });
     const r = await runWatched(restoreScript(cfg, backupPath, sha256File(backupPath), "unit-before-restore"), `${pg.url}\n`, password);
     assert.strictEqual(r.code, 0, r.stderr);
     assert.ok(
