@@ -94,7 +94,10 @@ export function explainEngineError(err: unknown): EngineFailure {
   }
   // The first error line, completed by the line that says what it is about when it only
   // introduces it ("invalid stack configuration:", a step's "--- stderr ---").
-  const at = lines.findIndex((l) => /^error:/i.test(l));
+  // The engine's generic summary ("error: update failed") only when nothing more specific was said.
+  const generic = (l: string) => /^error:\s*(update|preview|refresh|destroy) failed\s*$/i.test(l);
+  let at = lines.findIndex((l) => /^error:/i.test(l) && !generic(l));
+  if (at < 0) at = lines.findIndex((l) => /^error:/i.test(l));
   let first = at >= 0 ? lines[at].replace(/^error:\s*/i, "") : undefined;
   const next = lines.slice(at + 1).map((l) => l.trim());
   if (first !== undefined && next.length > 0) {

@@ -144,7 +144,8 @@ describe("unit: the rollback's stack file change and engine failures", () => {
     assert.strictEqual(config.reason, "invalid stack configuration: bogusKey: unknown key");
     const step = explainEngineError({
       commandResult: {
-        stderr: "error: step failed on deploy@h:22 (exit 1)\n  --- stderr ---\n  smoke test failed: x\n  switched back\n",
+        stderr:
+          "error: update failed\nerror: step failed on deploy@h:22 (exit 1)\n  --- stderr ---\n  smoke test failed: x\n  switched back\n",
         stdout: "",
         code: 255,
       },
