@@ -220,18 +220,24 @@ runMain("rollback", async () => {
   if (restore) {
     log(`\nrestoring the database from ${restore.path}`);
     const t = Date.now();
-    const safety = await runRestore(restore, `${name}-before-restore`);
-    restoreSeconds = (Date.now() - t) / 1000;
-    log(`safety backup of the database as it was: ${safety}`);
-    log(`database restored from ${restore.path} in ${restoreSeconds.toFixed(1)} s`);
-    const schema = await checkSchema(restore);
-    for (const line of schema.lines) log(line);
-    if (!schema.ok) {
-      throw new ToolError(
-        `the restored database does not match the code that serves (above). The code rollback to update ${target.version} stands; ` +
-          `the database as it was before the restore is in ${safety}`,
-        1,
-      );
+    try {
+      const safety = await runRestore(restore, `${name}-before-restore`);
+      restoreSeconds = (Date.now() - t) / 1000;
+      log(`safety backup of the database as it was: ${safety}`);
+      log(`database restored from ${restore.path} in ${restoreSeconds.toFixed(1)} s`);
+      const schema = await checkSchema(restore);
+      for (const line of schema.lines) log(line);
+      if (!schema.ok) {
+        throw new ToolError(
+          `the restored database does not match the code that serves (above). The code rollback to update ${target.version} stands; ` +
+            `the database as it was before the restore is in ${safety}`,
+          1,
+        );
+      }
+    } catch (err) {
+      // The code rollback went through: the stack file's change must still reach the repository.
+      printStackFileChange(stackFile.diff(), stackFileName(name), message);
+      throw err;
     }
   } else if (migrated.length > 0) {
     log(
@@ -253,18 +259,7 @@ runMain("rollback", async () => {
     `  rollback time: ${seconds(totalSeconds * 1000)} s (pulumi up ${upSeconds.toFixed(1)} s${restoreSeconds !== undefined ? `, database restore ${restoreSeconds.toFixed(1)} s` : ""}` +
       `, history/config/checks ${otherSeconds.toFixed(1)} s) = ${formatDuration(totalSeconds)}`,
   );
-  // The repository must agree with what serves: the next deploy from main would bring the undone version back.
-  const change = stackFile.diff();
-  const file = stackFileName(name);
-  if (change) {
-    log(
-      `\nthe rollback rewrote ${file} (its apps key). Commit this change (\`git commit -m "${message}" -- ${file}\`), ` +
-        `or revert the commit that brought the undone version, so the next deploy from the main branch does not bring it back:`,
-    );
-    process.stdout.write(change);
-  } else {
-    log(`\n${file} is as it was before the rollback: nothing to commit`);
-  }
+  printStackFileChange(stackFile.diff(), stackFileName(name), message);
   await notifyIfConfigured(
     stack,
     {
@@ -279,3 +274,16 @@ runMain("rollback", async () => {
     log,
   );
 });
+
+/** The repository must agree with what serves: the next deploy from main would bring the undone version back. */
+function printStackFileChange(change: string | undefined, file: string, message: string): void {
+  if (change) {
+    log(
+      `\nthe rollback rewrote ${file} (its apps key). Commit this change (\`git commit -m "${message}" -- ${file}\`), ` +
+        `or revert the commit that brought the undone version, so the next deploy from the main branch does not bring it back:`,
+    );
+    process.stdout.write(change);
+  } else {
+    log(`\n${file} is as it was before the rollback: nothing to commit`);
+  }
+}

@@ -8,7 +8,7 @@ import * as path from "path";
 import { Client } from "pg";
 import { REPO_ROOT, RunResult, TempBackend, requirePulumi } from "../../local/backend";
 import { makeExampleRepos } from "../../local/exampleRepos";
-import { localConfig, outputOf, removeStackFile, setPlainConfig, writeStack, LocalStackOptions } from "../../local/stack";
+import { localConfig, localSecrets, outputOf, removeStackFile, setPlainConfig, writeStack, LocalStackOptions } from "../../local/stack";
 import { readJournal } from "../../local/harness";
 import { get } from "../../local/http";
 import { PostgresInstance, startPostgres } from "../../local/postgres";
@@ -90,8 +90,7 @@ describe("e2e: rollback, history and metrics tools on the Automation API", funct
     const repos = await makeExampleRepos(path.join(work, "repos"));
     opts = { target, databaseUrl: pg.url, repos, refs: refs("v1.2.2"), slotPorts: { blue: await freePort(), green: await freePort() } };
     writeStack(backend, stack, localConfig(opts), {
-      sshPrivateKey: target.ssh.privateKey,
-      databaseUrl: pg.url,
+      ...localSecrets(target.ssh.privateKey, pg.url),
       notifyWebhookUrl: hook.url,
     });
   });
