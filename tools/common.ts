@@ -135,24 +135,24 @@ export async function secretConfig(stack: Stack, key: string): Promise<string | 
   }
 }
 
-/** The deploy server from the stack's config (server.host/port/user/hostKey) and sshPrivateKey. */
-export async function serverTarget(stack: Stack, config: Record<string, unknown>): Promise<{ target: Target; root: string }> {
+/**
+ * The deploy server from the stack's config (server.host/port/user/hostKey) and sshPrivateKey.
+ * Paths on it (server.root) come from the validated config (lib/config), which normalises them.
+ */
+export async function serverTarget(stack: Stack, config: Record<string, unknown>): Promise<Target> {
   const s = (config.server ?? {}) as Record<string, unknown>;
-  if (typeof s.host !== "string" || typeof s.user !== "string" || typeof s.root !== "string") {
-    throw new ToolError("the stack config has no server.host/server.user/server.root");
+  if (typeof s.host !== "string" || typeof s.user !== "string") {
+    throw new ToolError("the stack config has no server.host/server.user");
   }
   const privateKey = await secretConfig(stack, "sshPrivateKey");
   if (!privateKey) throw new ToolError("the stack config has no sshPrivateKey secret");
   return {
-    target: {
-      host: s.host,
-      port: Number(s.port ?? 22),
-      user: s.user,
-      privateKey,
-      hostKey: typeof s.hostKey === "string" ? s.hostKey : undefined,
-      insecureIgnoreHostKey: s.insecureIgnoreHostKey === true || s.insecureIgnoreHostKey === "true",
-    },
-    root: s.root,
+    host: s.host,
+    port: Number(s.port ?? 22),
+    user: s.user,
+    privateKey,
+    hostKey: typeof s.hostKey === "string" ? s.hostKey : undefined,
+    insecureIgnoreHostKey: s.insecureIgnoreHostKey === true || s.insecureIgnoreHostKey === "true",
   };
 }
 

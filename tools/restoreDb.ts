@@ -66,7 +66,7 @@ export async function prepareRestore(
   if (!databaseUrl) throw new ToolError("refused: --restore-db needs the databaseUrl secret in the stack config; nothing was changed");
   // The config as it will be once the rollback is deployed: its apps are the ones the check runs in.
   const cfg = deployConfigOf(name, { ...config, apps: targetRow.appsConfig ?? config.apps });
-  const { target } = await serverTarget(stack, config);
+  const target = await serverTarget(stack, config);
   const read = await sshRun(target, `cat ${quote(layout(cfg.server.root).journal)} 2>/dev/null || true`);
   const journal = parseJournal(read.stdout);
   const targetRefs = Object.fromEntries(Object.entries(targetRow.apps).map(([n, a]) => [n, a.ref]));
