@@ -16,6 +16,7 @@ import {
   RestoreChoice,
   RestoreRefusal,
   restoreScript,
+  updateAt,
   restoreSurveyScript,
   schemaCheckScript,
 } from "../lib/restore";
@@ -41,13 +42,6 @@ function deployConfigOf(name: string, config: Record<string, unknown>): DeployCo
     if (err instanceof ConfigError) throw new ToolError(`the stack config is not valid: ${err.message}`);
     throw err;
   }
-}
-
-/** `update N` when the server time `time` falls inside one update of the history (clocks agreeing). */
-function updateAt(rows: DeployRow[], time: string): string | undefined {
-  const t = Date.parse(time);
-  const row = rows.find((r) => r.end && r.start.getTime() - 5000 <= t && t <= r.end.getTime() + 5000);
-  return row ? `update ${row.version}` : undefined;
 }
 
 /**
@@ -103,7 +97,8 @@ export async function prepareRestore(
 
   const lines = [`database: will restore ${path} (${survey.size} bytes, sha256 ${sha256.slice(0, 16)}… as recorded)`];
   if (event) {
-    const by = updateAt(rows, event.time);
+    const at = updateAt(rows, event.time);
+    const by = at !== undefined ? `update ${at}` : undefined;
     const fromTo = Object.keys(event.to ?? {})
       .sort()
       .map((a) => `${a} ${(event!.from?.[a] || "(none)").slice(0, 12)} → ${(event!.to?.[a] ?? "").slice(0, 12)}`)

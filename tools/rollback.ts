@@ -132,9 +132,13 @@ runMain("rollback", async () => {
   );
   const undone = lastSuccessful(rows);
   const beforeApps = outputs.apps as OutputApps | undefined;
-  const before = `update ${undone?.version ?? "-"}: ${describe(currentRefs, beforeApps)}`;
+  // What serves is what the last successful update deployed (its outputs), not what the config
+  // names: after a failed update the config names refs that never went live.
+  const servingRefs = Object.fromEntries(Object.keys(currentRefs).map((n) => [n, beforeApps?.[n]?.ref ?? currentRefs[n]]));
+  const before = `update ${undone?.version ?? "-"}: ${describe(servingRefs, beforeApps)}`;
   log(`\nrolling back stack ${name}`);
   log(`  from  ${before}`);
+  if (!sameRefs(servingRefs, currentRefs)) log(`  (the stack config names ${refsText(currentRefs)}, which did not go live: the update that tried it failed)`);
   log(`  to    update ${target.version}: ${refsText(Object.fromEntries(Object.entries(target.apps).map(([n, a]) => [n, a.ref])))}`);
   if (to === undefined && passedOver.length > 0)
     log(
@@ -161,7 +165,7 @@ runMain("rollback", async () => {
   // Only the apps key changes: secrets and the rest of the config stay as they are. The stack file
   // as it was is kept, to put it back when the update does not start, or to print the change.
   const stackFile = await StackFileChange.capture(stack, REPO_ROOT, name);
-  await stackFile.setApps(JSON.stringify(target.appsConfig));
+  await stackFile.setApps(target.appsConfig!);
   const message = rollbackMessage(target.version);
   log(`\n$ pulumi up --message "${message}"`);
   const upStart = Date.now();

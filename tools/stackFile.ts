@@ -7,12 +7,21 @@
 import { CommandError, ConcurrentUpdateError, ConfigValue, EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import * as fs from "fs";
 import * as path from "path";
+import { PROJECT } from "../lib/history";
+import { setConfigBlock } from "../lib/stackFileText";
 import { unifiedDiff } from "../lib/unifiedDiff";
 import { ToolError } from "./common";
 
 /** `Pulumi.<stack>.yaml` in the project folder (the last part of an org/project/stack name). */
 export function stackFileName(stackName: string): string {
   return `Pulumi.${stackName.split("/").pop()}.yaml`;
+}
+
+/** JSON with object keys sorted: equal texts for equal values, whatever the key order. */
+function canonicalJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x) =>
+    x && typeof x === "object" && !Array.isArray(x) ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, x[k]])) : x,
+  );
 }
 
 function readText(file: string): string | undefined {
@@ -190,10 +199,31 @@ export class StackFileChange {
     return new StackFileChange(stack, root, stackName, before, appsBefore);
   }
 
-  /** Sets `apps` (plain) through the engine and remembers the file it wrote. */
-  async setApps(value: string): Promise<void> {
+  /**
+   * Sets `apps` (plain) and remembers the file it wrote. The key's block is rewritten in the file
+   * as YAML, every other line kept, so the change to commit is the apps change alone; the engine
+   * then reads it back. When it reads something else (or the file is not one the text edit
+   * handles), the file is put back and the engine writes the value itself (as JSON text, with
+   * the engine's own formatting of the whole file).
+   */
+  async setApps(apps: Record<string, unknown>): Promise<void> {
+    const edited = this.before !== undefined ? setConfigBlock(this.before, `${PROJECT}:apps`, apps) : undefined;
+    if (edited !== undefined) {
+      fs.writeFileSync(this.file, edited);
+      let read: ConfigValue | undefined;
+      try {
+        read = await this.stack.getConfig("apps");
+      } catch {
+        read = undefined;
+      }
+      if (read && canonicalJson(JSON.parse(read.value)) === canonicalJson(apps)) {
+        this.written = edited;
+        return;
+      }
+      fs.writeFileSync(this.file, this.before!);
+    }
     await engineCall(`write the apps config of stack ${this.stackName} (${stackFileName(this.stackName)}); nothing was changed`, () =>
-      this.stack.setConfig("apps", { value, secret: false }, false),
+      this.stack.setConfig("apps", { value: JSON.stringify(apps), secret: false }, false),
     );
     this.written = readText(this.file);
   }

@@ -172,3 +172,15 @@ export function describeDiscard(backupTime: string | undefined, stats: BackupEve
   if (reset) lines.push("some tables' counters were reset since the backup: their rows written since are not known");
   return lines;
 }
+
+/**
+ * The update (its number) that ran at server time `time`: the newest one started by then (1 s of
+ * slack for the history's whole seconds) that had not ended before it. Undefined when none (the
+ * server's clock and the backend's disagree).
+ */
+export function updateAt(rows: { version: number; start: Date; end?: Date }[], time: string): number | undefined {
+  const t = Date.parse(time);
+  const started = rows.filter((r) => r.start.getTime() <= t + 1000).sort((a, b) => a.start.getTime() - b.start.getTime());
+  const row = started[started.length - 1];
+  return row && (!row.end || t <= row.end.getTime() + 1000) ? row.version : undefined;
+}

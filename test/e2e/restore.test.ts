@@ -121,6 +121,7 @@ describe("e2e: rollback --restore-db restores the right backup", function () {
     console.log(`      ${r.stdout.split("\n").filter((l) => /^\s+(database:|taken|it undoes|everything|tables|rows|  public|a safety)|^schema check|^database restored/.test(l)).join("\n      ")}`);
     const out = r.stdout;
     assert.ok(out.includes(`database: will restore ${failedBackup.path} (`), out);
+    assert.match(out, /^ {4}taken \S+ by update 4 \(lease t-rs\d+\/\S+\) before migrating orchestrator [0-9a-f]{12} → [0-9a-f]{12}$/m);
     assert.match(out, /it undoes the migrations run since update 3 was deployed: orchestrator@[0-9a-f]{12} \(failed, /);
     assert.match(out, /tables created since the backup, dropped by the restore: public\.widgets/);
     assert.match(out, / public\.items: 4 inserted, 0 updated, 0 deleted/);

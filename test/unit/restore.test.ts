@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { DatabaseSurvey, describeDiscard, parseJournal, pickRestoreBackup, RestoreRefusal } from "../../lib/restore";
+import { DatabaseSurvey, describeDiscard, parseJournal, pickRestoreBackup, RestoreRefusal, updateAt } from "../../lib/restore";
 
 const deploy = (ref: string, finishedAt = "t") => ({ stack: "s", result: "succeeded", apps: { api: { ref, sha: `${ref}-sha` }, web: { ref } }, finishedAt });
 const backup = (path: string) => ({ event: "backup", time: `time-${path}`, lease: `lease-${path}`, path, size: 1, sha256: `sum-${path}` });
@@ -88,5 +88,17 @@ describe("unit: restore plan (which backup a rollback restores; issue 9, observa
     assert.strictEqual(reset[0], "everything written to the database since the backup was taken is discarded (its time is not recorded)");
     assert.ok(reset.includes("some tables' counters were reset since the backup: their rows written since are not known"), reset.join("\n"));
     assert.ok(describeDiscard(undefined, undefined, survey, new Date()).includes("rows written since: not known (the backup has no recorded counters)"));
+  });
+
+  it("updateAt: a backup's time names the update running then, not one that ended seconds before", () => {
+    const d = (s: string) => new Date(`2026-12-01T07:29:${s}Z`);
+    const rows = [
+      { version: 2, start: d("03"), end: d("15") },
+      { version: 3, start: d("15"), end: d("20") },
+    ];
+    assert.strictEqual(updateAt(rows, "2026-12-01T07:29:19.514Z"), 3);
+    assert.strictEqual(updateAt(rows, "2026-12-01T07:29:10.000Z"), 2);
+    assert.strictEqual(updateAt(rows, "2026-12-01T07:29:40.000Z"), undefined);
+    assert.strictEqual(updateAt(rows, "2026-12-01T07:28:00.000Z"), undefined);
   });
 });
