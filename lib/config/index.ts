@@ -12,7 +12,7 @@ export { SECRET_REF, SMOKE_SECRETS_KEY, secretRefs, smokeSecretNames, smokeSecre
 
 export * from "./types";
 import { EXPECT_EVERY_KEYS, SMOKE_KEYS, SMOKE_SECRETS_KEY, parseSmoke } from "./smoke";
-import { AppConfig, ConfigError, DeployConfig, DeploySecretsPresence, NginxConfig, ServerConfig } from "./types";
+import { AppConfig, ConfigError, DeployConfig, DeploySecretsPresence, HealthCheck, NginxConfig, ServerConfig } from "./types";
 
 const NAME = /^[a-z][a-z0-9-]{0,39}$/;
 // What git accepts as a ref name, narrowed: no "..", no leading "-", no control chars or spaces.
@@ -44,7 +44,10 @@ export const KNOWN_KEYS = {
     "usesDatabase",
   ],
   ports: ["blue", "green"],
-  health: ["path", "expect", "versionField", "extraPaths", "timeoutSeconds"],
+  health: ["path", "expect", "versionField", "extraPaths", "checks", "timeoutSeconds"],
+  /** The shorthand for one first check (path, expect, versionField) and 200-only ones (extraPaths). */
+  healthShorthand: ["path", "expect", "versionField", "extraPaths"],
+  healthCheck: ["path", "expect", "versionField"],
   nginx: ["port", "listen", "sitesDir", "reloadCommand", "testCommand", "site"],
   site: ["staticApp", "apiApp"],
   backup: ["keep", "enabled"],
@@ -245,15 +248,13 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
     if (!h) r.fail(`${at}.health`, "is required for a node app: nothing takes traffic unchecked");
     r.knownKeys(h, `${at}.health`, KNOWN_KEYS.health);
     app.health = {
-      path: r.string(h?.path, `${at}.health.path`, { pattern: /^\/[^\s]*$/, patternText: 'must start with "/"' }) ?? "/health",
-      expect: r.stringMap(h?.expect ?? { status: "ok" }, `${at}.health.expect`),
-      versionField: r.string(h?.versionField, `${at}.health.versionField`) ?? "version",
-      extraPaths: r.stringList(h?.extraPaths, `${at}.health.extraPaths`, /^\/[^\s]*$/, 'must start with "/"'),
+      checks: parseHealthChecks(r, h, `${at}.health`),
       timeoutSeconds: r.int(h?.timeoutSeconds, `${at}.health.timeoutSeconds`, 1, 3600, 60) ?? 60,
     };
     app.version = app.version ?? versionOfRef(app.ref);
-    if (!app.version && app.health.versionField && app.ref) {
-      r.fail(`${at}.version`, `is required when ref is not a version tag: the health check compares ${app.health.versionField} with it`);
+    const versionField = app.health.checks.find((c) => c.versionField)?.versionField;
+    if (!app.version && versionField && app.ref) {
+      r.fail(`${at}.version`, `is required when ref is not a version tag: the health check compares ${versionField} with it`);
     }
   } else {
     app.output = app.output ?? "dist";
@@ -263,6 +264,61 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
   if (app.migrateCheck && !app.migrate) r.fail(`${at}.migrateCheck`, "checks the migrations of `migrate`, which is not set");
   if (app.manager === "systemd" && kind === "static") r.fail(`${at}.manager`, "a static app has no service");
   return app;
+}
+
+const HEALTH_PATH = { pattern: /^\/[^\s]*$/, patternText: 'must start with "/"' };
+
+/**
+ * An app's health paths, each with the JSON fields its answer must hold: `checks` (a list of
+ * { path, expect, versionField? }, the version on one of them at most), or the shorthand (path,
+ * expect and versionField of one first check, default /health answering status ok and the version;
+ * extraPaths that must only answer 200). Both forms at once are refused: which one is meant?
+ */
+function parseHealthChecks(r: Reader, h: Raw | undefined, at: string): HealthCheck[] {
+  if (h?.checks === undefined || h.checks === null) {
+    const versionField = r.string(h?.versionField, `${at}.versionField`) ?? "version";
+    return [
+      {
+        path: r.string(h?.path, `${at}.path`, HEALTH_PATH) ?? "/health",
+        expect: r.stringMap(h?.expect ?? { status: "ok" }, `${at}.expect`),
+        versionField,
+      },
+      ...r
+        .stringList(h?.extraPaths, `${at}.extraPaths`, HEALTH_PATH.pattern, HEALTH_PATH.patternText)
+        .map((path) => ({ path, expect: {} })),
+    ];
+  }
+  const mixed = KNOWN_KEYS.healthShorthand.filter((k) => h[k] !== undefined && h[k] !== null);
+  if (mixed.length > 0) {
+    r.fail(
+      `${at}.checks`,
+      `cannot be combined with ${mixed.join(", ")} (the shorthand for one check): give every path, its expect and versionField, in checks`,
+    );
+  }
+  if (!Array.isArray(h.checks)) return r.fail(`${at}.checks`, "must be a list of { path, expect, versionField }") ?? [];
+  if (h.checks.length === 0) r.fail(`${at}.checks`, "must name at least one path");
+  const checks = h.checks.map((v: unknown, i: number): HealthCheck => {
+    const cat = `${at}.checks[${i}]`;
+    const c = v === undefined || v === null ? r.fail(cat, "must be an object") : r.object(v, cat);
+    if (!c) return { path: "", expect: {} };
+    r.knownKeys(c, cat, KNOWN_KEYS.healthCheck);
+    const check: HealthCheck = {
+      path: r.string(c.path, `${cat}.path`, { required: true, ...HEALTH_PATH }) ?? "",
+      expect: r.stringMap(c.expect, `${cat}.expect`),
+    };
+    const versionField = r.string(c.versionField, `${cat}.versionField`);
+    if (versionField) check.versionField = versionField;
+    return check;
+  });
+  const versioned = checks.flatMap((c, i) => (c.versionField ? [i] : []));
+  for (const i of versioned.slice(1)) {
+    r.fail(`${at}.checks[${i}].versionField`, `the version is compared on one path only, and checks[${versioned[0]}] does`);
+  }
+  checks.forEach((c, i) => {
+    const first = checks.findIndex((o) => o.path === c.path);
+    if (c.path && first < i) r.fail(`${at}.checks[${i}].path`, `${c.path} is already checked by checks[${first}]`);
+  });
+  return checks;
 }
 
 function parseDeployWindow(r: Reader, v: unknown): DeployWindow | undefined {

@@ -21,14 +21,23 @@ export interface ServerConfig {
   minFreeMiB: number;
 }
 
-export interface HealthConfig {
+/** One path of an app's health check: it must answer HTTP 200 with these JSON fields. */
+export interface HealthCheck {
   path: string;
-  /** Fields the JSON answer must hold with exactly these values. */
+  /** Fields the JSON answer must hold with exactly these values (none: any 200 answer will do). */
   expect: Record<string, string>;
-  /** JSON field that must equal the version being deployed (none: not checked). */
+  /** JSON field that must equal the version being deployed (none: not checked); one check of an app at most. */
   versionField?: string;
-  /** More endpoints that must answer 200 (db-check, cache-check). */
-  extraPaths: string[];
+}
+
+/**
+ * An app's health check, as the scripts use it: every path in order, each with its own fields
+ * (`/api/health` with status and version, `/api/db-check` with database: connected…), all
+ * answered before the deadline. The config's shorthand (path, expect, versionField, extraPaths)
+ * is one first check and 200-only ones.
+ */
+export interface HealthConfig {
+  checks: HealthCheck[];
   timeoutSeconds: number;
 }
 

@@ -5,6 +5,7 @@
  */
 import { AppConfig, DeployConfig, SECRET_REF, SmokeStep } from "../config";
 import { quote, script } from "../shell";
+import { EXPECT_FIELDS, expectedText } from "./health";
 import { layout, prelude } from "./layout";
 import { stepScript } from "./lock";
 import { restartSlotLine } from "./slot";
@@ -45,10 +46,22 @@ function verifyLines(cfg: DeployConfig, t: CutoverTarget): string[] {
       `[ -s ${quote(index)} ] || { echo "check failed for ${app.name}: ${index} is missing or empty; nothing was switched" >&2; exit 1; }`,
     ];
   }
-  const url = `http://127.0.0.1:${t.port}${app.health!.path}`;
   return [
     `[ "$(readlink ${quote(`${L.slots}/${t.slot}`)} 2>/dev/null)" = ${quote(release)} ] || { echo "check failed for ${app.name}: slot ${t.slot} does not hold release ${sha.slice(0, 12)}; nothing was switched" >&2; exit 1; }`,
-    `curl -fsS -m 5 -o /dev/null ${quote(url)} 2>"$nostromo_tmp/verify" || { echo "check failed for ${app.name}: "${quote(url)}" does not answer ($(cat "$nostromo_tmp/verify")); nothing was switched" >&2; exit 1; }`,
+    // Every health path again, each with its own fields (the version where it is compared).
+    ...app.health!.checks.flatMap((check) => {
+      const url = `http://127.0.0.1:${t.port}${check.path}`;
+      const expect = expectedText(check, app.version);
+      if (!expect) {
+        return [
+          `curl -fsS -m 5 -o /dev/null ${quote(url)} 2>"$nostromo_tmp/verify" || { echo "check failed for ${app.name}: "${quote(url)}" does not answer ($(cat "$nostromo_tmp/verify")); nothing was switched" >&2; exit 1; }`,
+        ];
+      }
+      return [
+        `curl -fsS -m 5 -o "$nostromo_tmp/verify-body" ${quote(url)} 2>"$nostromo_tmp/verify" || { echo "check failed for ${app.name}: "${quote(url)}" does not answer ($(cat "$nostromo_tmp/verify")); nothing was switched" >&2; exit 1; }`,
+        `why=$(node -e ${quote(EXPECT_FIELDS)} ${quote(expect)} "$(cat "$nostromo_tmp/verify-body")") || { echo "check failed for ${app.name}: "${quote(url)}" expected HTTP 200 with "${quote(expect)}", got HTTP 200 ($why): $(head -c 300 "$nostromo_tmp/verify-body"); nothing was switched" >&2; exit 1; }`,
+      ];
+    }),
   ];
 }
 
@@ -146,7 +159,7 @@ function refreshIdleSlotLines(cfg: DeployConfig, t: CutoverTarget): string[] {
     app.manager === "pm2"
       ? `pm2 delete ${quote(`${app.name}-${idle}`)} >/dev/null 2>&1`
       : `systemctl disable --now --quiet ${quote(`nostromo-${app.name}-${idle}.service`)}`;
-  const url = `http://127.0.0.1:${port}${app.health!.path}`;
+  const url = `http://127.0.0.1:${port}${app.health!.checks[0].path}`;
   return [
     `slot=${idle}`,
     `if ${running} && [ "$(cat ${quote(`${L.slots}/${idle}.env`)} 2>/dev/null)" != ${quote(t.envDigest)} ]; then`,

@@ -2,6 +2,7 @@
 import { AppConfig, DeployConfig, ServerConfig } from "../config";
 import { quote, script } from "../shell";
 import { layout, prelude } from "./layout";
+import { EXPECT_FIELDS, expectedText } from "./health";
 import { stepScript } from "./lock";
 
 /** Name of a slot's process (PM2) or unit (systemd). */
@@ -135,70 +136,64 @@ export function restartSlotLine(app: AppConfig): string {
 
 /**
  * `pulumi refresh`'s question to the server for a started release: does a slot (blue or green)
- * run release `sha` and answer its health check with its version? Exit 0: yes; exit 3 (drift):
- * no, with what each slot answered; the next `up` starts it again through the health gate.
+ * run release `sha` and answer every health path with its fields and version? Exit 0: yes; exit 3
+ * (drift): no, with what each slot answered; the next `up` starts it again through the health gate.
  */
 export function slotCheckScript(cfg: DeployConfig, app: AppConfig, sha: string, version: string): string {
   const L = layout(cfg.server.root, app.name);
-  const h = app.health!;
-  const expect = expectedHealth(app, version);
+  const checks = app.health!.checks;
   return script(
     prelude(cfg.server),
     `seen=""`,
+    // Path $1 of slot $slot answers 200 with the fields $2 (JSON; "": any answer); else what it answered goes into $seen.
+    `slot_answers() {`,
+    `  body=$(curl -fsS -m 5 "http://127.0.0.1:$port$1" 2>&1) || { seen="$seen $slot: $1: $(printf '%s' "$body" | head -c 120);"; return 1; }`,
+    `  [ -z "$2" ] && return 0`,
+    `  why=$(node -e ${quote(EXPECT_FIELDS)} "$2" "$body") && return 0`,
+    `  seen="$seen $slot: $1 answered ($why) $(printf '%s' "$body" | head -c 120);"`,
+    `  return 1`,
+    `}`,
     `for slot in blue green; do`,
     `  if [ "$slot" = blue ]; then port=${app.ports!.blue}; else port=${app.ports!.green}; fi`,
     `  if [ "$(readlink ${quote(L.slots)}/"$slot" 2>/dev/null)" != ${quote(`${L.releases}/${sha}`)} ]; then seen="$seen $slot: other release;"; continue; fi`,
-    `  body=$(curl -sS -m 5 "http://127.0.0.1:$port"${quote(h.path)} 2>&1) || { seen="$seen $slot: $(printf '%s' "$body" | head -c 120);"; continue; }`,
-    `  if node -e ${quote(EXPECT_FIELDS)} ${quote(JSON.stringify(expect))} "$body"; then echo "${app.name} ${sha.slice(0, 12)} runs in slot $slot"; exit 0; fi`,
-    `  seen="$seen $slot: answered $(printf '%s' "$body" | head -c 120);"`,
+    `  if ${checks.map((c) => `slot_answers ${quote(c.path)} ${quote(expectedText(c, version))}`).join(" && ")}; then echo "${app.name} ${sha.slice(0, 12)} runs in slot $slot"; exit 0; fi`,
     `done`,
-    `echo "${app.name}: no slot runs ${sha.slice(0, 12)} and answers "${quote(h.path)}" (${"$"}{seen# })"`,
+    `echo "${app.name}: no slot runs ${sha.slice(0, 12)} and answers "${quote(checks.map((c) => c.path).join(" "))}" (${"$"}{seen# })"`,
     `exit 3`,
   );
 }
 
-/** The JSON fields a health answer must hold: the configured ones and, when given, the version. */
-function expectedHealth(app: AppConfig, version: string | undefined): Record<string, string> {
-  const h = app.health!;
-  const expect: Record<string, string> = { ...h.expect };
-  if (h.versionField && version !== undefined) expect[h.versionField] = version;
-  return expect;
-}
-
-/** Node one-liner: exit 0 when the JSON in argv[2] has every field of argv[1] with its value. */
-const EXPECT_FIELDS = `const e=JSON.parse(process.argv[1]);let b;try{b=JSON.parse(process.argv[2])}catch{process.exit(1)}for(const k in e){if(String(b[k])!==e[k])process.exit(1)}`;
-
 /**
- * Polls the slot's health URL until it answers 200 with the expected JSON fields and version
- * (none given: any version), or the deadline passes; then runs `stop_slot` and fails naming app,
- * URL, expectation, answer and `after` (what that means for traffic).
+ * Polls each health path of the slot in turn until it answers 200 with its expected JSON fields
+ * (the version on the path that has it; none given: any version), or the deadline passes; then
+ * runs `stop_slot` and fails naming app, URL, expected fields, the field that differs, the answer
+ * and `after` (what that means for traffic).
  */
 export function healthGate(app: AppConfig, version: string | undefined, port: string, after: string): string {
   const h = app.health!;
-  const expect = expectedHealth(app, version);
-  const urls = [h.path, ...h.extraPaths];
   return [
     `deadline=$(( $(date +%s) + ${h.timeoutSeconds} ))`,
-    `expect=${quote(JSON.stringify(expect))}`,
-    `for path in ${urls.map(quote).join(" ")}; do`,
-    `  url="http://127.0.0.1:${port}$path"`,
+    // Path $1 answers 200 with the fields $2 (JSON; "": any answer) before the deadline, else the slot is stopped.
+    `health_check() {`,
+    `  url="http://127.0.0.1:${port}$1"`,
     `  while :; do`,
     `    code=$(curl -sS -m 5 -o "$nostromo_tmp/health" -w '%{http_code}' "$url" 2>"$nostromo_tmp/health-err" || true)`,
     `    body=$(head -c 300 "$nostromo_tmp/health" 2>/dev/null || true)`,
     `    [ "$code" = 000 ] && body=$(cat "$nostromo_tmp/health-err")`,
+    `    why=""`,
     `    if [ "$code" = 200 ]; then`,
-    // Only the main health path carries the expected fields; extra paths need a 200.
-    `      [ "$path" != ${quote(h.path)} ] && break`,
-    `      node -e ${quote(EXPECT_FIELDS)} "$expect" "$body" && break`,
+    `      [ -z "$2" ] && return 0`,
+    `      why=$(node -e ${quote(EXPECT_FIELDS)} "$2" "$(cat "$nostromo_tmp/health")") && return 0`,
     `    fi`,
     `    if [ "$(date +%s)" -ge "$deadline" ]; then`,
     `      stop_slot`,
-    `      echo "health check failed for ${app.name}: $url expected HTTP 200 with $expect, got HTTP $code: $body (${after})" >&2`,
+    `      echo "health check failed for ${app.name}: $url expected HTTP 200\${2:+ with $2}, got HTTP $code\${why:+ ($why)}: $body (${after})" >&2`,
     `      exit 1`,
     `    fi`,
     `    sleep 1`,
     `  done`,
-    `done`,
+    `}`,
+    ...h.checks.map((c) => `health_check ${quote(c.path)} ${quote(expectedText(c, version))}`),
     `echo "health ok: ${app.name}${version === undefined ? "" : ` ${version}`} on port ${port}"`,
   ].join("\n");
 }

@@ -36,10 +36,7 @@ describe("unit: config", () => {
     assert.strictEqual(orch.install, "npm ci");
     assert.strictEqual(orch.usesDatabase, true);
     assert.deepStrictEqual(orch.health, {
-      path: "/health",
-      expect: { status: "ok" },
-      versionField: "version",
-      extraPaths: [],
+      checks: [{ path: "/health", expect: { status: "ok" }, versionField: "version" }],
       timeoutSeconds: 60,
     });
     assert.strictEqual(cfg.apps.find((a) => a.name === "sevastopol")!.output, "dist");
@@ -84,6 +81,87 @@ describe("unit: config", () => {
     assert.deepStrictEqual(problems(raw), [
       "apps.orchestrator.version: is required when ref is not a version tag: the health check compares version with it",
     ]);
+  });
+
+  describe("health checks (issue 10: several paths, each with its own fields)", () => {
+    /** The staging runbook's three checks, the version on /api/health. */
+    const RUNBOOK_CHECKS = [
+      { path: "/api/health", expect: { status: "healthy" }, versionField: "version" },
+      { path: "/api/db-check", expect: { database: "connected" } },
+      { path: "/api/cache-check", expect: { cache: "connected" } },
+    ];
+    const withHealth = (health: Record<string, unknown>, edit: (raw: Record<string, any>) => void = () => {}) => {
+      const raw = validRaw();
+      raw.apps.orchestrator.health = health;
+      edit(raw);
+      return raw;
+    };
+    const healthOf = (raw: Record<string, any>) => parseDeployConfig("local", raw, secrets).apps[0].health!;
+
+    it("checks: every path with its own expected fields, the version compared on one", () => {
+      assert.deepStrictEqual(healthOf(withHealth({ checks: RUNBOOK_CHECKS, timeoutSeconds: 30 })), {
+        checks: RUNBOOK_CHECKS,
+        timeoutSeconds: 30,
+      });
+      // A check with no fields needs only a 200; no versionField anywhere: the version is not compared.
+      assert.deepStrictEqual(healthOf(withHealth({ checks: [{ path: "/ready" }] })), {
+        checks: [{ path: "/ready", expect: {} }],
+        timeoutSeconds: 60,
+      });
+    });
+
+    it("the shorthand (path, expect, versionField, extraPaths) is one first check and 200-only ones", () => {
+      const h = healthOf(
+        withHealth({ path: "/api/health", expect: { status: "healthy" }, extraPaths: ["/api/db-check", "/api/cache-check"] }),
+      );
+      assert.deepStrictEqual(h, {
+        checks: [
+          { path: "/api/health", expect: { status: "healthy" }, versionField: "version" },
+          { path: "/api/db-check", expect: {} },
+          { path: "/api/cache-check", expect: {} },
+        ],
+        timeoutSeconds: 60,
+      });
+      assert.deepStrictEqual(healthOf(withHealth({})).checks, [{ path: "/health", expect: { status: "ok" }, versionField: "version" }]);
+    });
+
+    it("refuses checks mixed with the shorthand", () => {
+      assert.deepStrictEqual(problems(withHealth({ path: "/api/health", extraPaths: ["/ready"], checks: RUNBOOK_CHECKS })), [
+        "apps.orchestrator.health.checks: cannot be combined with path, extraPaths (the shorthand for one check): give every path, its expect and versionField, in checks",
+      ]);
+    });
+
+    it("refuses a second versionField, an unknown key, a bad path or field in a check, each at its path", () => {
+      const raw = withHealth({
+        checks: [
+          { path: "/api/health", expect: { status: "healthy" }, versionField: "version" },
+          { path: "/api/db-check", expect: { database: { state: "connected" } }, versionField: "release" },
+          { path: "api/cache-check", expected: { cache: "connected" } },
+          { path: "/api/health" },
+          null,
+        ],
+      });
+      assert.deepStrictEqual(problems(raw), [
+        "apps.orchestrator.health.checks[1].expect.database: must be a string",
+        'apps.orchestrator.health.checks[2].expected: unknown key (did you mean "expect"?)',
+        'apps.orchestrator.health.checks[2].path: must start with "/"',
+        "apps.orchestrator.health.checks[4]: must be an object",
+        "apps.orchestrator.health.checks[1].versionField: the version is compared on one path only, and checks[0] does",
+        "apps.orchestrator.health.checks[3].path: /api/health is already checked by checks[0]",
+      ]);
+      assert.deepStrictEqual(problems(withHealth({ checks: [] })), ["apps.orchestrator.health.checks: must name at least one path"]);
+      assert.deepStrictEqual(problems(withHealth({ checks: { path: "/api/health" } })), [
+        "apps.orchestrator.health.checks: must be a list of { path, expect, versionField }",
+      ]);
+    });
+
+    it("asks for a version when a check compares it and the ref is a branch; not when none does", () => {
+      const branch = (raw: Record<string, any>) => (raw.apps.orchestrator.ref = "main");
+      assert.deepStrictEqual(problems(withHealth({ checks: RUNBOOK_CHECKS }, branch)), [
+        "apps.orchestrator.version: is required when ref is not a version tag: the health check compares version with it",
+      ]);
+      assert.deepStrictEqual(problems(withHealth({ checks: RUNBOOK_CHECKS.slice(1) }, branch)), []);
+    });
   });
 
   it("rejects app names and env keys a shell or file system would misread", () => {

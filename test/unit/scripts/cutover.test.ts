@@ -1,7 +1,7 @@
 import * as assert from "assert";
 import { DeployConfig } from "../../../lib/config";
 import { CutoverTarget, cutoverCheckScript, cutoverScript } from "../../../lib/scripts";
-import { SHA, SHA2, parse, stepText, replaced } from "./fixture";
+import { EXPECT_FIELDS_QUOTED, SHA, SHA2, parse, stepText, replaced } from "./fixture";
 
 /** The node app to its checked green slot (its idle blue slot started with another .env), the static app to its release. */
 function targets(cfg: DeployConfig): CutoverTarget[] {
@@ -43,7 +43,8 @@ const CUTOVER = [
   `  echo "cutover failed; $([ -n "$switched" ] && echo "switched back:$switched" || echo "nothing was switched"). Serving now: $serving" >&2`,
   "}",
   `[ "$(readlink '/srv/nostromo/slots/orchestrator/green' 2>/dev/null)" = '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' ] || { echo "check failed for orchestrator: slot green does not hold release 0123456789ab; nothing was switched" >&2; exit 1; }`,
-  `curl -fsS -m 5 -o /dev/null 'http://127.0.0.1:8002/health' 2>"$nostromo_tmp/verify" || { echo "check failed for orchestrator: "'http://127.0.0.1:8002/health'" does not answer ($(cat "$nostromo_tmp/verify")); nothing was switched" >&2; exit 1; }`,
+  `curl -fsS -m 5 -o "$nostromo_tmp/verify-body" 'http://127.0.0.1:8002/health' 2>"$nostromo_tmp/verify" || { echo "check failed for orchestrator: "'http://127.0.0.1:8002/health'" does not answer ($(cat "$nostromo_tmp/verify")); nothing was switched" >&2; exit 1; }`,
+  `why=$(node -e ${EXPECT_FIELDS_QUOTED} '{"status":"ok","version":"1.2.2"}' "$(cat "$nostromo_tmp/verify-body")") || { echo "check failed for orchestrator: "'http://127.0.0.1:8002/health'" expected HTTP 200 with "'{"status":"ok","version":"1.2.2"}'", got HTTP 200 ($why): $(head -c 300 "$nostromo_tmp/verify-body"); nothing was switched" >&2; exit 1; }`,
   `[ -s '/srv/nostromo/releases/sevastopol/fedcba9876543210fedcba9876543210fedcba98/dist/index.html' ] || { echo "check failed for sevastopol: /srv/nostromo/releases/sevastopol/fedcba9876543210fedcba9876543210fedcba98/dist/index.html is missing or empty; nothing was switched" >&2; exit 1; }`,
   `if [ "$(readlink '/srv/nostromo/current/orchestrator' 2>/dev/null)" = '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' ] && [ "$(cat '/srv/nostromo/slots/orchestrator/live' 2>/dev/null)" = 'green' ] && [ "$(cat '/srv/nostromo/nginx-upstreams/orchestrator.conf' 2>/dev/null)" = 'server 127.0.0.1:8002;' ]; then`,
   `  echo "orchestrator already serves 0123456789ab"`,
@@ -169,6 +170,45 @@ describe("unit: scripts/cutover (exact text)", () => {
         `  else systemctl disable --now --quiet 'nostromo-orchestrator-blue.service' || true; rm -f '/srv/nostromo/slots/orchestrator/blue.env'; echo "orchestrator: idle slot blue did not answer "'http://127.0.0.1:8001/health'" with the new environment and was stopped (a rollback will start it again)" >&2; fi`,
       ],
     );
+    assert.strictEqual(cutoverScript(cfg, targets(cfg), []), stepText(cfg, expected));
+  });
+
+  it("verifies every path of health.checks with its own fields (the version where compared, 200 only where none are given) before switching", () => {
+    const cfg = parse((raw) => {
+      raw.apps.orchestrator.health = {
+        checks: [
+          { path: "/api/health", expect: { status: "healthy" }, versionField: "version" },
+          { path: "/api/db-check", expect: { database: "connected" } },
+          { path: "/ready" },
+        ],
+      };
+    });
+    const verify = (path: string, expect: string) => [
+      `curl -fsS -m 5 -o "$nostromo_tmp/verify-body" 'http://127.0.0.1:8002${path}' 2>"$nostromo_tmp/verify" || { echo "check failed for orchestrator: "'http://127.0.0.1:8002${path}'" does not answer ($(cat "$nostromo_tmp/verify")); nothing was switched" >&2; exit 1; }`,
+      `why=$(node -e ${EXPECT_FIELDS_QUOTED} '${expect}' "$(cat "$nostromo_tmp/verify-body")") || { echo "check failed for orchestrator: "'http://127.0.0.1:8002${path}'" expected HTTP 200 with "'${expect}'", got HTTP 200 ($why): $(head -c 300 "$nostromo_tmp/verify-body"); nothing was switched" >&2; exit 1; }`,
+    ];
+    const oldVerify = CUTOVER.findIndex((l) =>
+      l.startsWith(`curl -fsS -m 5 -o "$nostromo_tmp/verify-body" 'http://127.0.0.1:8002/health'`),
+    );
+    let expected = [
+      ...CUTOVER.slice(0, oldVerify),
+      ...verify("/api/health", '{"status":"healthy","version":"1.2.2"}'),
+      ...verify("/api/db-check", '{"database":"connected"}'),
+      `curl -fsS -m 5 -o /dev/null 'http://127.0.0.1:8002/ready' 2>"$nostromo_tmp/verify" || { echo "check failed for orchestrator: "'http://127.0.0.1:8002/ready'" does not answer ($(cat "$nostromo_tmp/verify")); nothing was switched" >&2; exit 1; }`,
+      ...CUTOVER.slice(oldVerify + 2),
+    ];
+    // The idle slot restarted after the switch is asked for the first path.
+    for (const [from, to] of [
+      [
+        `  ok=""; for _ in $(seq 1 60); do curl -fsS -m 5 -o /dev/null 'http://127.0.0.1:8001/health' 2>/dev/null && { ok=1; break; }; sleep 1; done`,
+        `  ok=""; for _ in $(seq 1 60); do curl -fsS -m 5 -o /dev/null 'http://127.0.0.1:8001/api/health' 2>/dev/null && { ok=1; break; }; sleep 1; done`,
+      ],
+      [
+        `  else pm2 delete 'orchestrator-blue' >/dev/null 2>&1 || true; rm -f '/srv/nostromo/slots/orchestrator/blue.env'; echo "orchestrator: idle slot blue did not answer "'http://127.0.0.1:8001/health'" with the new environment and was stopped (a rollback will start it again)" >&2; fi`,
+        `  else pm2 delete 'orchestrator-blue' >/dev/null 2>&1 || true; rm -f '/srv/nostromo/slots/orchestrator/blue.env'; echo "orchestrator: idle slot blue did not answer "'http://127.0.0.1:8001/api/health'" with the new environment and was stopped (a rollback will start it again)" >&2; fi`,
+      ],
+    ])
+      expected = replaced(expected, from, [to]);
     assert.strictEqual(cutoverScript(cfg, targets(cfg), []), stepText(cfg, expected));
   });
 

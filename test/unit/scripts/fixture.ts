@@ -25,3 +25,38 @@ export function replaced(lines: string[], old: string, by: string[]): string[] {
   assert.ok(at >= 0 && lines.lastIndexOf(old) === at, `expected text has the line ${old} once`);
   return [...lines.slice(0, at), ...by, ...lines.slice(at + 1)];
 }
+
+/** The node one-liner that checks a health answer's fields, as the scripts quote it. */
+export const EXPECT_FIELDS_QUOTED = `'const e=JSON.parse(process.argv[1]);let b;try{b=JSON.parse(process.argv[2])}catch{console.log("not JSON");process.exit(1)}for(const k in e){const v=b!==null&&typeof b==="object"?b[k]:undefined;if(v===undefined||String(v)!==e[k]){console.log("field "+k+(v===undefined?" is missing":" is "+JSON.stringify(v)));process.exit(1)}}'`;
+
+/**
+ * The health gate of orchestrator: its deadline, its `health_check` function (polls path $1 on
+ * `port` until it answers 200 with the fields $2, else stop_slot and the error ending in `after`),
+ * then `calls` (one `health_check PATH FIELDS` line per path) and `ok`.
+ */
+export function healthGateLines(timeoutSeconds: number, port: string, after: string, calls: string[], ok: string): string[] {
+  return [
+    `deadline=$(( $(date +%s) + ${timeoutSeconds} ))`,
+    "health_check() {",
+    `  url="http://127.0.0.1:${port}$1"`,
+    "  while :; do",
+    `    code=$(curl -sS -m 5 -o "$nostromo_tmp/health" -w '%{http_code}' "$url" 2>"$nostromo_tmp/health-err" || true)`,
+    `    body=$(head -c 300 "$nostromo_tmp/health" 2>/dev/null || true)`,
+    `    [ "$code" = 000 ] && body=$(cat "$nostromo_tmp/health-err")`,
+    `    why=""`,
+    `    if [ "$code" = 200 ]; then`,
+    `      [ -z "$2" ] && return 0`,
+    `      why=$(node -e ${EXPECT_FIELDS_QUOTED} "$2" "$(cat "$nostromo_tmp/health")") && return 0`,
+    "    fi",
+    `    if [ "$(date +%s)" -ge "$deadline" ]; then`,
+    "      stop_slot",
+    `      echo "health check failed for orchestrator: $url expected HTTP 200\${2:+ with $2}, got HTTP $code\${why:+ ($why)}: $body (${after})" >&2`,
+    "      exit 1",
+    "    fi",
+    "    sleep 1",
+    "  done",
+    "}",
+    ...calls,
+    ok,
+  ];
+}

@@ -1,6 +1,6 @@
 import * as assert from "assert";
 import { healthGate, restartSlotLine, slotCheckScript, slotUnit, systemdQuote, systemdUnit } from "../../../lib/scripts";
-import { SHA, parse } from "./fixture";
+import { EXPECT_FIELDS_QUOTED, SHA, healthGateLines, parse } from "./fixture";
 
 describe("unit: scripts/slot (exact text)", () => {
   it("names a slot's PM2 process or systemd unit", () => {
@@ -99,81 +99,104 @@ describe("unit: scripts/slot (exact text)", () => {
     });
     assert.strictEqual(
       healthGate(cfg.apps[0], "1.2.2", "$port", "the new slot was stopped; nothing was switched"),
-      [
-        "deadline=$(( $(date +%s) + 30 ))",
-        `expect='{"status":"ok","db":"up","version":"1.2.2"}'`,
-        "for path in '/health' '/ready' '/api/ping'; do",
-        `  url="http://127.0.0.1:$port$path"`,
-        "  while :; do",
-        `    code=$(curl -sS -m 5 -o "$nostromo_tmp/health" -w '%{http_code}' "$url" 2>"$nostromo_tmp/health-err" || true)`,
-        `    body=$(head -c 300 "$nostromo_tmp/health" 2>/dev/null || true)`,
-        `    [ "$code" = 000 ] && body=$(cat "$nostromo_tmp/health-err")`,
-        `    if [ "$code" = 200 ]; then`,
-        `      [ "$path" != '/health' ] && break`,
-        `      node -e 'const e=JSON.parse(process.argv[1]);let b;try{b=JSON.parse(process.argv[2])}catch{process.exit(1)}for(const k in e){if(String(b[k])!==e[k])process.exit(1)}' "$expect" "$body" && break`,
-        "    fi",
-        `    if [ "$(date +%s)" -ge "$deadline" ]; then`,
-        "      stop_slot",
-        `      echo "health check failed for orchestrator: $url expected HTTP 200 with $expect, got HTTP $code: $body (the new slot was stopped; nothing was switched)" >&2`,
-        "      exit 1",
-        "    fi",
-        "    sleep 1",
-        "  done",
-        "done",
+      healthGateLines(
+        30,
+        "$port",
+        "the new slot was stopped; nothing was switched",
+        [`health_check '/health' '{"status":"ok","db":"up","version":"1.2.2"}'`, "health_check '/ready' ''", "health_check '/api/ping' ''"],
         `echo "health ok: orchestrator 1.2.2 on port $port"`,
-      ].join("\n"),
+      ).join("\n"),
+    );
+  });
+
+  it("health gate of health.checks (the staging runbook's): each path with its own fields, the version on the one that has it", () => {
+    const cfg = parse((raw) => {
+      raw.apps.orchestrator.health = {
+        checks: [
+          { path: "/api/health", expect: { status: "healthy" }, versionField: "version" },
+          { path: "/api/db-check", expect: { database: "connected" } },
+          { path: "/api/cache-check", expect: { cache: "connected" } },
+        ],
+        timeoutSeconds: 30,
+      };
+    });
+    const calls = [
+      `health_check '/api/health' '{"status":"healthy","version":"1.2.2"}'`,
+      `health_check '/api/db-check' '{"database":"connected"}'`,
+      `health_check '/api/cache-check' '{"cache":"connected"}'`,
+    ];
+    assert.strictEqual(
+      healthGate(cfg.apps[0], "1.2.2", "$port", "the new slot was stopped; nothing was switched"),
+      healthGateLines(
+        30,
+        "$port",
+        "the new slot was stopped; nothing was switched",
+        calls,
+        `echo "health ok: orchestrator 1.2.2 on port $port"`,
+      ).join("\n"),
     );
   });
 
   it("health gate without a version expects only the configured fields", () => {
     assert.strictEqual(
       healthGate(parse().apps[0], undefined, "8001", "traffic stays on the old slot"),
-      [
-        "deadline=$(( $(date +%s) + 60 ))",
-        `expect='{"status":"ok"}'`,
-        "for path in '/health'; do",
-        `  url="http://127.0.0.1:8001$path"`,
-        "  while :; do",
-        `    code=$(curl -sS -m 5 -o "$nostromo_tmp/health" -w '%{http_code}' "$url" 2>"$nostromo_tmp/health-err" || true)`,
-        `    body=$(head -c 300 "$nostromo_tmp/health" 2>/dev/null || true)`,
-        `    [ "$code" = 000 ] && body=$(cat "$nostromo_tmp/health-err")`,
-        `    if [ "$code" = 200 ]; then`,
-        `      [ "$path" != '/health' ] && break`,
-        `      node -e 'const e=JSON.parse(process.argv[1]);let b;try{b=JSON.parse(process.argv[2])}catch{process.exit(1)}for(const k in e){if(String(b[k])!==e[k])process.exit(1)}' "$expect" "$body" && break`,
-        "    fi",
-        `    if [ "$(date +%s)" -ge "$deadline" ]; then`,
-        "      stop_slot",
-        `      echo "health check failed for orchestrator: $url expected HTTP 200 with $expect, got HTTP $code: $body (traffic stays on the old slot)" >&2`,
-        "      exit 1",
-        "    fi",
-        "    sleep 1",
-        "  done",
-        "done",
+      healthGateLines(
+        60,
+        "8001",
+        "traffic stays on the old slot",
+        [`health_check '/health' '{"status":"ok"}'`],
         `echo "health ok: orchestrator on port 8001"`,
-      ].join("\n"),
+      ).join("\n"),
     );
   });
+
+  /** The refresh check of orchestrator's release SHA, with `answers` (the slot_answers calls) and `paths` in its drift line. */
+  const slotCheckLines = (answers: string, paths: string) => [
+    "set -eu",
+    "umask 022",
+    `nostromo_result() { node -e 'const o={};for(const a of process.argv.slice(1)){const i=a.indexOf("=");o[a.slice(0,i)]=a.slice(i+1)}console.log("nostromo-result "+JSON.stringify(o))' lease="\${NOSTROMO_LEASE:-}" "$@"; }`,
+    `seen=""`,
+    "slot_answers() {",
+    `  body=$(curl -fsS -m 5 "http://127.0.0.1:$port$1" 2>&1) || { seen="$seen $slot: $1: $(printf '%s' "$body" | head -c 120);"; return 1; }`,
+    `  [ -z "$2" ] && return 0`,
+    `  why=$(node -e ${EXPECT_FIELDS_QUOTED} "$2" "$body") && return 0`,
+    `  seen="$seen $slot: $1 answered ($why) $(printf '%s' "$body" | head -c 120);"`,
+    "  return 1",
+    "}",
+    "for slot in blue green; do",
+    `  if [ "$slot" = blue ]; then port=8001; else port=8002; fi`,
+    `  if [ "$(readlink '/srv/nostromo/slots/orchestrator'/"$slot" 2>/dev/null)" != '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' ]; then seen="$seen $slot: other release;"; continue; fi`,
+    `  if ${answers}; then echo "orchestrator 0123456789ab runs in slot $slot"; exit 0; fi`,
+    "done",
+    `echo "orchestrator: no slot runs 0123456789ab and answers "${paths}" (\${seen# })"`,
+    "exit 3",
+    "",
+  ];
 
   it("refresh check of a started release: a slot holds the release and answers with its version, else exit 3", () => {
     const cfg = parse();
     assert.strictEqual(
       slotCheckScript(cfg, cfg.apps[0], SHA, "1.2.2"),
-      [
-        "set -eu",
-        "umask 022",
-        `nostromo_result() { node -e 'const o={};for(const a of process.argv.slice(1)){const i=a.indexOf("=");o[a.slice(0,i)]=a.slice(i+1)}console.log("nostromo-result "+JSON.stringify(o))' lease="\${NOSTROMO_LEASE:-}" "$@"; }`,
-        `seen=""`,
-        "for slot in blue green; do",
-        `  if [ "$slot" = blue ]; then port=8001; else port=8002; fi`,
-        `  if [ "$(readlink '/srv/nostromo/slots/orchestrator'/"$slot" 2>/dev/null)" != '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' ]; then seen="$seen $slot: other release;"; continue; fi`,
-        `  body=$(curl -sS -m 5 "http://127.0.0.1:$port"'/health' 2>&1) || { seen="$seen $slot: $(printf '%s' "$body" | head -c 120);"; continue; }`,
-        `  if node -e 'const e=JSON.parse(process.argv[1]);let b;try{b=JSON.parse(process.argv[2])}catch{process.exit(1)}for(const k in e){if(String(b[k])!==e[k])process.exit(1)}' '{"status":"ok","version":"1.2.2"}' "$body"; then echo "orchestrator 0123456789ab runs in slot $slot"; exit 0; fi`,
-        `  seen="$seen $slot: answered $(printf '%s' "$body" | head -c 120);"`,
-        "done",
-        `echo "orchestrator: no slot runs 0123456789ab and answers "'/health'" (\${seen# })"`,
-        "exit 3",
-        "",
-      ].join("\n"),
+      slotCheckLines(`slot_answers '/health' '{"status":"ok","version":"1.2.2"}'`, "'/health'").join("\n"),
+    );
+  });
+
+  it("refresh check of health.checks: the slot answers every path with its own fields (200 only where none are given)", () => {
+    const cfg = parse((raw) => {
+      raw.apps.orchestrator.health = {
+        checks: [
+          { path: "/api/health", expect: { status: "healthy" }, versionField: "version" },
+          { path: "/api/db-check", expect: { database: "connected" } },
+          { path: "/ready" },
+        ],
+      };
+    });
+    assert.strictEqual(
+      slotCheckScript(cfg, cfg.apps[0], SHA, "1.2.2"),
+      slotCheckLines(
+        `slot_answers '/api/health' '{"status":"healthy","version":"1.2.2"}' && slot_answers '/api/db-check' '{"database":"connected"}' && slot_answers '/ready' ''`,
+        "'/api/health /api/db-check /ready'",
+      ).join("\n"),
     );
   });
 });
