@@ -6,6 +6,7 @@
 export * from "./layout";
 export * from "./lock";
 export * from "./backup";
+export * from "./configBackup";
 export * from "./release";
 export * from "./slot";
 export * from "./nginx";

@@ -11,6 +11,7 @@ describe("unit: script builders", () => {
       "SYSTEMD_UNIT_DIR", // lock.test.ts, slot-start.test.ts
       "TABLE_STATS_SQL", // backup.test.ts
       "backupScript", // backup.test.ts
+      "configBackupScript", // configBackup.test.ts
       "cutoverCheckScript", // cutover.test.ts
       "cutoverScript", // cutover.test.ts
       "envEntries", // release.test.ts
