@@ -58,6 +58,7 @@ const deployment = new Deployment("nostromo", {
 export const url = deployment.url;
 export const apps = deployment.apps;
 export const backup = deployment.backup;
+export const configBackup = deployment.configBackup;
 export const smokeTests = deployment.smokePassed;
 // What this deploy brings and runs, per app, and why, beside what the stack's last deploy brought
 // (read from its own outputs): a new commit, environment keys or config fields (names only).

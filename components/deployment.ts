@@ -5,6 +5,7 @@ import { envEntries, renderEnvFile, sha256 } from "../lib/scripts";
 import { COMPONENT_TYPE, STEP } from "../lib/steps";
 import { AppRelease } from "./appRelease";
 import { Command } from "./command";
+import { ConfigBackup, ConfigBackupInfo } from "./configBackup";
 import { DatabaseBackup } from "./databaseBackup";
 import { DeployRecord } from "./deployRecord";
 import { GeneratedSecret } from "./generatedSecret";
@@ -53,7 +54,8 @@ export interface AppDigests {
 
 /**
  * One deploy of the whole system:
- * server (preflight, lock) → backup → per app: release → migration → new slot + health gate
+ * server (preflight, lock) → config backup (before anything changes nginx, units or .env) →
+ * database backup → per app: release → migration → new slot + health gate
  * → cutover (verify every app, switch every app, smoke tests, switch back on failure) → journal
  * line (and unlock). Each app's desired state is its commit plus the digest of its .env and of
  * its config; a change of any of it goes through the same lock, gate, cutover and journal.
@@ -63,6 +65,8 @@ export class Deployment extends pulumi.ComponentResource {
   readonly apps: pulumi.Output<Record<string, AppOutputs>>;
   readonly digests: pulumi.Output<Record<string, AppDigests>>;
   readonly backup?: pulumi.Output<unknown>;
+  /** The archive of the server's config as it was before this deploy changed it. */
+  readonly configBackup: pulumi.Output<ConfigBackupInfo>;
   readonly smokePassed: pulumi.Output<string[]>;
   readonly url: string;
 
@@ -113,6 +117,10 @@ export class Deployment extends pulumi.ComponentResource {
     const server = new Server(`${name}-server`, { config, privateKey: args.sshPrivateKey, lease: args.lease, desired }, child);
     const target = server.target;
     const after = { parent: this, dependsOn: [server.locked] };
+    // The server's config as it was, archived before any step writes the nginx site, a unit or
+    // a .env: whenever this update changes anything (the digest of all it brings).
+    const configBackup = new ConfigBackup(`${name}-config-backup`, { target, desired }, after);
+    const afterConfig = { parent: this, dependsOn: [server.locked, configBackup.step] };
 
     const migrating = config.apps.filter((a) => a.migrate);
     const backup =
@@ -131,14 +139,14 @@ export class Deployment extends pulumi.ComponentResource {
           )
         : undefined;
 
-    const site = config.nginx.site ? new NginxSite(`${name}-nginx`, { target }, after) : undefined;
-    const steps: Command[] = [server.locked, ...(backup ? [backup.step] : []), ...(site ? [site.step] : [])];
+    const site = config.nginx.site ? new NginxSite(`${name}-nginx`, { target }, afterConfig) : undefined;
+    const steps: Command[] = [server.locked, configBackup.step, ...(backup ? [backup.step] : []), ...(site ? [site.step] : [])];
     const ready: pulumi.Resource[] = site ? [site.step] : [];
     const cutoverApps: CutoverApp[] = [];
     const appOutputs: Record<string, pulumi.Output<AppOutputs>> = {};
     for (const app of config.apps) {
       const sha = shas[app.name];
-      const release = new AppRelease(`${name}-${app.name}-release`, { target, app, sha, envFile: envFiles[app.name] }, after);
+      const release = new AppRelease(`${name}-${app.name}-release`, { target, app, sha, envFile: envFiles[app.name] }, afterConfig);
       steps.push(release.step);
       let last: Command = release.step;
       if (app.migrate) {
@@ -154,7 +162,7 @@ export class Deployment extends pulumi.ComponentResource {
         service = new Service(
           `${name}-${app.name}-service`,
           { target, app, sha, envDigest: envDigest(app.name) },
-          { parent: this, dependsOn: [last] },
+          { parent: this, dependsOn: [last, configBackup.step] },
         );
         last = service.step;
         steps.push(last);
@@ -179,6 +187,7 @@ export class Deployment extends pulumi.ComponentResource {
     this.apps = pulumi.all(appOutputs);
     this.digests = pulumi.all(digests);
     this.backup = backup?.info;
+    this.configBackup = configBackup.info;
     const entry = pulumi.all([this.apps, backup?.info, cutover.serving]).apply(([apps, b, serving]) => ({
       stack: config.stack,
       deployer: args.deployer,
@@ -222,6 +231,6 @@ export class Deployment extends pulumi.ComponentResource {
     }
     this.smokePassed = cutover.smokePassed;
     this.url = `http://${config.server.host}:${config.nginx.port}/`;
-    this.registerOutputs({ apps: this.apps, backup: this.backup, smokePassed: this.smokePassed, url: this.url });
+    this.registerOutputs({ apps: this.apps, backup: this.backup, configBackup: this.configBackup, smokePassed: this.smokePassed, url: this.url });
   }
 }

@@ -1,5 +1,6 @@
 export * from "./appRelease";
 export * from "./command";
+export * from "./configBackup";
 export * from "./databaseBackup";
 export * from "./deployRecord";
 export * from "./deployment";
