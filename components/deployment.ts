@@ -231,6 +231,12 @@ export class Deployment extends pulumi.ComponentResource {
     }
     this.smokePassed = cutover.smokePassed;
     this.url = `http://${config.server.host}:${config.nginx.port}/`;
-    this.registerOutputs({ apps: this.apps, backup: this.backup, configBackup: this.configBackup, smokePassed: this.smokePassed, url: this.url });
+    this.registerOutputs({
+      apps: this.apps,
+      backup: this.backup,
+      configBackup: this.configBackup,
+      smokePassed: this.smokePassed,
+      url: this.url,
+    });
   }
 }

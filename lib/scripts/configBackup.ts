@@ -17,7 +17,8 @@ function configFiles(cfg: DeployConfig): string[] {
   const words: string[] = [];
   if (cfg.nginx.site) words.push(quote(`${cfg.nginx.sitesDir}/nostromo.conf`));
   words.push(`${quote(layout(root).upstreams)}/*.conf`);
-  for (const app of cfg.apps.filter((a) => a.kind !== "static")) words.push(`${quote(`${SYSTEMD_UNIT_DIR}/nostromo-${app.name}-`)}*.service`);
+  for (const app of cfg.apps.filter((a) => a.kind !== "static"))
+    words.push(`${quote(`${SYSTEMD_UNIT_DIR}/nostromo-${app.name}-`)}*.service`);
   if (cfg.apps.some((a) => a.kind !== "static" && a.manager === "pm2")) words.push(`"\${PM2_HOME:-$HOME/.pm2}/dump.pm2"`);
   for (const app of cfg.apps) words.push(quote(`${layout(root, app.name).shared}/.env`));
   return words;

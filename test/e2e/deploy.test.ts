@@ -5,8 +5,9 @@ import * as http from "http";
 import * as path from "path";
 import { Client } from "pg";
 import { REPO_ROOT } from "../../local/backend";
-import { DeployHarness } from "../../local/harness";
+import { DeployHarness, readJournal } from "../../local/harness";
 import { get } from "../../local/http";
+import { runTool } from "../support/tool";
 import { trafficLoop } from "../support/traffic";
 import { localConfig, outputOf, setPlainConfig } from "../../local/stack";
 
@@ -26,8 +27,19 @@ async function webhookReceiver(): Promise<{ url: string; received: any[]; close(
   return { url: `http://127.0.0.1:${port}/hooks/T000/B000/secret-token`, received, close: () => server.close() };
 }
 
+/** The files a config archive holds, as absolute paths. */
+function archived(archive: string): string[] {
+  return execFileSync("tar", ["-tzf", archive], { encoding: "utf8" })
+    .split("\n")
+    .filter(Boolean)
+    .map((f) => `/${f}`);
+}
+
 describe("e2e: pulumi up deploys the Nostromo system with no downtime", function () {
   const h = new DeployHarness(`t-e2e${process.pid}`);
+  const siteFile = () => path.join(h.target.nginx.sitesDir, "nostromo.conf");
+  const envFile = (app: string) => path.join(h.target.root, "shared", app, ".env");
+  let firstConfigBackup: string;
   let hook: Awaited<ReturnType<typeof webhookReceiver>>;
   before(async () => {
     hook = await webhookReceiver();
@@ -58,6 +70,12 @@ describe("e2e: pulumi up deploys the Nostromo system with no downtime", function
     assert.strictEqual(outputs.apps.orchestrator.version, "1.2.2");
     assert.match(outputs.backup.path, new RegExp(`^${h.target.root}/backups/${h.stack}-\\d{8}T\\d{6}Z-${sha.slice(0, 12)}\\.dump$`));
     assert.ok(outputs.backup.size > 0);
+    // The config as it was before the deploy's first change: the target's placeholder site, no .env yet.
+    firstConfigBackup = outputs.configBackup.path;
+    assert.match(firstConfigBackup, new RegExp(`^${h.target.root}/backups/${h.stack}-config-\\d{8}T\\d{6}Z\\.tar\\.gz$`));
+    assert.strictEqual(fs.statSync(firstConfigBackup).mode & 0o777, 0o600);
+    assert.ok(archived(firstConfigBackup).includes(siteFile()), archived(firstConfigBackup).join(" "));
+    assert.strictEqual(outputs.configBackup.files, archived(firstConfigBackup).length);
     assert.deepStrictEqual(outputs.smokeTests, [
       "login returns a JWT",
       "protected endpoint with the JWT",
@@ -114,6 +132,17 @@ describe("e2e: pulumi up deploys the Nostromo system with no downtime", function
         outputs.apps.orchestrator.changelog.some((l: string) => /Feature: admin indexes/.test(l)),
         JSON.stringify(outputs.apps.orchestrator),
       );
+      // The upgrade archived the config before changing it: the site file and both apps' .env, 0600.
+      const config = outputs.configBackup;
+      assert.notStrictEqual(config.path, firstConfigBackup);
+      assert.match(config.path, new RegExp(`^${h.target.root}/backups/${h.stack}-config-\\d{8}T\\d{6}Z\\.tar\\.gz$`));
+      assert.strictEqual(fs.statSync(config.path).mode & 0o777, 0o600);
+      assert.strictEqual(fs.statSync(path.dirname(config.path)).mode & 0o777, 0o700);
+      const files = archived(config.path);
+      for (const f of [siteFile(), envFile("orchestrator"), envFile("sevastopol")])
+        assert.ok(files.includes(f), `${f} is not in ${files.join(" ")}`);
+      assert.strictEqual(config.files, files.length);
+      assert.ok(fs.existsSync(firstConfigBackup), "the first config archive was rotated out (backup.keep)");
       // The backup taken just before the migration holds the old schema and every row.
       await db.query("create database scratch");
       const scratch = h.pg.url.replace(/\/nostromo$/, "/scratch");
@@ -185,6 +214,7 @@ describe("e2e: pulumi up deploys the Nostromo system with no downtime", function
       "nostromo-orchestrator-service-start",
       "nostromo-cutover-switch-and-smoke",
       "nostromo-backup-dump",
+      "nostromo-config-backup-archive",
     ]) {
       assert.match(
         r.stdout,
@@ -202,5 +232,30 @@ describe("e2e: pulumi up deploys the Nostromo system with no downtime", function
     assert.match(r.stdout, /sevastopol: 1\.2\.3 \([0-9a-f]{12}\), unchanged/, r.stdout);
     assert.strictEqual(fs.readlinkSync(path.join(h.target.root, "current", "orchestrator")), current);
     assert.strictEqual(h.journal().length, lines);
+  });
+
+  it("5. restore-config puts back the config the upgrade archived: a hand-broken site file, the include of the slot that served before", async () => {
+    const archive = h.outputs().configBackup.path;
+    const site = fs.readFileSync(siteFile(), "utf8");
+    fs.writeFileSync(siteFile(), `${site}# edited by hand\n`);
+    const refused = await runTool(h.backend, "restoreConfig", ["--stack", h.stack]);
+    assert.strictEqual(refused.code, 2, `${refused.stdout}${refused.stderr}`);
+    assert.match(refused.stderr, /refused: no terminal to confirm on; pass --yes/);
+    assert.match(refused.stdout, new RegExp(`${siteFile().replace(/[.]/g, "\\.")} \\(644\\): DIFFERS from the server now`));
+    assert.ok(fs.readFileSync(siteFile(), "utf8").endsWith("# edited by hand\n"), "a refused restore changed the site file");
+
+    const r = await runTool(h.backend, "restoreConfig", ["--stack", h.stack, "--yes"]);
+    assert.strictEqual(r.code, 0, `${r.stdout}${r.stderr}`);
+    console.log(`      restore-config took ${r.seconds.toFixed(1)} s`);
+    assert.match(r.stdout, new RegExp(`config archive: ${archive.replace(/[.]/g, "\\.")}`));
+    assert.match(r.stdout, /nginx reloaded/);
+    assert.strictEqual(fs.readFileSync(siteFile(), "utf8"), site);
+    assert.strictEqual(fs.statSync(envFile("orchestrator")).mode & 0o777, 0o600);
+    // The upstream include as it was before the upgrade: the slot kept for rollback serves 1.2.2.
+    assert.strictEqual(await h.servedVersion(), "1.2.2");
+    assert.ok(!fs.existsSync(path.join(h.target.root, ".lock")), "the restore kept the deploy lock");
+    const safety = /the files as they were before this restore: (\S+)/.exec(r.stdout)?.[1];
+    assert.ok(safety && archived(safety).includes(siteFile()), r.stdout);
+    assert.ok(readJournal(h.target.root, true).some((e) => e.event === "config-restore" && e.archive === archive));
   });
 });

@@ -114,7 +114,12 @@ describe("integration: config backup and restore (built scripts, bash, a temp ro
     const names = fs.readdirSync(backups).sort();
     assert.deepStrictEqual(
       names.filter((n) => n.includes("-config-")),
-      [path.basename(taken.path), `${path.basename(taken.path)}.sha256`, "unit-config-20200101T000003Z.tar.gz", "unit-config-20200101T000003Z.tar.gz.sha256"].sort(),
+      [
+        path.basename(taken.path),
+        `${path.basename(taken.path)}.sha256`,
+        "unit-config-20200101T000003Z.tar.gz",
+        "unit-config-20200101T000003Z.tar.gz.sha256",
+      ].sort(),
     );
     assert.strictEqual(names.filter((n) => n.endsWith(".dump")).length, 4, names.join(" "));
     assert.strictEqual(names.filter((n) => n.endsWith(".dump.sha256")).length, 3, names.join(" "));
@@ -130,10 +135,12 @@ describe("integration: config backup and restore (built scripts, bash, a temp ro
     const survey = parseConfigSurvey(surveyed.stdout);
     assert.strictEqual(survey.sha256, taken.sha256);
     assert.strictEqual(survey.recorded, taken.sha256);
-    assert.deepStrictEqual(
-      Object.fromEntries(survey.files.map((f) => [f.path, `${f.state} ${f.mode}`])),
-      { [site]: "differs 644", [env]: "absent 600", [upstream]: "same 644", [dump]: "same 644" },
-    );
+    assert.deepStrictEqual(Object.fromEntries(survey.files.map((f) => [f.path, `${f.state} ${f.mode}`])), {
+      [site]: "differs 644",
+      [env]: "absent 600",
+      [upstream]: "same 644",
+      [dump]: "same 644",
+    });
 
     const r = run(configRestoreScript(cfg, taken.path, taken.sha256));
     assert.strictEqual(r.code, 0, r.stderr);

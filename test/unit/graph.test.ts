@@ -60,8 +60,16 @@ describe("unit: the deploy graph (mocks)", () => {
     runsAfter("nostromo-record-append", "nostromo-cutover-switch-and-smoke");
     // The config is archived before any step writes the nginx site, a unit or a .env.
     runsAfter("nostromo-config-backup-archive", "nostromo-server-lock");
-    for (const step of ["nostromo-nginx-install", "nostromo-orchestrator-release-build", "nostromo-sevastopol-release-build", "nostromo-orchestrator-service-start"]) {
-      assert.ok(registered.find((r) => r.name === step)!.dependsOn.includes("nostromo-config-backup-archive"), `${step} does not wait for the config backup`);
+    for (const step of [
+      "nostromo-nginx-install",
+      "nostromo-orchestrator-release-build",
+      "nostromo-sevastopol-release-build",
+      "nostromo-orchestrator-service-start",
+    ]) {
+      assert.ok(
+        registered.find((r) => r.name === step)!.dependsOn.includes("nostromo-config-backup-archive"),
+        `${step} does not wait for the config backup`,
+      );
     }
     runsAfter("nostromo-cutover-switch-and-smoke", "nostromo-config-backup-archive");
     const migrateDeps = closure(registered, "nostromo-orchestrator-migration-run");
