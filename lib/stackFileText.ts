@@ -22,8 +22,16 @@ export function setConfigBlock(text: string, key: string, value: unknown): strin
   // Indent of the config map's entries: the key's own, else the first entry's, else two spaces.
   const firstEntry = lines.slice(configAt + 1).find((l) => /^\s+\S/.test(l) && !/^\s+#/.test(l));
   const indent = hits.length ? keyRe.exec(lines[hits[0]])![1] : (/^(\s+)/.exec(firstEntry ?? "  ")?.[1] ?? "  ");
+  // Keys in the order the file has them (a history's values come back sorted): the diff is then
+  // the values that changed, not a reshuffle.
+  let current: unknown;
+  try {
+    current = ((yaml.load(text) as { config?: Record<string, unknown> } | undefined)?.config ?? {})[key];
+  } catch {
+    return undefined;
+  }
   const block = yaml
-    .dump({ [key]: value }, { lineWidth: -1, noRefs: true, quotingType: '"' })
+    .dump({ [key]: orderLike(value, current) }, { lineWidth: -1, noRefs: true, quotingType: '"' })
     .trimEnd()
     .split("\n")
     .map((l) => indent + l);
@@ -39,4 +47,13 @@ export function setConfigBlock(text: string, key: string, value: unknown): strin
   while (end < lines.length && (lines[end].trim() === "" || /^\s/.test(lines[end]))) end++;
   while (end > configAt + 1 && lines[end - 1].trim() === "") end--;
   return [...lines.slice(0, end), ...block, ...lines.slice(end)].join("\n");
+}
+
+const isMap = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** `value` with its maps' keys in the order `like` has them (keys `like` lacks come last, as they are). */
+export function orderLike(value: unknown, like: unknown): unknown {
+  if (!isMap(value) || !isMap(like)) return value;
+  const keys = [...Object.keys(like).filter((k) => k in value), ...Object.keys(value).filter((k) => !(k in like))];
+  return Object.fromEntries(keys.map((k) => [k, orderLike(value[k], like[k])]));
 }
