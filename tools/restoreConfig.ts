@@ -1,8 +1,8 @@
 /**
  * `npm run restore-config -- --stack X [--archive PATH] [--yes]`
  *
- * Puts back the server's configuration (nginx site and upstreams, systemd units, PM2's process
- * list, the apps' shared .env) from a config archive the deploy took before changing it: by
+ * Puts back the server's configuration (nginx site, systemd units, PM2's process list, the apps'
+ * shared .env; not the upstream includes, which only a health-gated deploy switches) from a config archive the deploy took before changing it: by
  * default the one the stack's last deploy took (its `configBackup` output), or exactly
  * `--archive PATH` on the server. Says what the archive holds and what differs from the server
  * now, asks (or --yes), then restores under the server's deploy lock (refused while a deploy

@@ -69,7 +69,8 @@ export function parseConfigSurvey(stdout: string): ConfigSurvey {
 }
 
 /**
- * Puts the files of `archive` back in place, their modes (and, as root, owners) as archived,
+ * Puts the files of `archive` back in place (all but the upstream includes: which slot takes
+ * traffic is switched by a deploy alone, after its health gate), their modes (and, as root, owners) as archived,
  * under the server's deploy lock (refused while a deploy holds it). Refuses an archive whose
  * sha256 is not `sha256`. First a safety archive of those files as they are now,
  * `<root>/backups/safety-config-<stack>-<utc>.tar.gz` (a name the deploy's rotation never
@@ -92,7 +93,11 @@ export function configRestoreScript(cfg: DeployConfig, archive: string, sha256: 
     `[ "$have" = ${quote(sha256)} ] || { echo "restore-config: $archive has sha256 $have, not the recorded "${quote(sha256)}"; nothing was changed" >&2; exit 3; }`,
     `t=$(mktemp -d)`,
     `trap 'rm -rf "$t"' EXIT`,
-    `tar -tzf "$archive" | grep -v '/$' > "$t/files" || true`,
+    `tar -tzf "$archive" | grep -v '/$' > "$t/all" || true`,
+    // Which slot takes traffic is switched by a deploy alone, after its health gate: an archived
+    // upstream include would send traffic to a slot nothing checked. It stays as it is.
+    `grep -v ^${rel(L.upstreams)} "$t/all" > "$t/files" || true`,
+    `grep ^${rel(L.upstreams)} "$t/all" | sed 's|^|kept as it is (the live slot is switched only by a deploy, after its health gate): /|' >&2 || true`,
     // The deploy lock: no deploy may write these files while they are put back.
     `exec 9>>${quote(`${cfg.server.root}/.lock-acquire`)}`,
     `flock -w 60 9 || { echo "restore-config: could not take ${cfg.server.root}/.lock-acquire in 60 s; nothing was changed" >&2; exit 3; }`,
@@ -112,10 +117,10 @@ export function configRestoreScript(cfg: DeployConfig, archive: string, sha256: 
     `chmod 600 "$safety" "$safety.sha256"`,
     `echo "safety archive of the files as they were: $safety" >&2`,
     `put_back() { tar -xzpf "$safety" -C /; while IFS= read -r f; do rm -f "/$f"; done < "$t/absent"; }`,
-    `tar -xzpf "$archive" -C /`,
+    `tar -xzpf "$archive" -C / -T "$t/files"`,
     `sed 's|^|restored: /|' "$t/files" >&2`,
     `if grep -q ^${rel(SYSTEMD_UNIT_DIR)} "$t/files" && command -v systemctl >/dev/null 2>&1; then systemctl daemon-reload; fi`,
-    `if grep -q -e ^${rel(cfg.nginx.sitesDir)} -e ^${rel(L.upstreams)} "$t/files"; then`,
+    `if grep -q ^${rel(cfg.nginx.sitesDir)} "$t/files"; then`,
     `  if ! ${cfg.nginx.testCommand} >"$t/nginx" 2>&1; then`,
     `    cat "$t/nginx" >&2`,
     `    put_back`,

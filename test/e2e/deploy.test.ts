@@ -234,7 +234,7 @@ describe("e2e: pulumi up deploys the Nostromo system with no downtime", function
     assert.strictEqual(h.journal().length, lines);
   });
 
-  it("5. restore-config puts back the config the upgrade archived: a hand-broken site file, the include of the slot that served before", async () => {
+  it("5. restore-config puts back the config the upgrade archived: a hand-broken site file; the live slot stays the health-gated one", async () => {
     const archive = h.outputs().configBackup.path;
     const site = fs.readFileSync(siteFile(), "utf8");
     fs.writeFileSync(siteFile(), `${site}# edited by hand\n`);
@@ -251,8 +251,9 @@ describe("e2e: pulumi up deploys the Nostromo system with no downtime", function
     assert.match(r.stdout, /nginx reloaded/);
     assert.strictEqual(fs.readFileSync(siteFile(), "utf8"), site);
     assert.strictEqual(fs.statSync(envFile("orchestrator")).mode & 0o777, 0o600);
-    // The upstream include as it was before the upgrade: the slot kept for rollback serves 1.2.2.
-    assert.strictEqual(await h.servedVersion(), "1.2.2");
+    // Not the upstream include: the live slot stays the one the upgrade's health gate passed.
+    assert.strictEqual(await h.servedVersion(), "1.2.3");
+    assert.match(r.stdout + r.stderr, /kept as it is \(the live slot is switched only by a deploy, after its health gate\)/);
     assert.ok(!fs.existsSync(path.join(h.target.root, ".lock")), "the restore kept the deploy lock");
     const safety = /the files as they were before this restore: (\S+)/.exec(r.stdout)?.[1];
     assert.ok(safety && archived(safety).includes(siteFile()), r.stdout);

@@ -130,6 +130,8 @@ describe("integration: config backup and restore (built scripts, bash, a temp ro
     fs.writeFileSync(site, "server { broken by hand }\n");
     fs.chmodSync(site, 0o600);
     fs.rmSync(env);
+    // A later deploy switched traffic to the other slot (health-gated): a restore must not undo that.
+    fs.writeFileSync(upstream, "server 127.0.0.1:8000;\n");
     const surveyed = run(configSurveyScript(cfg, taken.path));
     assert.strictEqual(surveyed.code, 0, surveyed.stderr);
     const survey = parseConfigSurvey(surveyed.stdout);
@@ -138,14 +140,16 @@ describe("integration: config backup and restore (built scripts, bash, a temp ro
     assert.deepStrictEqual(Object.fromEntries(survey.files.map((f) => [f.path, `${f.state} ${f.mode}`])), {
       [site]: "differs 644",
       [env]: "absent 600",
-      [upstream]: "same 644",
+      [upstream]: "differs 644",
       [dump]: "same 644",
     });
 
     const r = run(configRestoreScript(cfg, taken.path, taken.sha256));
     assert.strictEqual(r.code, 0, r.stderr);
     const info = JSON.parse(r.stdout.trim().split("\n").pop()!);
-    assert.strictEqual(info.files, 4);
+    assert.strictEqual(info.files, 3);
+    assert.strictEqual(fs.readFileSync(upstream, "utf8"), "server 127.0.0.1:8000;\n", "the restore switched traffic to an unchecked slot");
+    assert.match(r.stderr, /kept as it is \(the live slot is switched only by a deploy, after its health gate\): \S+orchestrator\.conf/);
     assert.strictEqual(fs.readFileSync(site, "utf8"), SITE);
     assert.strictEqual(mode(site), "644");
     assert.strictEqual(fs.readFileSync(env, "utf8"), "JWT_SECRET='v1'\n");
@@ -155,7 +159,7 @@ describe("integration: config backup and restore (built scripts, bash, a temp ro
     // The files as they were before the restore, kept aside (never rotated by the deploy).
     assert.match(info.safety, new RegExp(`^${backups}/safety-config-unit-\\d{8}T\\d{6}Z\\.tar\\.gz$`));
     assert.strictEqual(mode(info.safety), "600");
-    assert.deepStrictEqual(tarList(info.safety), [upstream, site, dump].map((f) => f.slice(1)).sort());
+    assert.deepStrictEqual(tarList(info.safety), [site, dump].map((f) => f.slice(1)).sort());
     const ev = fs
       .readFileSync(path.join(root, "deploys.jsonl"), "utf8")
       .trim()
@@ -165,8 +169,8 @@ describe("integration: config backup and restore (built scripts, bash, a temp ro
     assert.strictEqual(ev.archive, taken.path);
     assert.strictEqual(ev.safety, info.safety);
     assert.deepStrictEqual(
-      parseConfigSurvey(run(configSurveyScript(cfg, taken.path)).stdout).files.map((f) => f.state),
-      ["same", "same", "same", "same"],
+      Object.fromEntries(parseConfigSurvey(run(configSurveyScript(cfg, taken.path)).stdout).files.map((f) => [f.path, f.state])),
+      { [site]: "same", [env]: "same", [upstream]: "differs", [dump]: "same" },
     );
   });
 
