@@ -84,15 +84,20 @@ export async function prepareRestore(
   }
 
   const surveyed = await sshRun(target, restoreSurveyScript(cfg, path), `${databaseUrl}\n`);
-  if (surveyed.code !== 0) throw new ToolError(`cannot check the backup ${path} on the server: ${surveyed.stderr.trim() || `exit ${surveyed.code}`}`, 1);
+  if (surveyed.code !== 0)
+    throw new ToolError(`cannot check the backup ${path} on the server: ${surveyed.stderr.trim() || `exit ${surveyed.code}`}`, 1);
   const survey = JSON.parse(surveyed.stdout.trim().split("\n").pop() ?? "{}") as DatabaseSurvey & { missing?: boolean };
   if (survey.missing) throw new ToolError(`refused: the backup ${path} is gone from the server (or empty); nothing was changed`);
   const sha256 = event?.sha256 || survey.recorded;
   if (!sha256) {
-    throw new ToolError(`refused: ${path} has no recorded sha256 (not in the journal, no ${path}.sha256 beside it), so it cannot be checked; nothing was changed`);
+    throw new ToolError(
+      `refused: ${path} has no recorded sha256 (not in the journal, no ${path}.sha256 beside it), so it cannot be checked; nothing was changed`,
+    );
   }
   if (survey.sha256 !== sha256) {
-    throw new ToolError(`refused: ${path} has sha256 ${survey.sha256}, not the recorded ${sha256}: it changed since it was taken; nothing was changed`);
+    throw new ToolError(
+      `refused: ${path} has sha256 ${survey.sha256}, not the recorded ${sha256}: it changed since it was taken; nothing was changed`,
+    );
   }
 
   const lines = [`database: will restore ${path} (${survey.size} bytes, sha256 ${sha256.slice(0, 16)}… as recorded)`];
@@ -121,7 +126,8 @@ export async function prepareRestore(
 /** The restore, under the server's deploy lock; returns the safety backup's path. */
 export async function runRestore(p: PreparedRestore, label: string): Promise<string> {
   const r = await sshRun(p.target, restoreScript(p.cfg, p.path, p.sha256, label), `${p.databaseUrl}\n`);
-  if (r.code !== 0) throw new ToolError(`database restore failed; the database is as it was (the restore is one transaction):\n${r.stderr.trim()}`, 1);
+  if (r.code !== 0)
+    throw new ToolError(`database restore failed; the database is as it was (the restore is one transaction):\n${r.stderr.trim()}`, 1);
   const info = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as { safety?: string };
   return info.safety ?? "";
 }

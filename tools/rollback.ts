@@ -106,7 +106,8 @@ runMain("rollback", async () => {
   const name = requireStackName(args.stack, USAGE);
   const to = updateNumber("--to", args.to);
   const restoreDb = args["restore-db"] === true;
-  if (args.backup !== undefined && !restoreDb) throw new ToolError(`--backup names the backup --restore-db restores: add --restore-db\nusage: ${USAGE}`);
+  if (args.backup !== undefined && !restoreDb)
+    throw new ToolError(`--backup names the backup --restore-db restores: add --restore-db\nusage: ${USAGE}`);
 
   const stack = await openStack(name);
   const [{ rows, outputs }, config] = await Promise.all([
@@ -138,7 +139,8 @@ runMain("rollback", async () => {
   const before = `update ${undone?.version ?? "-"}: ${describe(servingRefs, beforeApps)}`;
   log(`\nrolling back stack ${name}`);
   log(`  from  ${before}`);
-  if (!sameRefs(servingRefs, currentRefs)) log(`  (the stack config names ${refsText(currentRefs)}, which did not go live: the update that tried it failed)`);
+  if (!sameRefs(servingRefs, currentRefs))
+    log(`  (the stack config names ${refsText(currentRefs)}, which did not go live: the update that tried it failed)`);
   log(`  to    update ${target.version}: ${refsText(Object.fromEntries(Object.entries(target.apps).map(([n, a]) => [n, a.ref])))}`);
   if (to === undefined && passedOver.length > 0)
     log(
@@ -158,7 +160,9 @@ runMain("rollback", async () => {
     if (!process.stdin.isTTY || !process.stdout.isTTY) {
       throw new ToolError(`refused: no terminal to confirm on; pass --yes to roll back${restoreDb ? " and restore the database" : ""}`);
     }
-    const ok = await confirm(restoreDb ? "Roll back the code AND replace the database with that backup, discarding what is said above?" : "Roll back?");
+    const ok = await confirm(
+      restoreDb ? "Roll back the code AND replace the database with that backup, discarding what is said above?" : "Roll back?",
+    );
     if (!ok) throw new ToolError("aborted: nothing was changed", 1);
   }
 

@@ -70,10 +70,15 @@ export function parseJournal(text: string): Record<string, unknown>[] {
  * Refuses, saying why, when the journal has no deploy of those refs, when no migration ran since
  * (the schema already fits), or when that migration ran without a backup.
  */
-export function pickRestoreBackup(journal: Record<string, unknown>[], targetRefs: Record<string, string>, targetName: string): RestoreChoice {
+export function pickRestoreBackup(
+  journal: Record<string, unknown>[],
+  targetRefs: Record<string, string>,
+  targetName: string,
+): RestoreChoice {
   const names = Object.keys(targetRefs).sort();
   const refsText = names.map((n) => `${n}@${targetRefs[n]}`).join(", ");
-  const matches = (l: Record<string, unknown>) => isDeploy(l) && names.every((n) => (l as unknown as DeployLine).apps[n]?.ref === targetRefs[n]);
+  const matches = (l: Record<string, unknown>) =>
+    isDeploy(l) && names.every((n) => (l as unknown as DeployLine).apps[n]?.ref === targetRefs[n]);
   let at = -1;
   for (let i = journal.length - 1; i >= 0 && at < 0; i--) if (matches(journal[i])) at = i;
   if (at < 0) {
@@ -140,7 +145,9 @@ export function describeDiscard(backupTime: string | undefined, stats: BackupEve
   const lines: string[] = [];
   if (backupTime) {
     const minutes = Math.max(0, Math.round((now.getTime() - Date.parse(backupTime)) / 60000));
-    lines.push(`everything written to the database since the backup was taken, ${backupTime} (${minutes < 120 ? plural(minutes, "minute") : plural(Math.round(minutes / 60), "hour")} ago), is discarded`);
+    lines.push(
+      `everything written to the database since the backup was taken, ${backupTime} (${minutes < 120 ? plural(minutes, "minute") : plural(Math.round(minutes / 60), "hour")} ago), is discarded`,
+    );
   } else {
     lines.push("everything written to the database since the backup was taken is discarded (its time is not recorded)");
   }
@@ -165,9 +172,11 @@ export function describeDiscard(backupTime: string | undefined, stats: BackupEve
       reset = true;
       continue;
     }
-    if (d.some((x) => x > 0)) changed.push(`${t}: ${d[0]} inserted, ${d[1]} updated, ${d[2]} deleted (${after[3]} rows now, ${before[3]} in the backup)`);
+    if (d.some((x) => x > 0))
+      changed.push(`${t}: ${d[0]} inserted, ${d[1]} updated, ${d[2]} deleted (${after[3]} rows now, ${before[3]} in the backup)`);
   }
-  if (changed.length) lines.push("rows written since the backup (PostgreSQL's counters, approximate), lost by the restore:", ...changed.map((c) => `  ${c}`));
+  if (changed.length)
+    lines.push("rows written since the backup (PostgreSQL's counters, approximate), lost by the restore:", ...changed.map((c) => `  ${c}`));
   else if (!reset) lines.push("rows written since the backup to its tables: none counted (PostgreSQL's counters, approximate)");
   if (reset) lines.push("some tables' counters were reset since the backup: their rows written since are not known");
   return lines;

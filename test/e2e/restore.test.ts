@@ -51,9 +51,14 @@ describe("e2e: rollback --restore-db restores the right backup", function () {
     }
   };
   const itemCount = async () => Number((await sql<{ n: string }>("select count(*) as n from items"))[0].n);
-  const publicTables = async () => (await sql<{ t: string }>("select tablename as t from pg_tables where schemaname = 'public' order by 1")).map((r) => r.t);
+  const publicTables = async () =>
+    (await sql<{ t: string }>("select tablename as t from pg_tables where schemaname = 'public' order by 1")).map((r) => r.t);
   const itemColumns = async () =>
-    (await sql<{ c: string }>("select column_name as c from information_schema.columns where table_name = 'items' order by ordinal_position")).map((r) => r.c);
+    (
+      await sql<{ c: string }>(
+        "select column_name as c from information_schema.columns where table_name = 'items' order by ordinal_position",
+      )
+    ).map((r) => r.c);
   const migrations = async () => (await sql<{ name: string }>("select name from schema_migrations order by name")).map((r) => r.name);
   const served = async () => JSON.parse((await get(target.nginx.port, "/health")).body).version;
   const backupEvents = () => readJournal(target.root, true).filter((e) => e.event === "backup");
@@ -66,8 +71,20 @@ describe("e2e: rollback --restore-db restores the right backup", function () {
     target = await startLocalTarget();
     pg = await startPostgres();
     const repos = await makeExampleRepos(path.join(work, "repos"));
-    await addVersion(repos.orchestrator, "1.2.4", "Widgets (a migration that commits half of itself)", {}, { "migrations/003_widgets.sql": PARTIAL_MIGRATION });
-    opts = { target, databaseUrl: pg.url, repos, refs: { orchestrator: "v1.2.2", sevastopol: "v1.2.2" }, slotPorts: { blue: await freePort(), green: await freePort() } };
+    await addVersion(
+      repos.orchestrator,
+      "1.2.4",
+      "Widgets (a migration that commits half of itself)",
+      {},
+      { "migrations/003_widgets.sql": PARTIAL_MIGRATION },
+    );
+    opts = {
+      target,
+      databaseUrl: pg.url,
+      repos,
+      refs: { orchestrator: "v1.2.2", sevastopol: "v1.2.2" },
+      slotPorts: { blue: await freePort(), green: await freePort() },
+    };
     writeStack(backend, stack, localConfig(opts), localSecrets(target.ssh.privateKey, pg.url));
   });
 
@@ -118,7 +135,14 @@ describe("e2e: rollback --restore-db restores the right backup", function () {
     assert.ok(failedBackup.to.orchestrator, JSON.stringify(failedBackup));
     const r = await rollback("--restore-db", "--yes");
     assert.strictEqual(r.code, 0, outputOf(r));
-    console.log(`      ${r.stdout.split("\n").filter((l) => /^\s+(database:|taken|it undoes|everything|tables|rows|  public|a safety)|^schema check|^database restored/.test(l)).join("\n      ")}`);
+    console.log(
+      `      ${r.stdout
+        .split("\n")
+        .filter((l) =>
+          /^\s+(database:|taken|it undoes|everything|tables|rows| {2}public|a safety)|^schema check|^database restored/.test(l),
+        )
+        .join("\n      ")}`,
+    );
     const out = r.stdout;
     assert.ok(out.includes(`database: will restore ${failedBackup.path} (`), out);
     assert.match(out, /^ {4}taken \S+ by update 4 \(lease t-rs\d+\/\S+\) before migrating orchestrator [0-9a-f]{12} → [0-9a-f]{12}$/m);
@@ -127,7 +151,10 @@ describe("e2e: rollback --restore-db restores the right backup", function () {
     assert.match(out, / public\.items: 4 inserted, 0 updated, 0 deleted/);
     // Said before the code rollback began.
     assert.ok(out.indexOf("tables created since the backup") < out.indexOf("$ pulumi up"), out);
-    assert.match(out, /^schema check: orchestrator: the database's migrations match the serving code \(migrations match this release: 001_init\.sql, 002_add_admin_indexes\.sql\)$/m);
+    assert.match(
+      out,
+      /^schema check: orchestrator: the database's migrations match the serving code \(migrations match this release: 001_init\.sql, 002_add_admin_indexes\.sql\)$/m,
+    );
     assert.ok(out.includes(`database restored from ${failedBackup.path}`), out);
 
     assert.strictEqual(await served(), "1.2.3");
@@ -143,7 +170,10 @@ describe("e2e: rollback --restore-db restores the right backup", function () {
     assert.strictEqual(r.code, 0, outputOf(r));
     assert.match(r.stdout, /^ {2}to {4}update 2: orchestrator@v1\.2\.2, sevastopol@v1\.2\.3$/m);
     assert.match(r.stdout, /it undoes the migrations run since update 2 was deployed: orchestrator@[0-9a-f]{12} \(succeeded, /);
-    assert.match(r.stdout, /^schema check: orchestrator: the database's migrations match the serving code \(migrations match this release: 001_init\.sql\)$/m);
+    assert.match(
+      r.stdout,
+      /^schema check: orchestrator: the database's migrations match the serving code \(migrations match this release: 001_init\.sql\)$/m,
+    );
     assert.strictEqual(await served(), "1.2.2");
     assert.deepStrictEqual(await migrations(), ["001_init.sql"]);
     assert.strictEqual(await sql("select 1 from items where name like 'after-1.2.3-%' or name like 'between-%'").then((x) => x.length), 0);
@@ -157,7 +187,10 @@ describe("e2e: rollback --restore-db restores the right backup", function () {
     const before = stackFile();
     const r = await rollback("--to", "3", "--restore-db", "--backup", copy, "--yes");
     assert.strictEqual(r.code, 2, outputOf(r));
-    assert.match(r.stderr, /refused: \S+copied\.dump has sha256 [0-9a-f]{64}, not the recorded 0{64}: it changed since it was taken; nothing was changed/);
+    assert.match(
+      r.stderr,
+      /refused: \S+copied\.dump has sha256 [0-9a-f]{64}, not the recorded 0{64}: it changed since it was taken; nothing was changed/,
+    );
     const relative = await rollback("--to", "3", "--restore-db", "--backup", "copied.dump", "--yes");
     assert.match(relative.stderr, /--backup must be the backup's absolute path on the server, got 'copied\.dump'/);
     assert.strictEqual(stackFile(), before);

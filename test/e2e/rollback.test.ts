@@ -277,9 +277,7 @@ describe("e2e: rollback, history and metrics tools on the Automation API", funct
       assert.strictEqual(gone.code, 2, outputOf(gone));
       assert.match(
         gone.stderr,
-        new RegExp(
-          `refused: the backup ${backup.replace(/[.]/g, "\\.")} is gone from the server \\(or empty\\); nothing was changed`,
-        ),
+        new RegExp(`refused: the backup ${backup.replace(/[.]/g, "\\.")} is gone from the server \\(or empty\\); nothing was changed`),
       );
     } finally {
       fs.renameSync(`${backup}.hidden`, backup);

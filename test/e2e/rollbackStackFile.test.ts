@@ -118,7 +118,10 @@ describe("e2e: rollback and the stack file (lock held, change to commit)", funct
     const patch = `${lines.slice(start, end).join("\n")}\n`;
     // Only the apps change, as YAML: the refs' lines, nothing else of the file.
     assert.deepStrictEqual(
-      patch.split("\n").filter((l) => /^[-+](?![-+]{2} )/.test(l)).sort(),
+      patch
+        .split("\n")
+        .filter((l) => /^[-+](?![-+]{2} )/.test(l))
+        .sort(),
       ["+      ref: v1.2.2", "+      ref: v1.2.2", "-      ref: v1.2.3", "-      ref: v1.2.3"],
       patch,
     );

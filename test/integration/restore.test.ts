@@ -16,7 +16,12 @@ const SHA_V2 = "2".repeat(40);
 
 /** Runs a built script with bash under `lease`, as the Command resource does on a server. */
 function run(text: string, stdin = "", lease = "unit/lease-1"): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync("bash", ["-c", text], { input: stdin, encoding: "utf8", timeout: 120_000, env: { ...process.env, NOSTROMO_LEASE: lease } });
+  const r = spawnSync("bash", ["-c", text], {
+    input: stdin,
+    encoding: "utf8",
+    timeout: 120_000,
+    env: { ...process.env, NOSTROMO_LEASE: lease },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -43,7 +48,9 @@ describe("integration: database restore against a real PostgreSQL", function () 
   };
   const count = async (table: string) => Number((await q(`select count(*) as n from ${table}`))[0].n);
   const columns = async (table: string) =>
-    (await q(`select column_name from information_schema.columns where table_name = '${table}' order by ordinal_position`)).map((r) => r.column_name);
+    (await q(`select column_name from information_schema.columns where table_name = '${table}' order by ordinal_position`)).map(
+      (r) => r.column_name,
+    );
   const tables = async () => (await q("select tablename from pg_tables where schemaname = 'public' order by 1")).map((r) => r.tablename);
   /** The schema as pg_dump prints it: equal texts mean an equal schema. */
   const schemaText = () => {
@@ -55,10 +62,21 @@ describe("integration: database restore against a real PostgreSQL", function () 
     assert.strictEqual(r.status, 0, r.stderr);
     return r.stdout.replace(/^\\(un)?restrict .*$/gm, "");
   };
-  const journal = () => parseJournal(fs.existsSync(path.join(root, "deploys.jsonl")) ? fs.readFileSync(path.join(root, "deploys.jsonl"), "utf8") : "");
+  const journal = () =>
+    parseJournal(fs.existsSync(path.join(root, "deploys.jsonl")) ? fs.readFileSync(path.join(root, "deploys.jsonl"), "utf8") : "");
   const deployLine = (ref: string, sha: string) =>
-    fs.appendFileSync(path.join(root, "deploys.jsonl"), JSON.stringify({ stack: "unit", result: "succeeded", apps: { orchestrator: { ref, sha } } }) + "\n");
-  const lastResult = (stdout: string) => JSON.parse(stdout.trim().split("\n").pop()!.replace(/^nostromo-result /, ""));
+    fs.appendFileSync(
+      path.join(root, "deploys.jsonl"),
+      JSON.stringify({ stack: "unit", result: "succeeded", apps: { orchestrator: { ref, sha } } }) + "\n",
+    );
+  const lastResult = (stdout: string) =>
+    JSON.parse(
+      stdout
+        .trim()
+        .split("\n")
+        .pop()!
+        .replace(/^nostromo-result /, ""),
+    );
 
   let v1Schema: string;
   let backup: { path: string; sha256: string };
@@ -71,7 +89,9 @@ describe("integration: database restore against a real PostgreSQL", function () 
     pg = await startPostgres();
     db = new Client({ connectionString: pg.url });
     await db.connect();
-    await write("create table items (id serial primary key, name text); insert into items (name) select 'v1-' || g from generate_series(1, 4) g");
+    await write(
+      "create table items (id serial primary key, name text); insert into items (name) select 'v1-' || g from generate_series(1, 4) g",
+    );
     // v1 is deployed and serving.
     fs.mkdirSync(path.join(root, "releases", "orchestrator", SHA_V1), { recursive: true });
     fs.mkdirSync(path.join(root, "current"), { recursive: true });
@@ -124,12 +144,15 @@ describe("integration: database restore against a real PostgreSQL", function () 
     assert.deepStrictEqual(b.from, { orchestrator: SHA_V1 });
     assert.deepStrictEqual(b.to, { orchestrator: SHA_V2 });
     assert.deepStrictEqual(b.stats["public.items"].slice(0, 1), [4]);
-    assert.deepStrictEqual({ app: mig.app, sha: mig.sha, backup: mig.backup, status: mig.status }, {
-      app: "orchestrator",
-      sha: SHA_V2,
-      backup: backup.path,
-      status: "failed",
-    });
+    assert.deepStrictEqual(
+      { app: mig.app, sha: mig.sha, backup: mig.backup, status: mig.status },
+      {
+        app: "orchestrator",
+        sha: SHA_V2,
+        backup: backup.path,
+        status: "failed",
+      },
+    );
     // The failed update keeps the deploy lock; the next update (the rollback's) releases it.
     assert.strictEqual(fs.readFileSync(path.join(root, ".lock", "lease"), "utf8").trim(), "unit/update-2");
     fs.rmSync(path.join(root, ".lock"), { recursive: true });
@@ -150,7 +173,10 @@ describe("integration: database restore against a real PostgreSQL", function () 
     const lines = describeDiscard(b.time, b.stats, survey, new Date());
     assert.match(lines[0], /^everything written to the database since the backup was taken, \S+ \(0 minutes ago\), is discarded$/);
     assert.ok(lines.includes("tables created since the backup, dropped by the restore: public.widgets"), lines.join("\n"));
-    assert.ok(lines.some((l) => /^ {2}public\.items: 25 inserted, 0 updated, 0 deleted \(29 rows now, 4 in the backup\)$/.test(l)), lines.join("\n"));
+    assert.ok(
+      lines.some((l) => /^ {2}public\.items: 25 inserted, 0 updated, 0 deleted \(29 rows now, 4 in the backup\)$/.test(l)),
+      lines.join("\n"),
+    );
   });
 
   it("refused without a change: a wrong sha256, a deploy holding the lock", async () => {
@@ -176,10 +202,14 @@ describe("integration: database restore against a real PostgreSQL", function () 
     const broken = path.join(root, "backups", "unit-broken.dump");
     await write("create role ghost; grant select on items to ghost");
     const u = new URL(pg.url);
-    const dump = spawnSync("pg_dump", ["--format=custom", "--no-owner", "-f", broken, "-h", u.hostname, "-p", u.port, "-U", u.username, u.pathname.slice(1)], {
-      encoding: "utf8",
-      env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password) },
-    });
+    const dump = spawnSync(
+      "pg_dump",
+      ["--format=custom", "--no-owner", "-f", broken, "-h", u.hostname, "-p", u.port, "-U", u.username, u.pathname.slice(1)],
+      {
+        encoding: "utf8",
+        env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password) },
+      },
+    );
     assert.strictEqual(dump.status, 0, dump.stderr);
     await write("revoke select on items from ghost; drop role ghost");
     const sum = crypto.createHash("sha256").update(fs.readFileSync(broken)).digest("hex");
@@ -215,7 +245,13 @@ describe("integration: database restore against a real PostgreSQL", function () 
 
   it("pickRestoreBackup refuses when no migration ran since the target's deploy, naming --backup", () => {
     deployLine("v1", SHA_V1);
-    assert.throws(() => pickRestoreBackup(journal(), { orchestrator: "v1" }, "update 3"), /no migration ran on the server since update 3 \(orchestrator@v1\) was deployed.*--backup PATH/);
-    assert.throws(() => pickRestoreBackup(journal(), { orchestrator: "v0" }, "update 0"), /the server's journal has no deploy of update 0 \(orchestrator@v0\)/);
+    assert.throws(
+      () => pickRestoreBackup(journal(), { orchestrator: "v1" }, "update 3"),
+      /no migration ran on the server since update 3 \(orchestrator@v1\) was deployed.*--backup PATH/,
+    );
+    assert.throws(
+      () => pickRestoreBackup(journal(), { orchestrator: "v0" }, "update 0"),
+      /the server's journal has no deploy of update 0 \(orchestrator@v0\)/,
+    );
   });
 });

@@ -8,8 +8,13 @@ import { unifiedDiff } from "../../lib/unifiedDiff";
 const KEY = "nostromo-deploy:apps";
 /** The removed and added lines of the unified diff a → b. */
 const changed = (a: string, b: string) => {
-  const lines = unifiedDiff(a, b, "f").split("\n").filter((l) => /^[-+](?![-+]{2} )/.test(l));
-  return { removed: lines.filter((l) => l[0] === "-").map((l) => l.slice(1)), added: lines.filter((l) => l[0] === "+").map((l) => l.slice(1)) };
+  const lines = unifiedDiff(a, b, "f")
+    .split("\n")
+    .filter((l) => /^[-+](?![-+]{2} )/.test(l));
+  return {
+    removed: lines.filter((l) => l[0] === "-").map((l) => l.slice(1)),
+    added: lines.filter((l) => l[0] === "+").map((l) => l.slice(1)),
+  };
 };
 
 describe("unit: the rollback's edit of the stack file's apps key (only that key changes)", () => {
@@ -17,7 +22,13 @@ describe("unit: the rollback's edit of the stack file's apps key (only that key 
     const text = fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.production.yaml"), "utf8");
     // As a history gives it back: every map's keys sorted.
     const sorted = (v: any): any =>
-      v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sorted(v[k])])) : v;
+      v && typeof v === "object" && !Array.isArray(v)
+        ? Object.fromEntries(
+            Object.keys(v)
+              .sort()
+              .map((k) => [k, sorted(v[k])]),
+          )
+        : v;
     const apps = sorted((yaml.load(text) as any).config[KEY]);
     apps.orchestrator.ref = "v1.2.2";
     const out = setConfigBlock(text, KEY, apps)!;
@@ -36,7 +47,10 @@ describe("unit: the rollback's edit of the stack file's apps key (only that key 
   });
 
   it("a file without the key gets it at the end of its config map; odd shapes are left to the engine (undefined)", () => {
-    assert.strictEqual(setConfigBlock("config:\n  p:a: 1\nother: x\n", KEY, { api: {} }), `config:\n  p:a: 1\n  ${KEY}:\n    api: {}\nother: x\n`);
+    assert.strictEqual(
+      setConfigBlock("config:\n  p:a: 1\nother: x\n", KEY, { api: {} }),
+      `config:\n  p:a: 1\n  ${KEY}:\n    api: {}\nother: x\n`,
+    );
     assert.strictEqual(setConfigBlock("secretsprovider: x\n", KEY, {}), undefined);
     assert.strictEqual(setConfigBlock(`config:\n  ${KEY}: 1\n  ${KEY}: 2\n`, KEY, {}), undefined);
   });

@@ -30,7 +30,9 @@ async function main() {
       const pending = files.filter((f) => !recorded.includes(f));
       const unknown = recorded.filter((f) => !files.includes(f));
       if (pending.length || unknown.length) {
-        console.log(`migrations differ: pending ${pending.join(", ") || "none"}; recorded but not in this release ${unknown.join(", ") || "none"}`);
+        console.log(
+          `migrations differ: pending ${pending.join(", ") || "none"}; recorded but not in this release ${unknown.join(", ") || "none"}`,
+        );
         return 1;
       }
       console.log(`migrations match this release: ${recorded.join(", ") || "none"}`);

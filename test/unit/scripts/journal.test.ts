@@ -40,12 +40,23 @@ describe("unit: scripts/journal (exact text)", () => {
   it("eventFunction: one JSON line per event, strings, raw JSON and nested keys, with the server time and the update's lease", () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-event-"));
     try {
-      const r = spawnSync("bash", ["-c", `${eventFunction(root)}\nnostromo_event backup path="/b/it's.dump" size:=42 stats:='{"public.items":[1,2,3,4]}' from.api=abc to.api=def`], {
-        encoding: "utf8",
-        env: { ...process.env, NOSTROMO_LEASE: "unit/lease-7" },
-      });
+      const r = spawnSync(
+        "bash",
+        [
+          "-c",
+          `${eventFunction(root)}\nnostromo_event backup path="/b/it's.dump" size:=42 stats:='{"public.items":[1,2,3,4]}' from.api=abc to.api=def`,
+        ],
+        {
+          encoding: "utf8",
+          env: { ...process.env, NOSTROMO_LEASE: "unit/lease-7" },
+        },
+      );
       assert.strictEqual(r.status, 0, r.stderr);
-      const lines = fs.readFileSync(path.join(root, "deploys.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      const lines = fs
+        .readFileSync(path.join(root, "deploys.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
       assert.strictEqual(lines.length, 1);
       const { time, ...rest } = lines[0];
       assert.ok(!Number.isNaN(Date.parse(time)), time);
