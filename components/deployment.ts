@@ -12,6 +12,7 @@ import { GeneratedSecret } from "./generatedSecret";
 import { Migration } from "./migration";
 import { Server } from "./server";
 import { Service } from "./service";
+import { Workers } from "./workers";
 import { Cutover, CutoverApp } from "./cutover";
 import { NginxSite } from "./nginxSite";
 import { Notification } from "./notification";
@@ -56,7 +57,8 @@ export interface AppDigests {
  * One deploy of the whole system:
  * server (preflight, lock) → config backup (before anything changes nginx, units or .env) →
  * database backup → per app: release → migration → new slot + health gate
- * → cutover (verify every app, switch every app, smoke tests, switch back on failure) → journal
+ * → cutover (verify every app, switch every app, smoke tests, switch back on failure) → workers
+ * (started on the new release, the old ones stopped gracefully) → journal
  * line (and unlock). Each app's desired state is its commit plus the digest of its .env and of
  * its config; a change of any of it goes through the same lock, gate, cutover and journal.
  */
@@ -158,7 +160,7 @@ export class Deployment extends pulumi.ComponentResource {
         steps.push(last);
       }
       let service: Service | undefined;
-      if (app.kind === "node") {
+      if (app.kind !== "static") {
         service = new Service(
           `${name}-${app.name}-service`,
           { target, app, sha, envDigest: envDigest(app.name) },
@@ -184,6 +186,19 @@ export class Deployment extends pulumi.ComponentResource {
       { parent: this, dependsOn: ready },
     );
     steps.push(cutover.step);
+    // Workers (no port) move to the new release once web traffic has: each old one stopped
+    // gracefully first, so no task runs on code that no longer serves, before the record.
+    const workerSteps = config.apps
+      .filter((app) => app.workers.length > 0)
+      .map(
+        (app) =>
+          new Workers(
+            `${name}-${app.name}-workers`,
+            { target, app, sha: shas[app.name], envDigest: envDigest(app.name) },
+            { parent: this, dependsOn: [cutover.step] },
+          ).step,
+      );
+    steps.push(...workerSteps);
     this.apps = pulumi.all(appOutputs);
     this.digests = pulumi.all(digests);
     this.backup = backup?.info;
@@ -196,7 +211,11 @@ export class Deployment extends pulumi.ComponentResource {
       serving,
       backup: b?.path ?? null,
     }));
-    const record = new DeployRecord(`${name}-record`, { target, entry, steps }, { parent: this, dependsOn: [cutover.step] });
+    const record = new DeployRecord(
+      `${name}-record`,
+      { target, entry, steps },
+      { parent: this, dependsOn: [cutover.step, ...workerSteps] },
+    );
     if (args.notifyWebhookUrl) {
       const versions = Object.fromEntries(config.apps.map((a) => [a.name, a.version ?? a.ref]));
       const common = { stack: config.stack, versions, by: args.deployer, url: `http://${config.server.host}:${config.nginx.port}/` };

@@ -11,3 +11,4 @@ export * from "./service";
 export * from "./cutover";
 export * from "./nginxSite";
 export * from "./notification";
+export * from "./workers";

@@ -10,7 +10,7 @@
 import { DeployConfig, versionOfRef } from "./config";
 import { changedKeys } from "./digest";
 
-export type PlanStep = "build" | "backup" | "migrate" | "start + health check" | "switch";
+export type PlanStep = "build" | "backup" | "migrate" | "start + health check" | "switch" | "workers";
 
 /** Digests of what reaches an app's server beside its commit (components/deployment.ts). */
 export interface PlanDigests {
@@ -84,8 +84,9 @@ export function deployPlan(
         if (config.backup.enabled) steps.push("backup");
         steps.push("migrate");
       }
-      if (app.kind === "node") steps.push("start + health check");
+      if (app.kind !== "static") steps.push("start + health check");
       steps.push("switch");
+      if (app.workers.length > 0) steps.push("workers");
     }
     const version = app.version ?? versionOfRef(app.ref);
     const current = { sha, version };

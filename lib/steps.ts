@@ -13,6 +13,7 @@ export const STEP = {
   slotStart: "slot-start",
   nginxSite: "nginx-site",
   cutover: "cutover",
+  workers: "workers",
   record: "record",
   notifyStart: "notify-start",
   notifySuccess: "notify-success",
@@ -31,6 +32,7 @@ export const STEP_SUFFIX: Record<StepKind, string> = {
   "slot-start": "start",
   "nginx-site": "install",
   cutover: "switch-and-smoke",
+  workers: "start",
   record: "append",
   "notify-start": "send",
   "notify-success": "send",
@@ -53,6 +55,7 @@ export const COMPONENT_TYPE = {
   service: "nostromo:service:Service",
   nginxSite: "nostromo:nginxSite:NginxSite",
   cutover: "nostromo:cutover:Cutover",
+  workers: "nostromo:workers:Workers",
   record: "nostromo:deployRecord:DeployRecord",
   notification: "nostromo:notification:Notification",
 } as const;

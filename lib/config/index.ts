@@ -12,7 +12,7 @@ export { SECRET_REF, SMOKE_SECRETS_KEY, secretRefs, smokeSecretNames, smokeSecre
 
 export * from "./types";
 import { EXPECT_EVERY_KEYS, SMOKE_KEYS, SMOKE_SECRETS_KEY, parseSmoke } from "./smoke";
-import { AppConfig, ConfigError, DeployConfig, DeploySecretsPresence, HealthCheck, NginxConfig, ServerConfig } from "./types";
+import { AppConfig, ConfigError, DeployConfig, DeploySecretsPresence, HealthCheck, NginxConfig, ServerConfig, WorkerConfig } from "./types";
 
 const NAME = /^[a-z][a-z0-9-]{0,39}$/;
 // What git accepts as a ref name, narrowed: no "..", no leading "-", no control chars or spaces.
@@ -42,8 +42,10 @@ export const KNOWN_KEYS = {
     "health",
     "env",
     "usesDatabase",
+    "workers",
   ],
   ports: ["blue", "green"],
+  worker: ["command", "stopTimeoutSeconds"],
   health: ["path", "expect", "versionField", "extraPaths", "checks", "timeoutSeconds"],
   /** The shorthand for one first check (path, expect, versionField) and 200-only ones (extraPaths). */
   healthShorthand: ["path", "expect", "versionField", "extraPaths"],
@@ -153,6 +155,20 @@ export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecret
       usedPorts.set(port, `apps.${app.name}.ports.${slot}`);
     }
   }
+  // Worker and PM2 slot processes share one name space (`<app>-<name>`): no two may meet in it.
+  const processNames = new Map<string, string>();
+  for (const app of apps) {
+    if (app.kind !== "static" && app.manager === "pm2")
+      for (const slot of ["blue", "green"]) processNames.set(`${app.name}-${slot}`, `apps.${app.name} (slot ${slot})`);
+  }
+  for (const app of apps) {
+    for (const w of app.workers.filter((w) => w.name !== "blue" && w.name !== "green")) {
+      const unit = workerUnit(app.name, w.name);
+      const other = processNames.get(unit);
+      if (other) r.fail(`apps.${app.name}.workers.${w.name}`, `its process name ${unit} is already used by ${other}`);
+      processNames.set(unit, `apps.${app.name}.workers.${w.name}`);
+    }
+  }
   if (apps.some((a) => a.usesDatabase) && !secrets.databaseUrl) {
     r.fail("databaseUrl", "is required by an app with a database (pulumi config set --secret databaseUrl postgres://…)");
   }
@@ -183,7 +199,8 @@ export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecret
     };
     const byName = new Map(apps.map((a) => [a.name, a]));
     if (byName.get(nginx.site.staticApp)?.kind !== "static") r.fail("nginx.site.staticApp", "must name an app of kind static");
-    if (byName.get(nginx.site.apiApp)?.kind !== "node") r.fail("nginx.site.apiApp", "must name an app of kind node");
+    if (!["node", "python"].includes(byName.get(nginx.site.apiApp)?.kind ?? ""))
+      r.fail("nginx.site.apiApp", "must name an app of kind node or python");
   }
   if (usedPorts.has(nginx.port)) r.fail("nginx.port", `port ${nginx.port} is already used by ${usedPorts.get(nginx.port)}`);
 
@@ -208,7 +225,7 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
   if (!NAME.test(name)) r.fail(at, "app names are lower-case letters, digits and '-', starting with a letter");
   const a = r.object(v, at) ?? {};
   r.knownKeys(a, at, KNOWN_KEYS.app);
-  const kind = r.oneOf(a.kind, `${at}.kind`, ["node", "static"] as const, "node");
+  const kind = r.oneOf(a.kind, `${at}.kind`, ["node", "python", "static"] as const, "node");
   const app: AppConfig = {
     name,
     repo:
@@ -221,7 +238,7 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
     version: r.string(a.version, `${at}.version`, { pattern: /^[0-9A-Za-z.+-]{1,64}$/, patternText: "must be a version such as 1.2.3" }),
     kind,
     manager: r.oneOf(a.manager, `${at}.manager`, ["pm2", "systemd"] as const, "pm2"),
-    install: r.string(a.install, `${at}.install`) ?? "npm ci",
+    install: r.string(a.install, `${at}.install`) ?? (kind === "python" ? PIP_INSTALL : "npm ci"),
     build: r.string(a.build, `${at}.build`),
     migrate: r.string(a.migrate, `${at}.migrate`),
     migrateCheck: r.string(a.migrateCheck, `${at}.migrateCheck`),
@@ -232,11 +249,12 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
     }),
     env: r.stringMap(a.env, `${at}.env`, ENV_KEY),
     usesDatabase: r.bool(a.usesDatabase, `${at}.usesDatabase`, a.migrate !== undefined),
+    workers: parseWorkers(r, a.workers, `${at}.workers`),
   };
-  if (kind === "node") {
-    if (!app.start) r.fail(`${at}.start`, "is required for a node app");
+  if (kind !== "static") {
+    if (!app.start) r.fail(`${at}.start`, `is required for a ${kind} app`);
     const p = r.object(a.ports, `${at}.ports`);
-    if (!p) r.fail(`${at}.ports`, "is required for a node app: { blue: <port>, green: <port> }");
+    if (!p) r.fail(`${at}.ports`, `is required for a ${kind} app: { blue: <port>, green: <port> }`);
     r.knownKeys(p, `${at}.ports`, KNOWN_KEYS.ports);
     const blue = r.int(p?.blue, `${at}.ports.blue`, 1024, 65535);
     const green = r.int(p?.green, `${at}.ports.green`, 1024, 65535);
@@ -245,7 +263,7 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
       app.ports = { blue, green };
     }
     const h = r.object(a.health, `${at}.health`);
-    if (!h) r.fail(`${at}.health`, "is required for a node app: nothing takes traffic unchecked");
+    if (!h) r.fail(`${at}.health`, `is required for a ${kind} app: nothing takes traffic unchecked`);
     r.knownKeys(h, `${at}.health`, KNOWN_KEYS.health);
     app.health = {
       checks: parseHealthChecks(r, h, `${at}.health`),
@@ -260,10 +278,40 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
     app.output = app.output ?? "dist";
     if (app.migrate) r.fail(`${at}.migrate`, "a static app has no migration");
     if (a.ports !== undefined) r.fail(`${at}.ports`, "a static app is served by nginx from its files: it has no ports");
+    if (app.workers.length > 0) r.fail(`${at}.workers`, "a static app has no processes");
   }
   if (app.migrateCheck && !app.migrate) r.fail(`${at}.migrateCheck`, "checks the migrations of `migrate`, which is not set");
   if (app.manager === "systemd" && kind === "static") r.fail(`${at}.manager`, "a static app has no service");
   return app;
+}
+
+/**
+ * A python app's default install: the release's .venv (made by the release step) gets
+ * requirements.txt from the wheelhouse shared by the app's releases, offline; only what it lacks
+ * is downloaded (see PIP_INSTALL_FUNCTION in lib/scripts/release.ts).
+ */
+export const PIP_INSTALL = "nostromo_pip_install requirements.txt";
+
+/** The name of worker `worker` of `app`: its PM2 process, and its systemd unit without `.service`. */
+export function workerUnit(app: string, worker: string): string {
+  return `${app}-${worker}`;
+}
+
+/** `apps.<app>.workers`: name → { command, stopTimeoutSeconds }, in config order. */
+function parseWorkers(r: Reader, v: unknown, at: string): WorkerConfig[] {
+  const o = r.object(v, at);
+  return Object.entries(o ?? {}).map(([name, wv]) => {
+    const wat = `${at}.${name}`;
+    if (!NAME.test(name)) r.fail(wat, "worker names are lower-case letters, digits and '-', starting with a letter");
+    if (name === "blue" || name === "green") r.fail(wat, "blue and green name the app's slots");
+    const w = r.object(wv, wat) ?? {};
+    r.knownKeys(w, wat, KNOWN_KEYS.worker);
+    return {
+      name,
+      command: r.command(w.command, `${wat}.command`, { required: true }) ?? "",
+      stopTimeoutSeconds: r.int(w.stopTimeoutSeconds, `${wat}.stopTimeoutSeconds`, 1, 86400, 60) ?? 60,
+    };
+  });
 }
 
 const HEALTH_PATH = { pattern: /^\/[^\s]*$/, patternText: 'must start with "/"' };

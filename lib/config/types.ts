@@ -2,7 +2,7 @@
 import { DeployWindow } from "../deployWindow";
 
 export type ServiceManager = "pm2" | "systemd";
-export type AppKind = "node" | "static";
+export type AppKind = "node" | "python" | "static";
 
 export interface ServerConfig {
   host: string;
@@ -41,6 +41,17 @@ export interface HealthConfig {
   timeoutSeconds: number;
 }
 
+/**
+ * A process of an app with no port (a Celery worker): `<app>-<name>` under the app's manager, in
+ * the new release, started after the cutover switched web traffic, the old one stopped first.
+ */
+export interface WorkerConfig {
+  name: string;
+  command: string;
+  /** How long a stop waits after SIGTERM (a task in flight finishing) before SIGKILL. */
+  stopTimeoutSeconds: number;
+}
+
 export interface AppConfig {
   name: string;
   repo: string;
@@ -57,9 +68,9 @@ export interface AppConfig {
    * unknown); run by `rollback --restore-db` in the serving release after a restore.
    */
   migrateCheck?: string;
-  /** Command that starts the app in its release dir (node apps). */
+  /** Command that starts the app in its release dir (node and python apps). */
   start?: string;
-  /** Ports of the two slots, blue and green (node apps). */
+  /** Ports of the two slots, blue and green (node and python apps). */
   ports?: { blue: number; green: number };
   /** Folder of the built site, relative to the release (static apps). */
   output?: string;
@@ -68,6 +79,8 @@ export interface AppConfig {
   env: Record<string, string>;
   /** Gets DATABASE_URL and JWT_SECRET in its .env. */
   usesDatabase: boolean;
+  /** Processes with no port (node and python apps), by name, in config order. */
+  workers: WorkerConfig[];
 }
 
 export interface NginxConfig {

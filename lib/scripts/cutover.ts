@@ -27,7 +27,7 @@ function servingTest(cfg: DeployConfig, t: CutoverTarget): string {
   const L = layout(cfg.server.root, t.app.name);
   const release = quote(`${L.releases}/${t.sha}`);
   const current = `[ "$(readlink ${quote(L.current)} 2>/dev/null)" = ${release} ]`;
-  if (t.app.kind !== "node") return current;
+  if (t.app.kind === "static") return current;
   return [
     current,
     `[ "$(cat ${quote(`${L.slots}/live`)} 2>/dev/null)" = ${quote(String(t.slot))} ]`,
@@ -82,8 +82,8 @@ function switchLines(cfg: DeployConfig, t: CutoverTarget): string[] {
   );
   // A node app counts as switched from the moment its include is rewritten (it must be put back
   // even if nginx refuses it); a static app once its link is swapped.
-  if (app.kind === "node") lines.push(`  switched="$switched ${app.name}"`);
-  if (app.kind === "node") {
+  if (app.kind !== "static") lines.push(`  switched="$switched ${app.name}"`);
+  if (app.kind !== "static") {
     lines.push(
       `  [ -f ${quote(up)} ] && cp -p ${quote(up)} ${quote(`${up}.previous`)} || rm -f ${quote(`${up}.previous`)}`,
       `  cat ${quote(`${L.slots}/live`)} > ${quote(`${L.slots}/previous`)} 2>/dev/null || true`,
@@ -97,8 +97,8 @@ function switchLines(cfg: DeployConfig, t: CutoverTarget): string[] {
   }
   lines.push(
     `  ln -sfn ${quote(release)} ${quote(`${L.current}.new`)} && mv -T ${quote(`${L.current}.new`)} ${quote(L.current)}`,
-    ...(app.kind === "node" ? [] : [`  switched="$switched ${app.name}"`]),
-    `  echo "switched ${app.name} to ${sha.slice(0, 12)}${app.kind === "node" ? ` (slot ${t.slot}, port ${t.port})` : ""}"`,
+    ...(app.kind !== "static" ? [] : [`  switched="$switched ${app.name}"`]),
+    `  echo "switched ${app.name} to ${sha.slice(0, 12)}${app.kind !== "static" ? ` (slot ${t.slot}, port ${t.port})` : ""}"`,
     `fi`,
   );
   return lines;
@@ -109,7 +109,7 @@ function switchBackLines(cfg: DeployConfig, app: AppConfig): string[] {
   const L = layout(cfg.server.root, app.name);
   const up = `${L.upstreams}/${app.name}.conf`;
   const lines = [`case " $switched " in *" ${app.name} "*)`];
-  if (app.kind === "node") {
+  if (app.kind !== "static") {
     lines.push(
       `  if [ -f ${quote(`${up}.previous`)} ]; then mv -f ${quote(`${up}.previous`)} ${quote(up)}; { ${cfg.nginx.testCommand} && ${cfg.nginx.reloadCommand}; } >&2 || echo "nginx did not reload after the switch-back of ${app.name}: it still runs the configuration it had before the switch" >&2; fi`,
       `  [ -f ${quote(`${L.slots}/previous`)} ] && cp ${quote(`${L.slots}/previous`)} ${quote(`${L.slots}/live`)} || true`,
@@ -133,7 +133,7 @@ function servingLines(cfg: DeployConfig, apps: AppConfig[]): string[] {
     `serving=""`,
     ...apps.map((app) => {
       const L = layout(cfg.server.root, app.name);
-      const slot = app.kind === "node" ? `"/$(cat ${quote(`${L.slots}/live`)} 2>/dev/null || echo none)"` : "";
+      const slot = app.kind !== "static" ? `"/$(cat ${quote(`${L.slots}/live`)} 2>/dev/null || echo none)"` : "";
       return `serving="$serving ${app.name}=$(basename "$(readlink ${quote(L.current)} 2>/dev/null || echo none)" | cut -c1-12)"${slot}`;
     }),
     `serving=\${serving# }`,
@@ -147,7 +147,7 @@ function servingLines(cfg: DeployConfig, apps: AppConfig[]): string[] {
  */
 function refreshIdleSlotLines(cfg: DeployConfig, t: CutoverTarget): string[] {
   const { app } = t;
-  if (app.kind !== "node" || !t.envDigest) return [];
+  if (app.kind === "static" || !t.envDigest) return [];
   const L = layout(cfg.server.root, app.name);
   const idle = t.slot === "blue" ? "green" : "blue";
   const port = app.ports![idle];
@@ -210,7 +210,7 @@ const get = (o, p) => p.split(".").reduce((v, k) => (v == null ? undefined : v[k
  */
 export function cutoverScript(cfg: DeployConfig, targets: CutoverTarget[], steps: SmokeStep[]): string {
   const apps = targets.map((t) => t.app);
-  const pm2 = apps.some((a) => a.kind === "node" && a.manager === "pm2");
+  const pm2 = apps.some((a) => a.kind !== "static" && a.manager === "pm2");
   return stepScript(
     cfg,
     // The smoke secrets (one JSON line on stdin, smokeSecretsLine), read before any command that

@@ -12,3 +12,4 @@ export * from "./slot";
 export * from "./nginx";
 export * from "./cutover";
 export * from "./journal";
+export * from "./workers";

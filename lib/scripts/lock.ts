@@ -14,23 +14,30 @@ import { SYSTEMD_UNIT_DIR } from "./slot";
 export function preflightLines(cfg: DeployConfig): string[] {
   const { server } = cfg;
   const needed = new Set(["git", "tar", "curl", "node", "npm", "flock", "mktemp", "timeout"]);
-  for (const app of cfg.apps) needed.add(app.kind === "node" ? (app.manager === "pm2" ? "pm2" : "systemctl") : "ln");
+  for (const app of cfg.apps) needed.add(app.kind !== "static" ? (app.manager === "pm2" ? "pm2" : "systemctl") : "ln");
+  // A python release makes its own virtualenv (python3 -m venv: Debian's python3-venv).
+  if (cfg.apps.some((a) => a.kind === "python")) needed.add("python3");
   if (cfg.backup.enabled && cfg.apps.some((a) => a.migrate)) ["pg_dump", "pg_restore", "psql", "sha256sum"].forEach((c) => needed.add(c));
   if (cfg.nginx.site) needed.add(cfg.nginx.reloadCommand.split(/\s+/)[0]);
   const L = layout(server.root);
   const dirs = ["releases", "current", "shared", "slots", "repos"].map((d) => `${server.root}/${d}`);
-  const pm2 = cfg.apps.some((a) => a.kind === "node" && a.manager === "pm2");
+  const pm2 = cfg.apps.some((a) => a.kind !== "static" && a.manager === "pm2");
   return [
     `missing=""`,
     `for c in ${[...needed].map(quote).join(" ")}; do command -v "$c" >/dev/null 2>&1 || missing="$missing $c"; done`,
     `[ -z "$missing" ] || { echo "preflight: missing on $(hostname): $missing (PATH=$PATH)" >&2; exit 1; }`,
-    ...(cfg.apps.some((a) => a.kind === "node" && a.manager === "systemd")
+    ...(cfg.apps.some((a) => a.kind !== "static" && a.manager === "systemd")
       ? [
           `[ -w ${quote(SYSTEMD_UNIT_DIR)} ] || { echo "preflight: $(id -un)@$(hostname) cannot write ${SYSTEMD_UNIT_DIR}: apps with manager systemd need a deploy user that can (root), to install their slots' units" >&2; exit 1; }`,
         ]
       : []),
     `mkdir -p ${[...dirs, L.backups, L.upstreams].map(quote).join(" ")}`,
     `free=$(df -Pm ${quote(server.root)} | awk 'NR==2 {print $4}')`,
+    ...(cfg.apps.some((a) => a.kind === "python")
+      ? [
+          `python3 -c 'import ensurepip, venv' 2>/dev/null || { echo "preflight: python3 on $(hostname) cannot make virtualenvs (install python3-venv), needed by the python apps" >&2; exit 1; }`,
+        ]
+      : []),
     `[ "$free" -ge ${server.minFreeMiB} ] || { echo "preflight: only $free MiB free under ${server.root}, need ${server.minFreeMiB} MiB (server.minFreeMiB)" >&2; exit 1; }`,
     // PM2 forgets its processes when its daemon restarts (a reboot) unless `pm2 startup` installed
     // its boot hook: we save after every switch, the hook resurrects what was saved.

@@ -15,6 +15,7 @@ export function releaseScript(cfg: DeployConfig, app: AppConfig, sha: string): s
   const { server } = cfg;
   const L = layout(server.root, app.name);
   const release = `${L.releases}/${sha}`;
+  const python = app.kind === "python";
   return stepScript(
     cfg,
     `mirror=${quote(L.mirror)}; release=${quote(release)}; shared=${quote(L.shared)}`,
@@ -40,17 +41,20 @@ export function releaseScript(cfg: DeployConfig, app: AppConfig, sha: string): s
     `  built=kept`,
     `  echo "release ${app.name}@${sha.slice(0, 12)} already built: kept"`,
     `else`,
-    `  tmp=${quote(`${L.releases}/.${sha}.partial`)}`,
+    // A virtualenv cannot move (its scripts name its path): a python release is built where it
+    // stays, and counts as built only once .nostromo-built is there, as any release.
+    python ? `  tmp="$release"` : `  tmp=${quote(`${L.releases}/.${sha}.partial`)}`,
     `  rm -rf "$tmp" && mkdir -p "$tmp"`,
     `  git -C "$mirror" archive ${quote(sha)} | tar -x -C "$tmp"`,
     `  ln -sfn "$shared/.env" "$tmp/.env"`,
     `  printf '%s\\n' ${quote(sha)} > "$tmp/REVISION"`,
     `  cd "$tmp"`,
+    ...(python ? [`  python3 -m venv .venv`, `  ${venvLine('"$release"')}`, PIP_INSTALL_FUNCTION.replace(/^/gm, "  ")] : []),
     `  ${app.install}`,
     app.build ? `  ${app.build}` : undefined,
     `  touch .nostromo-built`,
     `  cd /`,
-    `  rm -rf "$release" && mv -T "$tmp" "$release"`,
+    python ? undefined : `  rm -rf "$release" && mv -T "$tmp" "$release"`,
     `  built=built`,
     `  echo "release ${app.name}@${sha.slice(0, 12)} built"`,
     `fi`,
@@ -77,6 +81,7 @@ export function migrateScript(cfg: DeployConfig, app: AppConfig, sha: string, ba
     eventFunction(cfg.server.root),
     `cd ${quote(release)}`,
     `set -a; . ./.env; set +a`,
+    app.kind === "python" ? venvLine(quote(release)) : undefined,
     `echo "migrating ${app.name}@${sha.slice(0, 12)}"`,
     // Its own bash with -e: inside `if !` a failing command in the middle would not stop it.
     `if ! bash -ec ${quote(app.migrate!)}; then`,
@@ -88,6 +93,36 @@ export function migrateScript(cfg: DeployConfig, app: AppConfig, sha: string, ba
     `nostromo_result migrated=${quote(sha)}`,
   );
 }
+
+/**
+ * The line that puts a python release's virtualenv first on PATH, `dir` being the release folder
+ * as a shell word: its python, pip and console scripts (gunicorn, celery) win over the system's.
+ */
+export function venvLine(dir: string): string {
+  return `export VIRTUAL_ENV=${dir}/.venv PATH=${dir}/.venv/bin:"$PATH"`;
+}
+
+/**
+ * `nostromo_pip_install FILE` (a python app's default install, PIP_INSTALL): installs FILE into
+ * the active virtualenv from the wheelhouse shared by the app's releases (<shared>/wheelhouse),
+ * offline (--no-index); when that fails (new or changed pins), pip downloads what is missing into
+ * it (its cache in <shared>/pip-cache) and installs again, preferring the wheelhouse. With hashes
+ * in FILE every file is checked against them (--require-hashes), offline too.
+ */
+export const PIP_INSTALL_FUNCTION = [
+  `nostromo_pip_install() {`,
+  `  wheels="$shared/wheelhouse"; mkdir -p "$wheels" "$shared/pip-cache"`,
+  `  hashes=""; if grep -q -- '--hash=' "$1"; then hashes=--require-hashes; fi`,
+  `  if pip install --quiet --disable-pip-version-check --no-index --find-links "$wheels" $hashes -r "$1" 2>"$nostromo_tmp/pip-offline"; then`,
+  `    echo "pip: $1 installed offline from $wheels"`,
+  `    return 0`,
+  `  fi`,
+  `  echo "pip: $1 needs what $wheels lacks ($(tail -n 1 "$nostromo_tmp/pip-offline")): downloading it"`,
+  `  pip download --quiet --disable-pip-version-check $hashes --cache-dir "$shared/pip-cache" -d "$wheels" -r "$1"`,
+  `  pip install --quiet --disable-pip-version-check --cache-dir "$shared/pip-cache" --find-links "$wheels" $hashes -r "$1"`,
+  `  echo "pip: $1 installed; its files are kept in $wheels"`,
+  `}`,
+].join("\n");
 
 /** What the app's .env holds: its config values, the secrets given, and its version. */
 export function envEntries(app: AppConfig, values: Record<string, string>): Record<string, string> {

@@ -4,6 +4,7 @@ import { quote, script } from "../shell";
 import { layout, prelude } from "./layout";
 import { EXPECT_FIELDS, expectedText } from "./health";
 import { stepScript } from "./lock";
+import { venvLine } from "./release";
 
 /** Name of a slot's process (PM2) or unit (systemd). */
 export function slotUnit(app: string, slot: "blue" | "green", manager: "pm2" | "systemd"): string {
@@ -18,6 +19,15 @@ function pickSlot(server: ServerConfig, app: AppConfig): string[] {
     `live=$(cat ${quote(`${L.slots}/live`)} 2>/dev/null || echo none)`,
     `if [ "$live" = blue ]; then target=green; port=${ports.green}; else target=blue; port=${ports.blue}; fi`,
   ];
+}
+
+/**
+ * What bash runs, in the release folder, to start `command` of `app` (its web process or a
+ * worker): the .env loaded, a python release's .venv/bin first on PATH, then exec.
+ */
+export function startCommand(app: AppConfig, command: string): string {
+  const venv = app.kind === "python" ? `${venvLine('"$PWD"')}; ` : "";
+  return `set -a; . ./.env; set +a; ${venv}exec ${command}`;
 }
 
 /** Where the slots' units are written (the deploy user must be able to write there). */
@@ -46,7 +56,7 @@ export function systemdUnit(server: ServerConfig, app: AppConfig, slot: "blue" |
     `User=${server.user}`,
     `WorkingDirectory=${L.slots}/${slot}`,
     ...env.map(([k, v]) => `Environment=${systemdQuote(`${k}=${v}`, false)}`),
-    `ExecStart=/bin/bash -c ${systemdQuote(`set -a; . ./.env; set +a; exec ${app.start}`, true)}`,
+    `ExecStart=/bin/bash -c ${systemdQuote(startCommand(app, app.start!), true)}`,
     "Restart=on-failure",
     "RestartSec=2",
     "KillSignal=SIGTERM",
@@ -91,7 +101,7 @@ export function startSlotScript(cfg: DeployConfig, app: AppConfig, sha: string, 
           `name=${quote(app.name)}-$target`,
           `pm2 delete "$name" >/dev/null 2>&1 || true`,
           // .env is loaded by the shell, so any app gets its config the same way under PM2 and systemd.
-          `PORT=$port pm2 start bash --name "$name" --cwd "$slot_dir" --time --kill-timeout 10000 -- -c ${quote(`set -a; . ./.env; set +a; exec ${app.start}`)} >/dev/null`,
+          `PORT=$port pm2 start bash --name "$name" --cwd "$slot_dir" --time --kill-timeout 10000 -- -c ${quote(startCommand(app, app.start!))} >/dev/null`,
           `stop_slot() { pm2 delete "$name" >/dev/null 2>&1 || true; }`,
         ]
       : [

@@ -44,6 +44,78 @@ describe("unit: config", () => {
     assert.deepStrictEqual(cfg.backup, { keep: 10, enabled: true });
   });
 
+  it("parses a python app (issue 10): its default install from the shared wheelhouse, its workers with a stop timeout", () => {
+    const raw = validRaw();
+    raw.apps.iact = {
+      repo: "/tmp/repos/iact",
+      ref: "v1.0.0",
+      kind: "python",
+      manager: "systemd",
+      build: "python manage.py collectstatic --noinput",
+      migrate: "python manage.py migrate --noinput",
+      start: "gunicorn iact.wsgi --bind 127.0.0.1:$PORT",
+      ports: { blue: 8101, green: 8102 },
+      health: { path: "/api/health", expect: { status: "healthy" } },
+      workers: {
+        "celery-worker": { command: "celery -A iact worker --loglevel=INFO" },
+        beat: { command: "celery -A iact beat", stopTimeoutSeconds: 5 },
+      },
+    };
+    raw.nginx.site.apiApp = "iact";
+    const iact = parseDeployConfig("local", raw, secrets).apps.find((a) => a.name === "iact")!;
+    assert.strictEqual(iact.kind, "python");
+    assert.strictEqual(iact.install, "nostromo_pip_install requirements.txt");
+    assert.strictEqual(iact.version, "1.0.0");
+    assert.deepStrictEqual(iact.workers, [
+      { name: "celery-worker", command: "celery -A iact worker --loglevel=INFO", stopTimeoutSeconds: 60 },
+      { name: "beat", command: "celery -A iact beat", stopTimeoutSeconds: 5 },
+    ]);
+    assert.deepStrictEqual(parseDeployConfig("local", validRaw(), secrets).apps[0].workers, []);
+    raw.apps.iact.install = "pip install -r requirements.txt";
+    assert.strictEqual(
+      parseDeployConfig("local", raw, secrets).apps.find((a) => a.name === "iact")!.install,
+      "pip install -r requirements.txt",
+    );
+  });
+
+  it("refuses a python app without start, ports or health, and bad workers, each by its path (issue 10)", () => {
+    const raw = validRaw();
+    raw.apps.iact = {
+      repo: "/tmp/repos/iact",
+      ref: "v1.0.0",
+      kind: "python",
+      workers: { Celery: { command: "celery" }, blue: { command: "x" } },
+    };
+    raw.apps.orchestrator.workers = {
+      mail: { command: "node mail.js # send", stopTimeout: 5 },
+      jobs: { stopTimeoutSeconds: 0 },
+      green: { command: "node g.js" },
+    };
+    raw.apps.sevastopol.workers = { x: { command: "true" } };
+    raw.apps["orchestrator-x"] = {
+      ...validRaw().apps.orchestrator,
+      ports: { blue: 8011, green: 8012 },
+      workers: { y: { command: "node y.js" } },
+    };
+    raw.apps.orchestrator.workers["x-y"] = { command: "node xy.js" };
+    assert.deepStrictEqual(problems(raw), [
+      'apps.orchestrator.workers.mail.stopTimeout: unknown key (did you mean "stopTimeoutSeconds"?)',
+      "apps.orchestrator.workers.mail.command: must be one line without a # comment (it is run inside the deploy's scripts); found a # comment",
+      "apps.orchestrator.workers.jobs.command: is required",
+      "apps.orchestrator.workers.jobs.stopTimeoutSeconds: must be a whole number from 1 to 86400",
+      "apps.orchestrator.workers.green: blue and green name the app's slots",
+      "apps.sevastopol.workers: a static app has no processes",
+      "apps.iact.workers.Celery: worker names are lower-case letters, digits and '-', starting with a letter",
+      "apps.iact.workers.blue: blue and green name the app's slots",
+      "apps.iact.start: is required for a python app",
+      "apps.iact.ports: is required for a python app: { blue: <port>, green: <port> }",
+      "apps.iact.ports.blue: is required",
+      "apps.iact.ports.green: is required",
+      "apps.iact.health: is required for a python app: nothing takes traffic unchecked",
+      "apps.orchestrator-x.workers.y: its process name orchestrator-x-y is already used by apps.orchestrator.workers.x-y",
+    ]);
+  });
+
   it("names the path of each bad value, all at once", () => {
     const raw = validRaw();
     raw.apps.orchestrator.health.path = "health";
@@ -205,7 +277,7 @@ describe("unit: config", () => {
       'apps.orchestrator.migrat: unknown key (did you mean "migrate"?)',
       'apps.orchestrator.ports.blu: unknown key (did you mean "blue"?)',
       'apps.orchestrator.health.timeout: unknown key (did you mean "timeoutSeconds"?)',
-      "apps.sevastopol.colour: unknown key (known keys: repo, ref, version, kind, manager, install, build, migrate, migrateCheck, start, ports, output, health, env, usesDatabase)",
+      "apps.sevastopol.colour: unknown key (known keys: repo, ref, version, kind, manager, install, build, migrate, migrateCheck, start, ports, output, health, env, usesDatabase, workers)",
       'nginx.reload: unknown key (did you mean "reloadCommand"?)',
       'nginx.site.api: unknown key (did you mean "apiApp"?)',
       'backup.kep: unknown key (did you mean "keep"?)',

@@ -8,8 +8,8 @@ describe("unit: the deploy plan (preview output)", () => {
     stack: "production",
     backup: { enabled: true, keep: 5 },
     apps: [
-      { name: "api", ref: "v1.2.3", kind: "node", migrate: "npm run migrate", version: "1.2.3" },
-      { name: "web", ref: "v1.2.3", kind: "static" },
+      { name: "api", ref: "v1.2.3", kind: "node", migrate: "npm run migrate", version: "1.2.3", workers: [] },
+      { name: "web", ref: "v1.2.3", kind: "static", workers: [] },
     ],
   } as unknown as DeployConfig;
   const a = "a".repeat(40);
@@ -33,6 +33,23 @@ describe("unit: the deploy plan (preview output)", () => {
     );
     assert.strictEqual(plan.apps.web.change, "unchanged");
     assert.strictEqual(plan.apps.web.summary, "web: 1.2.3 (aaaaaaaaaaaa), unchanged");
+  });
+
+  it("a python app is started and health-checked like a node app; its workers move after the switch", () => {
+    const py = {
+      ...config,
+      apps: [
+        {
+          name: "iact",
+          ref: "v1.0.0",
+          kind: "python",
+          version: "1.0.0",
+          workers: [{ name: "celery-worker", command: "celery", stopTimeoutSeconds: 60 }],
+        },
+      ],
+    } as unknown as DeployConfig;
+    const plan = deployPlan(py, { iact: a }, { iact: digests({}) });
+    assert.deepStrictEqual(plan.apps.iact.steps, ["build", "start + health check", "switch", "workers"]);
   });
 
   it("without a previous deploy every app is new; the previous deploy comes from the last plan output", () => {

@@ -7,9 +7,11 @@ import { validRaw } from "../support/validConfig";
 describe("unit: script builders", () => {
   it("lib/scripts exports exactly the builders whose exact text test/unit/scripts/ asserts (a new one needs its test)", () => {
     assert.deepStrictEqual(Object.keys(scripts).sort(), [
+      "PIP_INSTALL_FUNCTION", // python.test.ts
       "RESULT_FUNCTION", // layout.test.ts (in the prelude)
       "SYSTEMD_UNIT_DIR", // lock.test.ts, slot-start.test.ts
       "TABLE_STATS_SQL", // backup.test.ts
+      "WORKER_SETTLE_SECONDS", // workers.test.ts
       "backupScript", // backup.test.ts
       "configBackupScript", // configBackup.test.ts
       "cutoverCheckScript", // cutover.test.ts
@@ -32,10 +34,15 @@ describe("unit: script builders", () => {
       "sha256", // layout.test.ts
       "slotCheckScript", // slot.test.ts
       "slotUnit", // slot.test.ts
+      "startCommand", // python.test.ts
       "startSlotScript", // slot-start.test.ts
       "stepScript", // lock.test.ts
       "systemdQuote", // slot.test.ts
       "systemdUnit", // slot.test.ts
+      "venvLine", // python.test.ts
+      "workerSystemdUnit", // workers.test.ts
+      "workersCheckScript", // workers.test.ts
+      "workersScript", // workers.test.ts
     ]);
   });
 
