@@ -67,7 +67,8 @@ describe("integration: the release step of a python app (virtualenv per release,
     // The preflight checks the target's commands; this step uses no process manager.
     stubs = path.join(dir, "bin");
     fs.mkdirSync(stubs);
-    if (spawnSync("bash", ["-c", "command -v pm2"]).status !== 0) fs.writeFileSync(path.join(stubs, "pm2"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    if (spawnSync("bash", ["-c", "command -v pm2"]).status !== 0)
+      fs.writeFileSync(path.join(stubs, "pm2"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
     const raw = validRaw();
     raw.server.root = root;
     raw.apps = {
