@@ -4,7 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { DeployConfig, parseDeployConfig } from "../../lib/config";
-import { systemdUnit } from "../../lib/scripts";
+import { systemdUnit, workerSystemdUnit } from "../../lib/scripts";
 
 // The units systemdUnit() writes, checked by systemd's own parser (`systemd-analyze verify`, from
 // Debian's systemd package: scripts/install-systemd-host-deps.sh installs it). The e2e test
@@ -113,6 +113,41 @@ describe("integration: systemd units (systemd-analyze verify)", () => {
       `ExecStart=/bin/bash -c "set -a; . ./.env; set +a; exec node dist/server.js \\\\\\n  --greeting \\"it's 100%% \\\\\\"ok\\\\\\"\\" --home \\"$$HOME\\" --tab 'a\\tb'"`,
     ]);
     assert.ok(unit.includes(`Environment="WEIRD=50%% \\"quoted\\" $NOT_EXPANDED back\\\\slash"`), unit);
+  });
+
+  it("the units of a python app's slots and of its worker pass verify with no message (issue 10)", () => {
+    const base = config("node dist/server.js");
+    const cfg = parseDeployConfig(
+      "local",
+      {
+        server: { ...base.server, hostKey: "ssh-ed25519 AAAAC3Nza" },
+        apps: {
+          iact: {
+            repo: "/srv/repos/iact",
+            ref: "v1.0.0",
+            kind: "python",
+            manager: "systemd",
+            start: "gunicorn iact.wsgi --bind 127.0.0.1:$PORT",
+            ports: { blue: 8101, green: 8102 },
+            health: { path: "/api/health" },
+            workers: { "celery-worker": { command: 'celery -A iact worker --loglevel=INFO -n "w1@%h"', stopTimeoutSeconds: 90 } },
+          },
+        },
+      },
+      { sshPrivateKey: true, databaseUrl: false },
+    );
+    const app = cfg.apps[0];
+    const worker = workerSystemdUnit(cfg.server, app, app.workers[0], "c".repeat(40));
+    assert.deepStrictEqual(
+      verify({
+        "nostromo-iact-blue.service": systemdUnit(cfg.server, app, "blue"),
+        "nostromo-iact-green.service": systemdUnit(cfg.server, app, "green"),
+        "iact-celery-worker.service": worker,
+      }),
+      { code: 0, output: "" },
+    );
+    assert.ok(worker.includes("TimeoutStopSec=90\n"), worker);
+    assert.ok(worker.includes('-n \\"w1@%%h\\""'), worker);
   });
 
   it("verify does catch a broken unit (the raw newline systemdUnit used to write)", () => {
