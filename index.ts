@@ -3,8 +3,8 @@ import * as os from "os";
 import * as pulumi from "@pulumi/pulumi";
 import { Deployment } from "./components";
 import { ConfigError, SMOKE_SECRETS_KEY, parseDeployConfig, projectConfig, smokeSecretNames } from "./lib/config";
-import { resolveRef } from "./lib/git";
-import { deployPlan, previousOf } from "./lib/plan";
+import { addedFiles, resolveRef } from "./lib/git";
+import { deployPlan, PreviousApps, previousOf } from "./lib/plan";
 
 // Config is read and validated once, before any resource exists: a bad value stops preview here.
 const cfg = new pulumi.Config();
@@ -67,4 +67,22 @@ export const plan = pulumi
     new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`).getOutput("plan"),
     deployment.digests,
   ])
-  .apply(([last, digests]) => deployPlan(config, shas, digests, previousOf(last)));
+  .apply(([last, digests]) => {
+    const previous = previousOf(last);
+    return deployPlan(config, shas, digests, previous, newMigrations(previous));
+  });
+
+/** Per app with migrationFiles and a new commit: the migration files it adds (read from its repo). */
+function newMigrations(previous: PreviousApps | undefined): Record<string, string[] | string> {
+  const out: Record<string, string[] | string> = {};
+  for (const app of config.apps) {
+    const from = previous?.[app.name]?.sha;
+    if (!app.migrationFiles || from === shas[app.name]) continue;
+    try {
+      out[app.name] = addedFiles(app.repo, from, shas[app.name], app.migrationFiles);
+    } catch (err) {
+      out[app.name] = `not known (${(err as Error).message.split("\n")[0]})`;
+    }
+  }
+  return out;
+}

@@ -78,3 +78,29 @@ export function commitExists(repo: string, sha: string): boolean {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
+
+/**
+ * Files matching `glob` (a git pathspec glob, relative to the repository's top) that commit `to`
+ * has and commit `from` has not: the migrations a deploy from `from` to `to` brings. Without
+ * `from` (a first deploy): every matching file of `to`. Both commits are fetched by SHA, without
+ * history, into a temporary bare repository (trees only need the two commits).
+ */
+export function addedFiles(repo: string, from: string | undefined, to: string, glob: string): string[] {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-diff-"));
+  try {
+    git(["init", "--quiet", "--bare", tmp]);
+    git(["-C", tmp, "remote", "add", "origin", repo]);
+    try {
+      git(["-C", tmp, "fetch", "--quiet", "--depth=1", "--no-tags", "origin", to, ...(from && from !== to ? [from] : [])]);
+    } catch (err) {
+      throw new Error(`cannot read ${repo}: ${(err as { stderr: string }).stderr}`, { cause: err });
+    }
+    const spec = `:(glob)${glob}`;
+    // A first deploy compares with the empty tree: every matching file is added.
+    const base = from ?? git(["-C", tmp, "hash-object", "-t", "tree", "--stdin"]).trim();
+    const out = git(["-C", tmp, "diff", "--name-only", "--diff-filter=A", "--no-renames", base, to, "--", spec]);
+    return out.split("\n").filter(Boolean).sort();
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}

@@ -30,6 +30,8 @@ export interface AppPlan {
   envChanged: string[];
   configChanged: string[];
   steps: PlanStep[];
+  /** Migration files this deploy brings (added since the serving commit; apps.<app>.migrationFiles). */
+  migrations?: string[];
   /** Digests the next deploy compares with. */
   envKeys?: Record<string, string>;
   configKeys?: Record<string, string>;
@@ -53,13 +55,15 @@ const label = (v: { sha: string; version?: string }) => (v.version ? `${v.versio
 
 /**
  * The plan of a deploy of `config` at `shas` (app → resolved commit) with `digests` (unknown at a
- * first preview), over `previous` (the last deploy's; none: every app is listed as new).
+ * first preview), over `previous` (the last deploy's; none: every app is listed as new), with
+ * `migrations` (app → the migration files its new commit adds, or why they are not known).
  */
 export function deployPlan(
   config: DeployConfig,
   shas: Record<string, string>,
   digests: Record<string, PlanDigests> = {},
   previous?: PreviousApps,
+  migrations: Record<string, string[] | string> = {},
 ): DeployPlan {
   const apps: Record<string, AppPlan> = {};
   for (const app of config.apps) {
@@ -103,6 +107,13 @@ export function deployPlan(
         : change === "restart"
           ? `${label(current)}, restart with ${why}`
           : `${label(current)}, unchanged`;
+    const added = steps.includes("migrate") ? migrations[app.name] : undefined;
+    const migrationText =
+      added === undefined
+        ? ""
+        : typeof added === "string"
+          ? `; migrations: ${added}`
+          : `; migrations ${added.length ? added.join(", ") : "none new"}`;
     apps[app.name] = {
       ref: app.ref,
       sha,
@@ -113,7 +124,8 @@ export function deployPlan(
       configChanged,
       steps,
       ...(now ? { envKeys: now.envKeys, configKeys: now.configKeys } : {}),
-      summary: `${app.name}: ${what}${steps.length > 0 ? `: ${steps.join(", ")}` : ""}`,
+      ...(Array.isArray(added) ? { migrations: added } : {}),
+      summary: `${app.name}: ${what}${steps.length > 0 ? `: ${steps.join(", ")}` : ""}${migrationText}`,
     };
   }
   return { stack: config.stack, apps };

@@ -75,6 +75,7 @@ export function localConfig(o: LocalStackOptions): Record<string, unknown> {
         build: "npm run build",
         migrate: "npm run migrate:production",
         migrateCheck: "npm run --silent migrate:check",
+        migrationFiles: "migrations/*.sql",
         start: "node dist/server.js",
         ports: o.slotPorts,
         health: { path: "/health", expect: { status: "ok" }, versionField: "version", extraPaths: ["/health/db"], timeoutSeconds: 30 },

@@ -36,6 +36,7 @@ export const KNOWN_KEYS = {
     "build",
     "migrate",
     "migrateCheck",
+    "migrationFiles",
     "start",
     "ports",
     "output",
@@ -242,6 +243,10 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
     build: r.string(a.build, `${at}.build`),
     migrate: r.string(a.migrate, `${at}.migrate`),
     migrateCheck: r.string(a.migrateCheck, `${at}.migrateCheck`),
+    migrationFiles: r.string(a.migrationFiles, `${at}.migrationFiles`, {
+      pattern: /^(?!\/)(?!.*\.\.)[A-Za-z0-9._*?/[\]-]+$/,
+      patternText: "must be a glob of paths in the repository, such as migrations/*.sql or core/migrations/0*.py",
+    }),
     start: r.string(a.start, `${at}.start`),
     output: r.string(a.output, `${at}.output`, {
       pattern: /^(?!\/)(?!.*\.\.)[A-Za-z0-9._/-]+$/,
@@ -281,6 +286,7 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
     if (app.workers.length > 0) r.fail(`${at}.workers`, "a static app has no processes");
   }
   if (app.migrateCheck && !app.migrate) r.fail(`${at}.migrateCheck`, "checks the migrations of `migrate`, which is not set");
+  if (app.migrationFiles && !app.migrate) r.fail(`${at}.migrationFiles`, "names the files `migrate` applies, which is not set");
   if (app.manager === "systemd" && kind === "static") r.fail(`${at}.manager`, "a static app has no service");
   return app;
 }

@@ -68,6 +68,11 @@ export interface AppConfig {
    * unknown); run by `rollback --restore-db` in the serving release after a restore.
    */
   migrateCheck?: string;
+  /**
+   * The migration files in the repository, as a git glob (`migrations/*.sql`, `core/migrations/0*.py`):
+   * the preview lists those added between the serving commit and the new one.
+   */
+  migrationFiles?: string;
   /** Command that starts the app in its release dir (node and python apps). */
   start?: string;
   /** Ports of the two slots, blue and green (node and python apps). */

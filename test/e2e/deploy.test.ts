@@ -119,6 +119,8 @@ describe("e2e: pulumi up deploys the Nostromo system with no downtime", function
       assert.deepStrictEqual(failures.slice(0, 5), [], `${failures.length} of ${sent} requests failed`);
 
       assert.strictEqual(await h.servedVersion(), "1.2.3");
+      // The plan names the migration files the new commit adds (apps.orchestrator.migrationFiles).
+      assert.deepStrictEqual(h.outputs().plan.apps.orchestrator.migrations, ["migrations/002_add_admin_indexes.sql"]);
       const page = await get(h.target.nginx.port, "/");
       assert.match(page.body, /1\.2\.3/);
 
@@ -226,7 +228,7 @@ describe("e2e: pulumi up deploys the Nostromo system with no downtime", function
     // The `plan` output tells a reviewer the versions on both sides and the steps, per app.
     assert.match(
       r.stdout,
-      /orchestrator: 1\.2\.3 \([0-9a-f]{12}\) → 1\.2\.2 \([0-9a-f]{12}\): build, backup, migrate, start \+ health check, switch/,
+      /orchestrator: 1\.2\.3 \([0-9a-f]{12}\) → 1\.2\.2 \([0-9a-f]{12}\): build, backup, migrate, start \+ health check, switch; migrations none new/,
       r.stdout,
     );
     assert.match(r.stdout, /sevastopol: 1\.2\.3 \([0-9a-f]{12}\), unchanged/, r.stdout);

@@ -4,7 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { DeployConfig, parseDeployConfig } from "../../lib/config";
-import { resolveRef } from "../../lib/git";
+import { addedFiles, resolveRef } from "../../lib/git";
 import { releaseScript } from "../../lib/scripts";
 import { validRaw } from "../support/validConfig";
 
@@ -132,5 +132,21 @@ describe("integration: git refs and the release step's mirror, with real reposit
     assert.throws(() => resolveRef(origin, tree), /not found in/);
     // An unreachable repository is a read error, not a missing commit.
     assert.throws(() => resolveRef(path.join(dir, "nowhere"), missing), /^Error: cannot read .*nowhere/);
+  });
+
+  it("addedFiles: the migration files one commit adds over another, every one for a first deploy, none for a glob that matches nothing; an unreadable repo throws", () => {
+    const v1 = git(origin, "rev-parse", "HEAD");
+    fs.mkdirSync(path.join(origin, "migrations"));
+    commit(origin, "migrations/001_init.sql", "create table a (id int);");
+    const v2 = commit(origin, "migrations/002_more.sql", "alter table a add column b int;");
+    fs.mkdirSync(path.join(origin, "core", "migrations"), { recursive: true });
+    const v3 = commit(origin, "core/migrations/0002_note.py", "# django");
+    assert.deepStrictEqual(addedFiles(origin, v1, v2, "migrations/*.sql"), ["migrations/001_init.sql", "migrations/002_more.sql"]);
+    assert.deepStrictEqual(addedFiles(origin, v2, v3, "migrations/*.sql"), []);
+    assert.deepStrictEqual(addedFiles(origin, v2, v3, "*/migrations/0*.py"), ["core/migrations/0002_note.py"]);
+    assert.deepStrictEqual(addedFiles(origin, undefined, v2, "migrations/*.sql"), ["migrations/001_init.sql", "migrations/002_more.sql"]);
+    // Going back adds none.
+    assert.deepStrictEqual(addedFiles(origin, v2, v1, "migrations/*.sql"), []);
+    assert.throws(() => addedFiles(path.join(dir, "nowhere"), v1, v2, "migrations/*.sql"), /cannot read .*nowhere/);
   });
 });

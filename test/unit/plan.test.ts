@@ -87,4 +87,24 @@ describe("unit: the deploy plan (preview output)", () => {
       "api: 1.2.3 (aaaaaaaaaaaa), restart with new config (start changed): start + health check, switch",
     );
   });
+
+  it("names the migration files a new commit adds (issue 10), or why they are not known; none for an app that does not migrate", () => {
+    const last = previousOf(deployPlan(config, { api: a, web: a }, { api: digests(env), web: digests({}) }));
+    const upgrade = deployPlan(config, { api: b, web: b }, { api: digests(env), web: digests({}) }, last, {
+      api: ["migrations/002_add_admin_indexes.sql", "migrations/003_x.sql"],
+    });
+    assert.deepStrictEqual(upgrade.apps.api.migrations, ["migrations/002_add_admin_indexes.sql", "migrations/003_x.sql"]);
+    assert.match(
+      upgrade.apps.api.summary,
+      /: build, backup, migrate, start \+ health check, switch; migrations migrations\/002_add_admin_indexes\.sql, migrations\/003_x\.sql$/,
+    );
+    assert.doesNotMatch(upgrade.apps.web.summary, /migrations/);
+    const none = deployPlan(config, { api: b, web: a }, { api: digests(env), web: digests({}) }, last, { api: [] });
+    assert.match(none.apps.api.summary, /; migrations none new$/);
+    const unknown = deployPlan(config, { api: b, web: a }, { api: digests(env), web: digests({}) }, last, {
+      api: "not known (cannot read repo)",
+    });
+    assert.match(unknown.apps.api.summary, /; migrations: not known \(cannot read repo\)$/);
+    assert.strictEqual(unknown.apps.api.migrations, undefined);
+  });
 });
