@@ -141,7 +141,7 @@ export class Deployment extends pulumi.ComponentResource {
           )
         : undefined;
 
-    const site = config.nginx.site ? new NginxSite(`${name}-nginx`, { target }, afterConfig) : undefined;
+    const site = config.nginx.routes.length > 0 ? new NginxSite(`${name}-nginx`, { target }, afterConfig) : undefined;
     const steps: Command[] = [server.locked, configBackup.step, ...(backup ? [backup.step] : []), ...(site ? [site.step] : [])];
     const ready: pulumi.Resource[] = site ? [site.step] : [];
     const cutoverApps: CutoverApp[] = [];

@@ -12,7 +12,17 @@ export { SECRET_REF, SMOKE_SECRETS_KEY, secretRefs, smokeSecretNames, smokeSecre
 
 export * from "./types";
 import { EXPECT_EVERY_KEYS, SMOKE_KEYS, SMOKE_SECRETS_KEY, parseSmoke } from "./smoke";
-import { AppConfig, ConfigError, DeployConfig, DeploySecretsPresence, HealthCheck, NginxConfig, ServerConfig, WorkerConfig } from "./types";
+import {
+  AppConfig,
+  ConfigError,
+  DeployConfig,
+  DeploySecretsPresence,
+  HealthCheck,
+  NginxConfig,
+  NginxRoute,
+  ServerConfig,
+  WorkerConfig,
+} from "./types";
 
 const NAME = /^[a-z][a-z0-9-]{0,39}$/;
 // What git accepts as a ref name, narrowed: no "..", no leading "-", no control chars or spaces.
@@ -51,8 +61,9 @@ export const KNOWN_KEYS = {
   /** The shorthand for one first check (path, expect, versionField) and 200-only ones (extraPaths). */
   healthShorthand: ["path", "expect", "versionField", "extraPaths"],
   healthCheck: ["path", "expect", "versionField"],
-  nginx: ["port", "listen", "sitesDir", "reloadCommand", "testCommand", "site"],
+  nginx: ["port", "listen", "sitesDir", "reloadCommand", "testCommand", "site", "routes"],
   site: ["staticApp", "apiApp"],
+  route: ["path", "app", "static"],
   backup: ["keep", "enabled"],
   smoke: SMOKE_KEYS,
   expectEvery: EXPECT_EVERY_KEYS,
@@ -187,22 +198,11 @@ export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecret
       r.string(n.sitesDir, "nginx.sitesDir", { pattern: ABS_PATH, patternText: "must be an absolute path" }) ?? `${server.root}/nginx`,
     reloadCommand: r.command(n.reloadCommand, "nginx.reloadCommand") ?? "nginx -s reload",
     testCommand: r.command(n.testCommand, "nginx.testCommand") ?? "nginx -t",
+    routes: parseRoutes(r, n, apps, server.root),
   };
   nginx.listen = nginx.listen || String(nginx.port);
   if (!nginx.listen.endsWith(`:${nginx.port}`) && nginx.listen !== String(nginx.port))
     r.fail("nginx.listen", `must use nginx.port (${nginx.port})`);
-  const site = r.object(n.site, "nginx.site");
-  r.knownKeys(site, "nginx.site", KNOWN_KEYS.site);
-  if (site) {
-    nginx.site = {
-      staticApp: r.string(site.staticApp, "nginx.site.staticApp", { required: true }) ?? "",
-      apiApp: r.string(site.apiApp, "nginx.site.apiApp", { required: true }) ?? "",
-    };
-    const byName = new Map(apps.map((a) => [a.name, a]));
-    if (byName.get(nginx.site.staticApp)?.kind !== "static") r.fail("nginx.site.staticApp", "must name an app of kind static");
-    if (!["node", "python"].includes(byName.get(nginx.site.apiApp)?.kind ?? ""))
-      r.fail("nginx.site.apiApp", "must name an app of kind node or python");
-  }
   if (usedPorts.has(nginx.port)) r.fail("nginx.port", `port ${nginx.port} is already used by ${usedPorts.get(nginx.port)}`);
 
   const b = r.object(raw.backup, "backup") ?? {};
@@ -318,6 +318,92 @@ function parseWorkers(r: Reader, v: unknown, at: string): WorkerConfig[] {
       stopTimeoutSeconds: r.int(w.stopTimeoutSeconds, `${wat}.stopTimeoutSeconds`, 1, 86400, 60) ?? 60,
     };
   });
+}
+
+/** A location prefix: starts and ends with "/", no "." or ".." segment (nginx never matches them). */
+const ROUTE_PATH = /^\/(?:(?!\.\.?\/)[A-Za-z0-9._~-]+\/)*$/;
+/** A folder under the app's shared folder; its .env names are its name in capitals + _ROOT, _URL. */
+const STATIC_FOLDER = /^[a-z][a-z0-9_]{0,39}$/;
+/** Folders of shared/<app> the deploy itself uses (lib/scripts/release.ts). */
+const SHARED_RESERVED = ["wheelhouse"];
+
+/**
+ * What the nginx site serves, by path: `nginx.routes` (each `{ path, app }` to a web app's live
+ * slot or a static app's current release, or `{ path, app, static }` to a folder shared by the
+ * app's releases), or the shorthand `nginx.site` (static app at /, API app at /api/ and the exact
+ * /health) turned into the same routes. Both at once are refused. Fills the routed apps'
+ * staticFolders (their .env names).
+ */
+function parseRoutes(r: Reader, n: Raw, apps: AppConfig[], root: string): NginxRoute[] {
+  const byName = new Map(apps.map((a) => [a.name, a]));
+  const site = r.object(n.site, "nginx.site");
+  r.knownKeys(site, "nginx.site", KNOWN_KEYS.site);
+  if (n.routes !== undefined && n.routes !== null) {
+    if (site) {
+      r.fail(
+        "nginx.routes",
+        "cannot be combined with site (the shorthand for a static app at / and an API app at /api/ and /health): give every path in routes",
+      );
+    }
+    if (!Array.isArray(n.routes)) return r.fail("nginx.routes", "must be a list of { path, app, static }") ?? [];
+    if (n.routes.length === 0) r.fail("nginx.routes", "must name at least one path");
+    const routes: NginxRoute[] = [];
+    const folders = new Map<string, string>();
+    n.routes.forEach((v: unknown, i: number) => {
+      const at = `nginx.routes[${i}]`;
+      const o = v === undefined || v === null ? r.fail(at, "must be an object") : r.object(v, at);
+      if (!o) return;
+      r.knownKeys(o, at, KNOWN_KEYS.route);
+      const path = r.string(o.path, `${at}.path`, {
+        required: true,
+        pattern: ROUTE_PATH,
+        patternText: "must start and end with \"/\" (a path prefix such as /api/, or /), of letters, digits, '.', '_', '-', '~'",
+      });
+      const name = r.string(o.app, `${at}.app`, { required: true });
+      const folder = r.string(o.static, `${at}.static`, {
+        pattern: STATIC_FOLDER,
+        patternText: "must be a folder name (lower-case letters, digits, '_'), kept in the app's shared folder",
+      });
+      const first = routes.findIndex((x) => x.path === path);
+      if (path && first >= 0) r.fail(`${at}.path`, `${path} is already routed by nginx.routes[${first}]`);
+      const app = name === undefined ? undefined : byName.get(name);
+      if (name !== undefined && !app) r.fail(`${at}.app`, `no app named ${JSON.stringify(name)}`);
+      if (!path || !app) return;
+      if (o.static !== undefined && o.static !== null) {
+        if (!folder) return;
+        if (app.kind === "static") return r.fail(`${at}.static`, `${app.name} is a static app: route its output without static`);
+        if (SHARED_RESERVED.includes(folder)) return r.fail(`${at}.static`, `${folder} is the deploy's own folder of shared/${app.name}`);
+        const key = `${app.name}/${folder}`;
+        if (folders.has(key)) return r.fail(`${at}.static`, `${folder} of ${app.name} is already routed by ${folders.get(key)}`);
+        folders.set(key, at);
+        const dir = `${root}/shared/${app.name}/${folder}`;
+        const base = folder.toUpperCase();
+        const entry = { dir, url: path, dirVar: `${base}_ROOT`, urlVar: `${base}_URL` };
+        for (const v of [entry.dirVar, entry.urlVar]) {
+          if (app.env[v] !== undefined) r.fail(`apps.${app.name}.env.${v}`, `is set by ${at} (the folder nginx serves): remove it here`);
+        }
+        app.staticFolders = [...(app.staticFolders ?? []), entry];
+        routes.push({ path, app: app.name, serve: "folder", folder: dir });
+      } else if (app.kind === "static") {
+        routes.push({ path, app: app.name, serve: "release" });
+      } else if (!app.ports) {
+        r.fail(`${at}.app`, `${app.name} has no web slot (ports) to send requests to`);
+      } else {
+        routes.push({ path, app: app.name, serve: "slot" });
+      }
+    });
+    return routes;
+  }
+  if (!site) return [];
+  const staticApp = r.string(site.staticApp, "nginx.site.staticApp", { required: true }) ?? "";
+  const apiApp = r.string(site.apiApp, "nginx.site.apiApp", { required: true }) ?? "";
+  if (byName.get(staticApp)?.kind !== "static") r.fail("nginx.site.staticApp", "must name an app of kind static");
+  if (!["node", "python"].includes(byName.get(apiApp)?.kind ?? "")) r.fail("nginx.site.apiApp", "must name an app of kind node or python");
+  return [
+    { path: "/", app: staticApp, serve: "release" },
+    { path: "/api/", app: apiApp, serve: "slot" },
+    { path: "/health", app: apiApp, serve: "slot", exact: true },
+  ];
 }
 
 const HEALTH_PATH = { pattern: /^\/[^\s]*$/, patternText: 'must start with "/"' };

@@ -86,6 +86,35 @@ export interface AppConfig {
   usesDatabase: boolean;
   /** Processes with no port (node and python apps), by name, in config order. */
   workers: WorkerConfig[];
+  /**
+   * Folders shared by the app's releases that nginx serves (routes with `static`), each named to
+   * the app in its .env (`STATIC_ROOT`, `STATIC_URL`). Absent when no route has one.
+   */
+  staticFolders?: StaticFolder[];
+}
+
+/** A folder of an app shared by its releases (collectstatic's), served by nginx at `url`. */
+export interface StaticFolder {
+  /** Absolute: `<root>/shared/<app>/<name>`. */
+  dir: string;
+  /** The route's path (`/static/`). */
+  url: string;
+  /** The .env names of dir and url: `STATIC_ROOT`, `STATIC_URL` for the folder `static`. */
+  dirVar: string;
+  urlVar: string;
+}
+
+/**
+ * One nginx location. `slot`: proxied to the app's live web slot through its upstream include;
+ * `release`: a static app's current release (its output, try_files … /index.html); `folder`: an
+ * alias to `folder`. `exact` (`location = /health`) only comes from the `site` shorthand.
+ */
+export interface NginxRoute {
+  path: string;
+  app: string;
+  serve: "slot" | "release" | "folder";
+  folder?: string;
+  exact?: boolean;
 }
 
 export interface NginxConfig {
@@ -97,8 +126,11 @@ export interface NginxConfig {
   sitesDir: string;
   reloadCommand: string;
   testCommand: string;
-  /** App served at / (static) and app proxied at /api/ (node). */
-  site?: { staticApp: string; apiApp: string };
+  /**
+   * What the site serves, by path: `nginx.routes`, or the shorthand `nginx.site` (static app at /,
+   * API app at /api/ and /health) turned into routes. Empty: no site.
+   */
+  routes: NginxRoute[];
 }
 
 export interface SmokeStep {

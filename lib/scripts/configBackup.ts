@@ -15,7 +15,7 @@ import { SYSTEMD_UNIT_DIR } from "./slot";
 function configFiles(cfg: DeployConfig): string[] {
   const { root } = cfg.server;
   const words: string[] = [];
-  if (cfg.nginx.site) words.push(quote(`${cfg.nginx.sitesDir}/nostromo.conf`));
+  if (cfg.nginx.routes.length > 0) words.push(quote(`${cfg.nginx.sitesDir}/nostromo.conf`));
   words.push(`${quote(layout(root).upstreams)}/*.conf`);
   for (const app of cfg.apps.filter((a) => a.kind !== "static"))
     words.push(`${quote(`${SYSTEMD_UNIT_DIR}/nostromo-${app.name}-`)}*.service`);

@@ -18,7 +18,7 @@ export function preflightLines(cfg: DeployConfig): string[] {
   // A python release makes its own virtualenv (python3 -m venv: Debian's python3-venv).
   if (cfg.apps.some((a) => a.kind === "python")) needed.add("python3");
   if (cfg.backup.enabled && cfg.apps.some((a) => a.migrate)) ["pg_dump", "pg_restore", "psql", "sha256sum"].forEach((c) => needed.add(c));
-  if (cfg.nginx.site) needed.add(cfg.nginx.reloadCommand.split(/\s+/)[0]);
+  if (cfg.nginx.routes.length > 0) needed.add(cfg.nginx.reloadCommand.split(/\s+/)[0]);
   const L = layout(server.root);
   const dirs = ["releases", "current", "shared", "slots", "repos"].map((d) => `${server.root}/${d}`);
   const pm2 = cfg.apps.some((a) => a.kind !== "static" && a.manager === "pm2");

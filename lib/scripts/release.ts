@@ -20,6 +20,9 @@ export function releaseScript(cfg: DeployConfig, app: AppConfig, sha: string): s
     cfg,
     `mirror=${quote(L.mirror)}; release=${quote(release)}; shared=${quote(L.shared)}`,
     `mkdir -p ${quote(L.releases)} "$shared" ${quote(`${server.root}/repos`)}`,
+    // Folders nginx serves that every release writes into (collectstatic): kept across releases,
+    // so the files a page of the old release names still answer during the overlap.
+    ...(app.staticFolders ?? []).map((f) => `mkdir -p ${quote(f.dir)}`),
     // The .env is rendered on every run: config and secrets may change without a new SHA.
     `(umask 077; cat > "$shared/.env.new") && mv -f "$shared/.env.new" "$shared/.env"`,
     // Git's own output is kept and shown with the repository when it fails (never --quiet: it
@@ -124,10 +127,17 @@ export const PIP_INSTALL_FUNCTION = [
   `}`,
 ].join("\n");
 
-/** What the app's .env holds: its config values, the secrets given, and its version. */
+/**
+ * What the app's .env holds: its config values, the secrets given, its version, and the shared
+ * folders nginx serves with their paths (`STATIC_ROOT`, `STATIC_URL`: collectstatic writes there).
+ */
 export function envEntries(app: AppConfig, values: Record<string, string>): Record<string, string> {
   const all: Record<string, string> = { ...app.env, ...values };
   if (app.version) all.APP_VERSION = app.version;
+  for (const f of app.staticFolders ?? []) {
+    all[f.dirVar] = f.dir;
+    all[f.urlVar] = f.url;
+  }
   return all;
 }
 

@@ -132,6 +132,88 @@ describe("unit: config", () => {
     ]);
   });
 
+  it("nginx.routes (issue 10): a web app's slot, a static app's release, a folder shared by an app's releases named in its .env", () => {
+    const raw = validRaw();
+    delete raw.nginx.site;
+    raw.nginx.routes = [
+      { path: "/", app: "sevastopol" },
+      { path: "/api/", app: "orchestrator" },
+      { path: "/static/", app: "orchestrator", static: "static" },
+      { path: "/media/", app: "orchestrator", static: "media" },
+    ];
+    const cfg = parseDeployConfig("local", raw, secrets);
+    assert.deepStrictEqual(cfg.nginx.routes, [
+      { path: "/", app: "sevastopol", serve: "release" },
+      { path: "/api/", app: "orchestrator", serve: "slot" },
+      { path: "/static/", app: "orchestrator", serve: "folder", folder: "/srv/nostromo/shared/orchestrator/static" },
+      { path: "/media/", app: "orchestrator", serve: "folder", folder: "/srv/nostromo/shared/orchestrator/media" },
+    ]);
+    assert.deepStrictEqual(cfg.apps[0].staticFolders, [
+      { dir: "/srv/nostromo/shared/orchestrator/static", url: "/static/", dirVar: "STATIC_ROOT", urlVar: "STATIC_URL" },
+      { dir: "/srv/nostromo/shared/orchestrator/media", url: "/media/", dirVar: "MEDIA_ROOT", urlVar: "MEDIA_URL" },
+    ]);
+    assert.strictEqual(cfg.apps[1].staticFolders, undefined);
+    assert.strictEqual("staticFolders" in parseDeployConfig("local", validRaw(), secrets).apps[0], false);
+    assert.deepStrictEqual(parseDeployConfig("local", { ...validRaw(), nginx: { port: 8080 } }, secrets).nginx.routes, []);
+  });
+
+  it("refuses bad nginx.routes by their paths: unknown keys and apps, paths, duplicates, apps without a web slot, mixing with site (issue 10)", () => {
+    const raw = validRaw();
+    raw.apps.orchestrator.env = { STATIC_ROOT: "/tmp/static" };
+    raw.nginx.routes = [
+      { path: "/", app: "sevastopol", statik: "x" },
+      { path: "/api/", app: "x" },
+      { path: "/api", app: "orchestrator" },
+      { path: "api/", app: "orchestrator" },
+      { path: "/a/../b/", app: "orchestrator" },
+      { path: "/a b/", app: "orchestrator" },
+      { path: "/", app: "orchestrator" },
+      { path: "/static/", app: "orchestrator", static: "static" },
+      { path: "/static2/", app: "orchestrator", static: "static" },
+      { path: "/assets/", app: "sevastopol", static: "assets" },
+      { path: "/wheels/", app: "orchestrator", static: "wheelhouse" },
+      { path: "/x/", app: "orchestrator", static: "../x" },
+      { app: "orchestrator" },
+      "/y/",
+      null,
+    ];
+    assert.deepStrictEqual(problems(raw), [
+      "nginx.routes: cannot be combined with site (the shorthand for a static app at / and an API app at /api/ and /health): give every path in routes",
+      'nginx.routes[0].statik: unknown key (did you mean "static"?)',
+      'nginx.routes[1].app: no app named "x"',
+      `nginx.routes[2].path: must start and end with "/" (a path prefix such as /api/, or /), of letters, digits, '.', '_', '-', '~'`,
+      `nginx.routes[3].path: must start and end with "/" (a path prefix such as /api/, or /), of letters, digits, '.', '_', '-', '~'`,
+      `nginx.routes[4].path: must start and end with "/" (a path prefix such as /api/, or /), of letters, digits, '.', '_', '-', '~'`,
+      `nginx.routes[5].path: must start and end with "/" (a path prefix such as /api/, or /), of letters, digits, '.', '_', '-', '~'`,
+      "nginx.routes[6].path: / is already routed by nginx.routes[0]",
+      "apps.orchestrator.env.STATIC_ROOT: is set by nginx.routes[7] (the folder nginx serves): remove it here",
+      "nginx.routes[8].static: static of orchestrator is already routed by nginx.routes[7]",
+      "nginx.routes[9].static: sevastopol is a static app: route its output without static",
+      "nginx.routes[10].static: wheelhouse is the deploy's own folder of shared/orchestrator",
+      "nginx.routes[11].static: must be a folder name (lower-case letters, digits, '_'), kept in the app's shared folder",
+      "nginx.routes[12].path: is required",
+      "nginx.routes[13]: must be an object",
+      "nginx.routes[14]: must be an object",
+    ]);
+    // An app with no web slot (its ports refused) takes no route; neither does an empty list.
+    const noSlot = validRaw();
+    delete noSlot.nginx.site;
+    delete noSlot.apps.orchestrator.ports;
+    noSlot.nginx.routes = [{ path: "/api/", app: "orchestrator" }];
+    assert.deepStrictEqual(problems(noSlot), [
+      "apps.orchestrator.ports: is required for a node app: { blue: <port>, green: <port> }",
+      "apps.orchestrator.ports.blue: is required",
+      "apps.orchestrator.ports.green: is required",
+      "nginx.routes[0].app: orchestrator has no web slot (ports) to send requests to",
+    ]);
+    const empty = validRaw();
+    delete empty.nginx.site;
+    empty.nginx.routes = [];
+    assert.deepStrictEqual(problems(empty), ["nginx.routes: must name at least one path"]);
+    empty.nginx.routes = { "/": "sevastopol" };
+    assert.deepStrictEqual(problems(empty), ["nginx.routes: must be a list of { path, app, static }"]);
+  });
+
   it("refuses a server without a pinned host key unless the stack opts out", () => {
     const raw = validRaw();
     delete raw.server.hostKey;

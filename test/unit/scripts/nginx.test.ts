@@ -97,3 +97,145 @@ describe("unit: scripts/nginx (exact text)", () => {
     );
   });
 });
+
+/**
+ * `nginx.routes` (issue 10), listed out of order: a python app at /api/ and its shared static
+ * folder at /static/, a node app at /orchestrator/, a static app at / and another at /docs/.
+ */
+function routesConfig(): DeployConfig {
+  const raw = validRaw();
+  raw.apps.iact = {
+    ...raw.apps.orchestrator,
+    repo: "/tmp/repos/iact",
+    ref: "v1.0.0",
+    kind: "python",
+    manager: "systemd",
+    start: "gunicorn iact.wsgi --bind 127.0.0.1:$PORT",
+    ports: { blue: 8101, green: 8102 },
+  };
+  raw.apps.docs = { repo: "/tmp/repos/docs", ref: "v1.0.0", kind: "static", output: "site" };
+  raw.apps.sevastopol.output = "public";
+  delete raw.nginx.site;
+  raw.nginx.listen = "127.0.0.1:8080";
+  raw.nginx.routes = [
+    { path: "/static/", app: "iact", static: "static" },
+    { path: "/", app: "sevastopol" },
+    { path: "/orchestrator/", app: "orchestrator" },
+    { path: "/api/", app: "iact" },
+    { path: "/docs/", app: "docs" },
+  ];
+  return parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
+}
+
+/** A proxied location to `upstream`. */
+const proxied = (path: string, upstream: string) => [
+  `    location ${path} {`,
+  `        proxy_pass http://${upstream};`,
+  "        proxy_http_version 1.1;",
+  `        proxy_set_header Connection "";`,
+  "        proxy_set_header Host $host;",
+  "        proxy_next_upstream error timeout;",
+  "    }",
+];
+
+const ROUTES_SITE = [
+  "# Written by nostromo-deploy (stack unit); the live slots are in /srv/nostromo/nginx-upstreams/iact.conf, /srv/nostromo/nginx-upstreams/orchestrator.conf",
+  "upstream nostromo_iact {",
+  "    include /srv/nostromo/nginx-upstreams/iact.conf;",
+  "    keepalive 16;",
+  "}",
+  "upstream nostromo_orchestrator {",
+  "    include /srv/nostromo/nginx-upstreams/orchestrator.conf;",
+  "    keepalive 16;",
+  "}",
+  "server {",
+  "    listen 127.0.0.1:8080;",
+  "    root /srv/nostromo/current/sevastopol/public;",
+  ...proxied("/api/", "nostromo_iact"),
+  "    location /docs/ {",
+  "        alias /srv/nostromo/current/docs/site/;",
+  "        try_files $uri $uri/ /docs/index.html;",
+  "    }",
+  ...proxied("/orchestrator/", "nostromo_orchestrator"),
+  "    location /static/ {",
+  "        alias /srv/nostromo/shared/iact/static/;",
+  "    }",
+  "    location / {",
+  "        try_files $uri $uri/ /index.html;",
+  "    }",
+  "}",
+];
+
+describe("unit: scripts/nginx routes (exact text, issue 10)", () => {
+  it("site: an upstream per routed web app, locations sorted by path with / last, static apps by root or alias, a shared folder by alias", () => {
+    assert.strictEqual(nginxSite(routesConfig()), [...ROUTES_SITE, ""].join("\n"));
+  });
+
+  it("the shorthand is the routes /, /api/ and the exact /health", () => {
+    assert.deepStrictEqual(config().nginx.routes, [
+      { path: "/", app: "web", serve: "release" },
+      { path: "/api/", app: "api-core", serve: "slot" },
+      { path: "/health", app: "api-core", serve: "slot", exact: true },
+    ]);
+  });
+
+  it("without a static app at /: no root; without a web app: no upstream", () => {
+    const raw = validRaw();
+    delete raw.nginx.site;
+    raw.nginx.routes = [{ path: "/", app: "orchestrator" }];
+    const web = parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
+    assert.strictEqual(
+      nginxSite(web),
+      [
+        "# Written by nostromo-deploy (stack unit); the live slot is in /srv/nostromo/nginx-upstreams/orchestrator.conf",
+        "upstream nostromo_orchestrator {",
+        "    include /srv/nostromo/nginx-upstreams/orchestrator.conf;",
+        "    keepalive 16;",
+        "}",
+        "server {",
+        "    listen 8080;",
+        ...proxied("/", "nostromo_orchestrator"),
+        "}",
+        "",
+      ].join("\n"),
+    );
+    raw.nginx.routes = [{ path: "/app/", app: "sevastopol" }];
+    assert.strictEqual(
+      nginxSite(parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true })),
+      [
+        "# Written by nostromo-deploy (stack unit)",
+        "server {",
+        "    listen 8080;",
+        "    location /app/ {",
+        "        alias /srv/nostromo/current/sevastopol/dist/;",
+        "        try_files $uri $uri/ /app/index.html;",
+        "    }",
+        "}",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("site step: a first upstream for every routed web app (blue slot), by app name", () => {
+    const cfg = routesConfig();
+    assert.strictEqual(
+      nginxSiteScript(cfg),
+      stepText(cfg, [
+        "mkdir -p '/srv/nostromo/nginx-upstreams' '/srv/nostromo/nginx'",
+        `[ -f '/srv/nostromo/nginx-upstreams/iact.conf' ] || printf 'server 127.0.0.1:%s;\\n' 8101 > '/srv/nostromo/nginx-upstreams/iact.conf'`,
+        `[ -f '/srv/nostromo/nginx-upstreams/orchestrator.conf' ] || printf 'server 127.0.0.1:%s;\\n' 8001 > '/srv/nostromo/nginx-upstreams/orchestrator.conf'`,
+        "[ -f '/srv/nostromo/nginx/nostromo.conf' ] && cp -p '/srv/nostromo/nginx/nostromo.conf' '/srv/nostromo/nginx/nostromo.conf.previous' || true",
+        `printf '%s' '${ROUTES_SITE.join("\n")}`,
+        "' > '/srv/nostromo/nginx/nostromo.conf.new' && mv -f '/srv/nostromo/nginx/nostromo.conf.new' '/srv/nostromo/nginx/nostromo.conf'",
+        `if ! nginx -t >"$nostromo_tmp/nginx" 2>&1; then`,
+        `  cat "$nostromo_tmp/nginx" >&2`,
+        "  if [ -f '/srv/nostromo/nginx/nostromo.conf.previous' ]; then mv -f '/srv/nostromo/nginx/nostromo.conf.previous' '/srv/nostromo/nginx/nostromo.conf'; else rm -f '/srv/nostromo/nginx/nostromo.conf'; fi",
+        `  echo "nginx rejected the site; the previous one was put back" >&2; exit 1`,
+        "fi",
+        "nginx -s reload",
+        `echo "nginx site installed: /srv/nostromo/nginx/nostromo.conf"`,
+        "nostromo_result site='/srv/nostromo/nginx/nostromo.conf'",
+      ]),
+    );
+  });
+});

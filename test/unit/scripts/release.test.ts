@@ -1,6 +1,6 @@
 import * as assert from "assert";
 import { envEntries, eventFunction, migrateScript, releaseScript } from "../../../lib/scripts";
-import { SHA, SHA2, parse, stepText } from "./fixture";
+import { SHA, SHA2, parse, replaced, stepText } from "./fixture";
 
 describe("unit: scripts/release (exact text)", () => {
   it("release of a node app: .env from stdin (0600), mirror following the repo fetched (forced refs, git's output shown on failure), archive installed and built once per SHA, changelog", () => {
@@ -153,5 +153,30 @@ describe("unit: scripts/release (exact text)", () => {
       APP_VERSION: "1.2.2",
     });
     assert.deepStrictEqual(envEntries(cfg.apps[1], {}), { PUBLIC_URL: "/" });
+  });
+
+  it("a folder routed with static (issue 10): made under shared/<app> before the build, its path and URL in the .env (STATIC_ROOT, STATIC_URL)", () => {
+    const withRoutes = parse((raw) => {
+      delete raw.nginx.site;
+      raw.nginx.routes = [
+        { path: "/api/", app: "orchestrator" },
+        { path: "/assets/", app: "orchestrator", static: "static" },
+      ];
+    });
+    const plain = parse();
+    const mkdir = `mkdir -p '/srv/nostromo/releases/orchestrator' "$shared" '/srv/nostromo/repos'`;
+    assert.strictEqual(
+      releaseScript(withRoutes, withRoutes.apps[0], SHA),
+      replaced(releaseScript(plain, plain.apps[0], SHA).split("\n"), mkdir, [
+        mkdir,
+        "mkdir -p '/srv/nostromo/shared/orchestrator/static'",
+      ]).join("\n"),
+    );
+    assert.deepStrictEqual(envEntries(withRoutes.apps[0], { DATABASE_URL: "postgres://u:p@h/db" }), {
+      DATABASE_URL: "postgres://u:p@h/db",
+      APP_VERSION: "1.2.2",
+      STATIC_ROOT: "/srv/nostromo/shared/orchestrator/static",
+      STATIC_URL: "/assets/",
+    });
   });
 });
