@@ -1,7 +1,7 @@
 import { randomBytes } from "crypto";
 import * as os from "os";
 import * as pulumi from "@pulumi/pulumi";
-import { Deployment } from "./components";
+import { Deployment, PlanRecord } from "./components";
 import { ConfigError, SMOKE_SECRETS_KEY, parseDeployConfig, projectConfig, smokeSecretNames } from "./lib/config";
 import { addedFiles, resolveRef } from "./lib/git";
 import { deployPlan, PreviousApps, previousOf } from "./lib/plan";
@@ -41,6 +41,9 @@ function load() {
 }
 
 const { config, shas } = load();
+// This run's hold on the server lock: every step checks it, so nothing changes a server without
+// this update holding its lock (a retry takes it again).
+const lease = `${pulumi.getStack()}/${new Date().toISOString()}-${randomBytes(4).toString("hex")}`;
 const deployment = new Deployment("nostromo", {
   config,
   shas,
@@ -50,9 +53,7 @@ const deployment = new Deployment("nostromo", {
   deployer: `${os.userInfo().username}@${os.hostname()}`,
   notifyWebhookUrl,
   smokeSecrets,
-  // This run's hold on the server lock: every step checks it, so nothing changes a server
-  // without this update holding its lock (a retry takes it again).
-  lease: `${pulumi.getStack()}/${new Date().toISOString()}-${randomBytes(4).toString("hex")}`,
+  lease,
 });
 
 export const url = deployment.url;
@@ -60,17 +61,17 @@ export const apps = deployment.apps;
 export const backup = deployment.backup;
 export const configBackup = deployment.configBackup;
 export const smokeTests = deployment.smokePassed;
-// What this deploy brings and runs, per app, and why, beside what the stack's last deploy brought
-// (read from its own outputs): a new commit, environment keys or config fields (names only).
+// What this deploy brings and runs, per app, and why, beside what the stack's last successful
+// deploy brought (kept in the state by PlanRecord, written after the journal line): a new commit,
+// environment keys or config fields (names only), and the migration files it adds.
+const record = new PlanRecord(
+  "nostromo-plan",
+  { current: deployment.digests.apply((digests) => previousOf(deployPlan(config, shas, digests))!), lease },
+  { dependsOn: [deployment.recorded] },
+);
 export const plan = pulumi
-  .all([
-    new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`).getOutput("plan"),
-    deployment.digests,
-  ])
-  .apply(([last, digests]) => {
-    const previous = previousOf(last);
-    return deployPlan(config, shas, digests, previous, newMigrations(previous));
-  });
+  .all([record.since(lease), deployment.digests])
+  .apply(([previous, digests]) => deployPlan(config, shas, digests, previous, newMigrations(previous)));
 
 /** Per app with migrationFiles and a new commit: the migration files it adds (read from its repo). */
 function newMigrations(previous: PreviousApps | undefined): Record<string, string[] | string> {

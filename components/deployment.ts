@@ -71,6 +71,8 @@ export class Deployment extends pulumi.ComponentResource {
   readonly configBackup: pulumi.Output<ConfigBackupInfo>;
   readonly smokePassed: pulumi.Output<string[]>;
   readonly url: string;
+  /** The journal line's step, the deploy's last: what runs after a successful deploy waits for it. */
+  readonly recorded: pulumi.Resource;
 
   constructor(name: string, args: DeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
     super(COMPONENT_TYPE.deployment, name, {}, opts);
@@ -216,6 +218,7 @@ export class Deployment extends pulumi.ComponentResource {
       { target, entry, steps },
       { parent: this, dependsOn: [cutover.step, ...workerSteps] },
     );
+    this.recorded = record.step;
     if (args.notifyWebhookUrl) {
       const versions = Object.fromEntries(config.apps.map((a) => [a.name, a.version ?? a.ref]));
       const common = { stack: config.stack, versions, by: args.deployer, url: `http://${config.server.host}:${config.nginx.port}/` };

@@ -6,6 +6,7 @@ export * from "./deployRecord";
 export * from "./deployment";
 export * from "./generatedSecret";
 export * from "./migration";
+export * from "./planRecord";
 export * from "./server";
 export * from "./service";
 export * from "./cutover";
