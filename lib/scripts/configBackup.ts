@@ -1,5 +1,5 @@
 /** The config backup taken before a deploy changes the server's configuration. */
-import { DeployConfig } from "../config";
+import { DeployConfig, workerUnit } from "../config";
 import { quote } from "../shell";
 import { eventFunction } from "./journal";
 import { layout } from "./layout";
@@ -9,7 +9,9 @@ import { SYSTEMD_UNIT_DIR } from "./slot";
 /**
  * What a config backup holds, as shell words (absolute paths; a pattern stands for the files it
  * matches): the nginx site file (lib/scripts/nginx.ts writes `<sitesDir>/nostromo.conf`) and the
- * upstream includes, each served app's systemd units (its slots' and any other `nostromo-<app>-*.service`), PM2's saved process list when PM2 runs apps, and
+ * upstream includes, each served app's systemd units (its slots' and any other
+ * `nostromo-<app>-*.service`, and its workers' `<app>-<worker>.service`), PM2's saved process list
+ * when PM2 runs apps, and
  * each app's shared `.env`.
  */
 function configFiles(cfg: DeployConfig): string[] {
@@ -17,8 +19,11 @@ function configFiles(cfg: DeployConfig): string[] {
   const words: string[] = [];
   if (cfg.nginx.routes.length > 0) words.push(quote(`${cfg.nginx.sitesDir}/nostromo.conf`));
   words.push(`${quote(layout(root).upstreams)}/*.conf`);
-  for (const app of cfg.apps.filter((a) => a.kind !== "static"))
+  for (const app of cfg.apps.filter((a) => a.kind !== "static")) {
     words.push(`${quote(`${SYSTEMD_UNIT_DIR}/nostromo-${app.name}-`)}*.service`);
+    // Workers' units are named as runbook 003 names them (`iact-celery-worker.service`).
+    for (const w of app.workers) words.push(quote(`${SYSTEMD_UNIT_DIR}/${workerUnit(app.name, w.name)}.service`));
+  }
   if (cfg.apps.some((a) => a.kind !== "static" && a.manager === "pm2")) words.push(`"\${PM2_HOME:-$HOME/.pm2}/dump.pm2"`);
   for (const app of cfg.apps) words.push(quote(`${layout(root, app.name).shared}/.env`));
   return words;

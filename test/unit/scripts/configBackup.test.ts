@@ -66,4 +66,18 @@ describe("unit: scripts/configBackup (exact text)", () => {
       "nostromo_add '/srv/nostromo/shared/sevastopol/.env'",
     ]);
   });
+
+  it("a systemd app's workers: their units (`<app>-<worker>.service`, runbook 003's names) are archived too", () => {
+    const cfg = parse((raw) => {
+      raw.apps.orchestrator.manager = "systemd";
+      raw.apps.orchestrator.workers = { "celery-worker": { command: "celery -A app worker" } };
+    });
+    const adds = configBackupScript(cfg)
+      .split("\n")
+      .filter((l) => l.startsWith("nostromo_add '/etc/systemd"));
+    assert.deepStrictEqual(adds, [
+      "nostromo_add '/etc/systemd/system/nostromo-orchestrator-'*.service",
+      "nostromo_add '/etc/systemd/system/orchestrator-celery-worker.service'",
+    ]);
+  });
 });
