@@ -3,10 +3,11 @@
 // checked from the outside (meta tag, visible text and dist/version.json).
 const fs = require("fs");
 const path = require("path");
+const { readVersion, renderPage } = require("./page");
 
 const dist = path.join(__dirname, "dist");
-const { version } = JSON.parse(fs.readFileSync(path.join(__dirname, "package.json"), "utf8"));
-const html = fs.readFileSync(path.join(__dirname, "src", "index.html"), "utf8").replaceAll("{{VERSION}}", version);
+const version = readVersion();
+const html = renderPage(version);
 
 fs.rmSync(dist, { recursive: true, force: true });
 fs.mkdirSync(dist);
