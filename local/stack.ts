@@ -26,6 +26,11 @@ export interface LocalStackOptions {
   slotPorts: { blue: number; green: number };
   /** Extra top-level config keys (without the project prefix). */
   extra?: Record<string, unknown>;
+  /**
+   * Sevastopol as runbook 000 runs it: a PM2 web process (`npm start`, its server-rendered page)
+   * on these slot ports, routed at / (with /api/ and /health to Orchestrator). Default: static files.
+   */
+  sevastopolWeb?: { blue: number; green: number };
 }
 
 /**
@@ -62,7 +67,15 @@ export function localConfig(o: LocalStackOptions): Record<string, unknown> {
       sitesDir: o.target.nginx.sitesDir,
       reloadCommand: o.target.nginx.reloadCommand,
       testCommand: o.target.nginx.testCommand,
-      site: { staticApp: "sevastopol", apiApp: "orchestrator" },
+      ...(o.sevastopolWeb
+        ? {
+            routes: [
+              { path: "/", app: "sevastopol" },
+              { path: "/api/", app: "orchestrator" },
+              { path: "/health", app: "orchestrator" },
+            ],
+          }
+        : { site: { staticApp: "sevastopol", apiApp: "orchestrator" } }),
     },
     backup: { keep: 5 },
     apps: {
@@ -84,10 +97,17 @@ export function localConfig(o: LocalStackOptions): Record<string, unknown> {
       sevastopol: {
         repo: o.repos.sevastopol,
         ref: o.refs.sevastopol,
-        kind: "static",
         install: "npm ci --no-audit --no-fund",
         build: "npm run build",
-        output: "dist",
+        ...(o.sevastopolWeb
+          ? {
+              kind: "node",
+              manager: "pm2",
+              start: "npm start",
+              ports: o.sevastopolWeb,
+              health: { path: "/health", expect: { status: "ok" }, versionField: "version", timeoutSeconds: 30 },
+            }
+          : { kind: "static", output: "dist" }),
       },
     },
     smoke: [

@@ -320,8 +320,11 @@ function parseWorkers(r: Reader, v: unknown, at: string): WorkerConfig[] {
   });
 }
 
-/** A location prefix: starts and ends with "/", no "." or ".." segment (nginx never matches them). */
-const ROUTE_PATH = /^\/(?:(?!\.\.?\/)[A-Za-z0-9._~-]+\/)*$/;
+/**
+ * A location: a prefix that starts and ends with "/", or an exact path without the last "/"
+ * (`/health`); no "." or ".." segment (nginx never matches them).
+ */
+const ROUTE_PATH = /^\/(?:(?!\.\.?(?:\/|$))[A-Za-z0-9._~-]+(?:\/|$))*$/;
 /** A folder under the app's shared folder; its .env names are its name in capitals + _ROOT, _URL. */
 const STATIC_FOLDER = /^[a-z][a-z0-9_]{0,39}$/;
 /** Folders of shared/<app> the deploy itself uses (lib/scripts/release.ts). */
@@ -357,7 +360,8 @@ function parseRoutes(r: Reader, n: Raw, apps: AppConfig[], root: string): NginxR
       const path = r.string(o.path, `${at}.path`, {
         required: true,
         pattern: ROUTE_PATH,
-        patternText: "must start and end with \"/\" (a path prefix such as /api/, or /), of letters, digits, '.', '_', '-', '~'",
+        patternText:
+          "must start with \"/\": a prefix ending with \"/\" (/api/, or /) or an exact path (/health), of letters, digits, '.', '_', '-', '~'",
       });
       const name = r.string(o.app, `${at}.app`, { required: true });
       const folder = r.string(o.static, `${at}.static`, {
@@ -369,6 +373,10 @@ function parseRoutes(r: Reader, n: Raw, apps: AppConfig[], root: string): NginxR
       const app = name === undefined ? undefined : byName.get(name);
       if (name !== undefined && !app) r.fail(`${at}.app`, `no app named ${JSON.stringify(name)}`);
       if (!path || !app) return;
+      // Without the last "/" a path is matched exactly: an app's own endpoint, such as /health.
+      const exact = !path.endsWith("/");
+      if (exact && (app.kind === "static" || (o.static !== undefined && o.static !== null)))
+        return r.fail(`${at}.path`, `an exact path (no last "/") goes to a web app's slot: end ${path} with "/" to serve files there`);
       if (o.static !== undefined && o.static !== null) {
         if (!folder) return;
         if (app.kind === "static") return r.fail(`${at}.static`, `${app.name} is a static app: route its output without static`);
@@ -389,7 +397,7 @@ function parseRoutes(r: Reader, n: Raw, apps: AppConfig[], root: string): NginxR
       } else if (!app.ports) {
         r.fail(`${at}.app`, `${app.name} has no web slot (ports) to send requests to`);
       } else {
-        routes.push({ path, app: app.name, serve: "slot" });
+        routes.push({ path, app: app.name, serve: "slot", ...(exact ? { exact } : {}) });
       }
     });
     return routes;

@@ -13,6 +13,7 @@ import {
   smokeSecretsLine,
 } from "../../lib/config";
 import { REPO_ROOT } from "../../local/backend";
+import { nginxSite } from "../../lib/scripts";
 import { validRaw } from "../support/validConfig";
 
 const secrets = { sshPrivateKey: true, databaseUrl: true };
@@ -157,13 +158,38 @@ describe("unit: config", () => {
     assert.deepStrictEqual(parseDeployConfig("local", { ...validRaw(), nginx: { port: 8080 } }, secrets).nginx.routes, []);
   });
 
+  it("nginx.routes: a path without its last '/' is an exact location to a web app's slot (/health beside a web app at /)", () => {
+    const raw = validRaw();
+    delete raw.nginx.site;
+    raw.apps.sevastopol = {
+      ...raw.apps.sevastopol,
+      kind: "node",
+      start: "npm start",
+      ports: { blue: 8011, green: 8012 },
+      health: { path: "/health" },
+    };
+    delete raw.apps.sevastopol.output;
+    raw.nginx.routes = [
+      { path: "/", app: "sevastopol" },
+      { path: "/api/", app: "orchestrator" },
+      { path: "/health", app: "orchestrator" },
+    ];
+    const cfg = parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
+    assert.deepStrictEqual(cfg.nginx.routes, [
+      { path: "/", app: "sevastopol", serve: "slot" },
+      { path: "/api/", app: "orchestrator", serve: "slot" },
+      { path: "/health", app: "orchestrator", serve: "slot", exact: true },
+    ]);
+    assert.match(nginxSite(cfg), /location = \/health \{\n\s+proxy_pass http:\/\/nostromo_orchestrator;/);
+  });
+
   it("refuses bad nginx.routes by their paths: unknown keys and apps, paths, duplicates, apps without a web slot, mixing with site (issue 10)", () => {
     const raw = validRaw();
     raw.apps.orchestrator.env = { STATIC_ROOT: "/tmp/static" };
     raw.nginx.routes = [
       { path: "/", app: "sevastopol", statik: "x" },
       { path: "/api/", app: "x" },
-      { path: "/api", app: "orchestrator" },
+      { path: "/index", app: "sevastopol" },
       { path: "api/", app: "orchestrator" },
       { path: "/a/../b/", app: "orchestrator" },
       { path: "/a b/", app: "orchestrator" },
@@ -181,10 +207,10 @@ describe("unit: config", () => {
       "nginx.routes: cannot be combined with site (the shorthand for a static app at / and an API app at /api/ and /health): give every path in routes",
       'nginx.routes[0].statik: unknown key (did you mean "static"?)',
       'nginx.routes[1].app: no app named "x"',
-      `nginx.routes[2].path: must start and end with "/" (a path prefix such as /api/, or /), of letters, digits, '.', '_', '-', '~'`,
-      `nginx.routes[3].path: must start and end with "/" (a path prefix such as /api/, or /), of letters, digits, '.', '_', '-', '~'`,
-      `nginx.routes[4].path: must start and end with "/" (a path prefix such as /api/, or /), of letters, digits, '.', '_', '-', '~'`,
-      `nginx.routes[5].path: must start and end with "/" (a path prefix such as /api/, or /), of letters, digits, '.', '_', '-', '~'`,
+      `nginx.routes[2].path: an exact path (no last "/") goes to a web app's slot: end /index with "/" to serve files there`,
+      `nginx.routes[3].path: must start with "/": a prefix ending with "/" (/api/, or /) or an exact path (/health), of letters, digits, '.', '_', '-', '~'`,
+      `nginx.routes[4].path: must start with "/": a prefix ending with "/" (/api/, or /) or an exact path (/health), of letters, digits, '.', '_', '-', '~'`,
+      `nginx.routes[5].path: must start with "/": a prefix ending with "/" (/api/, or /) or an exact path (/health), of letters, digits, '.', '_', '-', '~'`,
       "nginx.routes[6].path: / is already routed by nginx.routes[0]",
       "apps.orchestrator.env.STATIC_ROOT: is set by nginx.routes[7] (the folder nginx serves): remove it here",
       "nginx.routes[8].static: static of orchestrator is already routed by nginx.routes[7]",
