@@ -1,16 +1,16 @@
 import * as assert from "assert";
-import { spawn } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import { AddressInfo } from "net";
 import * as os from "os";
 import * as path from "path";
 import { Client } from "pg";
-import { REPO_ROOT, RunResult, TempBackend, requirePulumi } from "../../local/backend";
+import { REPO_ROOT, TempBackend, requirePulumi } from "../../local/backend";
 import { makeExampleRepos } from "../../local/exampleRepos";
 import { localConfig, localSecrets, outputOf, removeStackFile, setPlainConfig, writeStack, LocalStackOptions } from "../../local/stack";
 import { readJournal } from "../../local/harness";
 import { get } from "../../local/http";
+import { runTool } from "../support/tool";
 import { PostgresInstance, startPostgres } from "../../local/postgres";
 import { LocalTarget, freePort, startLocalTarget } from "../../local/target";
 
@@ -54,23 +54,7 @@ describe("e2e: rollback, history and metrics tools on the Automation API", funct
     return r;
   };
 
-  /** Runs `tools/<name>.ts` as a user would (ts-node, repo root, the backend's env), no TTY. */
-  const tool = (name: string, args: string[], timeoutMs = 900_000): Promise<RunResult & { seconds: number }> =>
-    new Promise((resolve, reject) => {
-      const start = Date.now();
-      const child = spawn("npx", ["--no-install", "ts-node", `tools/${name}.ts`, ...args], {
-        cwd: REPO_ROOT,
-        env: backend.env,
-        stdio: ["ignore", "pipe", "pipe"],
-        timeout: timeoutMs,
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d) => (stdout += d));
-      child.stderr.on("data", (d) => (stderr += d));
-      child.on("error", reject);
-      child.on("close", (code) => resolve({ code, stdout, stderr, seconds: (Date.now() - start) / 1000 }));
-    });
+  const tool = (name: string, args: string[]) => runTool(backend, name, args);
 
   /** Number of updates in the stack's history (a file backend records no update numbers). */
   const historyLength = () =>
