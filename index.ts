@@ -2,7 +2,15 @@ import { randomBytes } from "crypto";
 import * as os from "os";
 import * as pulumi from "@pulumi/pulumi";
 import { Deployment, PlanRecord } from "./components";
-import { ConfigError, SMOKE_SECRETS_KEY, parseDeployConfig, projectConfig, smokeSecretNames } from "./lib/config";
+import {
+  APP_SECRETS_KEY,
+  ConfigError,
+  SMOKE_SECRETS_KEY,
+  appSecretNames,
+  parseDeployConfig,
+  projectConfig,
+  smokeSecretNames,
+} from "./lib/config";
 import { addedFiles, resolveRef } from "./lib/git";
 import { deployPlan, PreviousApps, previousOf } from "./lib/plan";
 
@@ -13,6 +21,7 @@ const databaseUrl = cfg.getSecret("databaseUrl");
 const jwtSecret = cfg.getSecret("jwtSecret");
 const notifyWebhookUrl = cfg.getSecret("notifyWebhookUrl");
 const smokeSecrets = cfg.getSecret(SMOKE_SECRETS_KEY);
+const appSecrets = cfg.getSecret(APP_SECRETS_KEY);
 
 function load() {
   try {
@@ -24,6 +33,7 @@ function load() {
       databaseUrl: !!databaseUrl,
       // Names only: the smoke steps' placeholders are checked against them; the values stay secret.
       smokeSecrets: smokeSecretNames(all[`${pulumi.getProject()}:${SMOKE_SECRETS_KEY}`]),
+      appSecrets: appSecretNames(all[`${pulumi.getProject()}:${APP_SECRETS_KEY}`]),
     });
     const shas: Record<string, string> = {};
     for (const app of config.apps) {
@@ -53,6 +63,7 @@ const deployment = new Deployment("nostromo", {
   deployer: `${os.userInfo().username}@${os.hostname()}`,
   notifyWebhookUrl,
   smokeSecrets,
+  appSecrets,
   lease,
 });
 

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DeployConfig, smokeSecretRefs, smokeSecretsLine } from "../lib/config";
+import { DeployConfig, appSecretValues, smokeSecretRefs, smokeSecretsLine } from "../lib/config";
 import { entryDigests, hmacHex } from "../lib/digest";
 import { envEntries, renderEnvFile, sha256 } from "../lib/scripts";
 import { COMPONENT_TYPE, STEP } from "../lib/steps";
@@ -30,6 +30,8 @@ export interface DeploymentArgs {
   readonly deployer: string;
   /** The secret `smokeSecrets` (JSON: name → value) the smoke steps' placeholders name. */
   readonly smokeSecrets?: pulumi.Input<string>;
+  /** The secret `appSecrets` (JSON: app → { ENV_KEY: value }), merged into each app's .env. */
+  readonly appSecrets?: pulumi.Input<string>;
   /** Slack-compatible incoming webhook (secret), told of the deploy's start and success. */
   readonly notifyWebhookUrl?: pulumi.Input<string>;
   /** This update's lease on the server lock (`<stack>/<unique id>`), new on every run. */
@@ -85,7 +87,10 @@ export class Deployment extends pulumi.ComponentResource {
     const envFiles: Record<string, pulumi.Output<string>> = {};
     const digests: Record<string, pulumi.Output<AppDigests>> = {};
     for (const app of config.apps) {
-      const secrets = app.usesDatabase ? pulumi.all({ DATABASE_URL: args.databaseUrl!, JWT_SECRET: jwtSecret }) : pulumi.output({});
+      const database = app.usesDatabase ? pulumi.all({ DATABASE_URL: args.databaseUrl!, JWT_SECRET: jwtSecret }) : pulumi.output({});
+      const secrets = pulumi
+        .all([database, pulumi.output(args.appSecrets)])
+        .apply(([d, json]) => ({ ...appSecretValues(json, app.name), ...(d as Record<string, string>) }));
       const entries = secrets.apply((s) => envEntries(app, s as Record<string, string>));
       envFiles[app.name] = pulumi.secret(secrets.apply((s) => renderEnvFile(app, s as Record<string, string>)));
       const { env: _env, ...appConfig } = app;

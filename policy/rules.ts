@@ -9,9 +9,9 @@ import { COMMAND_TYPE, STEP, StepKind } from "../lib/steps";
 
 export { COMMAND_TYPE };
 /** Config keys that must be Pulumi secrets (encrypted in the stack file). */
-export const SECRET_KEYS = ["sshPrivateKey", "databaseUrl", "jwtSecret", "notifyWebhookUrl", "smokeSecrets"] as const;
+export const SECRET_KEYS = ["sshPrivateKey", "databaseUrl", "jwtSecret", "notifyWebhookUrl", "smokeSecrets", "appSecrets"] as const;
 
-/** A config value's secret texts: the value itself, or every leaf of an object (smokeSecrets). */
+/** A config value's secret texts: the value itself, or every leaf of an object (smokeSecrets, appSecrets). */
 export function secretLeaves(v: unknown): string[] {
   if (typeof v === "string") return [v];
   if (v && typeof v === "object") return Object.values(v).flatMap(secretLeaves);

@@ -8,9 +8,11 @@ import { DeployWindow, WEEKDAYS, Weekday, isTimeZone, minutesOf } from "../deplo
 import { Raw, Reader } from "./reader";
 
 export { commandLineProblem, levenshtein, suggestKey } from "./reader";
+export { APP_SECRETS_KEY, appSecretNames, appSecretValues } from "./appSecrets";
 export { SECRET_REF, SMOKE_SECRETS_KEY, secretRefs, smokeSecretNames, smokeSecretRefs, smokeSecretsLine } from "./smoke";
 
 export * from "./types";
+import { APP_SECRETS_KEY, checkAppSecrets } from "./appSecrets";
 import { HEALTH_CHECK_KEYS, HEALTH_SHORTHAND_KEYS, parseHealthChecks } from "./health";
 import { ROUTE_KEYS, SITE_KEYS, parseRoutes } from "./routes";
 import { EXPECT_EVERY_KEYS, SMOKE_KEYS, SMOKE_SECRETS_KEY, parseSmoke } from "./smoke";
@@ -26,7 +28,7 @@ const ENV_KEY = /^[A-Z_][A-Z0-9_]*$/;
 export const KNOWN_KEYS = {
   top: ["server", "apps", "nginx", "backup", "smoke", "releasesToKeep", "deployWindow"],
   /** Secrets, read by index.ts through pulumi.Config.getSecret, never into the plain config. */
-  secrets: ["sshPrivateKey", "databaseUrl", "jwtSecret", "notifyWebhookUrl", SMOKE_SECRETS_KEY],
+  secrets: ["sshPrivateKey", "databaseUrl", "jwtSecret", "notifyWebhookUrl", SMOKE_SECRETS_KEY, APP_SECRETS_KEY],
   server: ["host", "port", "user", "root", "hostKey", "insecureIgnoreHostKey", "path", "env", "minFreeMiB"],
   app: [
     "repo",
@@ -207,6 +209,8 @@ export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecret
   if (secrets.smokeSecrets?.problem) r.fail(SMOKE_SECRETS_KEY, secrets.smokeSecrets.problem);
   const smoke = parseSmoke(r, raw.smoke, secrets.smokeSecrets?.names);
   const deployWindow = parseDeployWindow(r, raw.deployWindow);
+  if (secrets.appSecrets?.problem) r.fail(APP_SECRETS_KEY, secrets.appSecrets.problem);
+  checkAppSecrets(r, secrets.appSecrets?.names ?? {}, apps);
 
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return { stack, server, apps, nginx, backup, releasesToKeep, smoke, ...(deployWindow ? { deployWindow } : {}) };

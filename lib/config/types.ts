@@ -175,6 +175,8 @@ export interface DeploySecretsPresence {
    * set. Absent: the placeholders are not checked against it (tools that run no smoke step).
    */
   smokeSecrets?: { names: string[]; problem?: string };
+  /** The keys `appSecrets` holds per app (never its values; see appSecretNames). */
+  appSecrets?: { names: Record<string, string[]>; problem?: string };
 }
 
 export class ConfigError extends Error {

@@ -81,4 +81,29 @@ describe("e2e: the smoke login's password is a stack secret, sent on stdin only"
     assert.strictEqual(again.code, 0, outputOf(again));
     assert.strictEqual(h.journal().length, journalBefore + 1, "an up with nothing changed ran the cutover again");
   });
+
+  it("appSecrets: an app's own secret reaches its .env (0600) through the release's stdin, restarts it through the gate, and is in no state, stack file or output in clear (issue 10)", async () => {
+    const value = `app-secret-${randomBytes(12).toString("hex")}`;
+    h.backend.pulumiOk(
+      REPO_ROOT,
+      ["config", "set", "--secret", "--path", "appSecrets.orchestrator.PARTNER_API_KEY", "--stack", h.stack],
+      undefined,
+      value,
+    );
+    const preview = h.backend.pulumiOk(REPO_ROOT, ["preview", "--stack", h.stack]).stdout;
+    assert.match(preview, /orchestrator: [^\n]*restart with new environment \(PARTNER_API_KEY changed\)/, preview);
+    const journalBefore = h.journal().length;
+    const r = await h.up("app secret set");
+    assert.strictEqual(r.code, 0, outputOf(r));
+    const env = path.join(h.target.root, "shared", "orchestrator", ".env");
+    assert.match(fs.readFileSync(env, "utf8"), new RegExp(`^PARTNER_API_KEY='${value}'$`, "m"));
+    assert.strictEqual((fs.statSync(env).mode & 0o777).toString(8), "600");
+    assert.ok(!fs.readFileSync(path.join(h.target.root, "shared", "sevastopol", ".env"), "utf8").includes(value), "another app got it");
+    assert.strictEqual(h.journal().length, journalBefore + 1, "the change did not go through the journal");
+    assert.ok(!outputOf(r).includes(value) && !preview.includes(value), "the value is in pulumi's output");
+    assert.ok(!h.backend.pulumiOk(REPO_ROOT, ["stack", "export", "--stack", h.stack]).stdout.includes(value), "in clear in the state");
+    const stackFile = fs.readFileSync(path.join(REPO_ROOT, `Pulumi.${h.stack}.yaml`), "utf8");
+    assert.ok(!stackFile.includes(value), "in clear in the stack file");
+    assert.match(stackFile, /appSecrets:\s+orchestrator:\s+PARTNER_API_KEY:\s+secure: /);
+  });
 });

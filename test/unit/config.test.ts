@@ -426,7 +426,7 @@ describe("unit: config", () => {
     });
     assert.deepStrictEqual(problems({ ...validRaw(), ...raw }), [
       'smok: unknown key (did you mean "smoke"?)',
-      "notes: unknown key (known keys: server, apps, nginx, backup, smoke, releasesToKeep, deployWindow, sshPrivateKey, databaseUrl, jwtSecret, notifyWebhookUrl, smokeSecrets)",
+      "notes: unknown key (known keys: server, apps, nginx, backup, smoke, releasesToKeep, deployWindow, sshPrivateKey, databaseUrl, jwtSecret, notifyWebhookUrl, smokeSecrets, appSecrets)",
     ]);
   });
 

@@ -11,6 +11,7 @@ const SECRETS = {
   db: "postgres://app:db-password-unit@127.0.0.1:5432/nostromo",
   jwt: "jwt-secret-unit-test-value",
   smoke: "smoke-password-unit-value",
+  app: "django-secret-key-unit-value",
 };
 // The smoke login names its password; the value comes from the secret smokeSecrets.
 const SMOKE = [{ name: "login", method: "POST", path: "/api/login", body: { username: "smoke", password: "${secret:smokePassword}" } }];
@@ -26,7 +27,12 @@ describe("unit: the deploy graph (mocks)", () => {
     const config = parseDeployConfig(
       "unit",
       { ...validRaw(), smoke: SMOKE },
-      { sshPrivateKey: true, databaseUrl: true, smokeSecrets: { names: ["smokePassword", "unused"] } },
+      {
+        sshPrivateKey: true,
+        databaseUrl: true,
+        smokeSecrets: { names: ["smokePassword", "unused"] },
+        appSecrets: { names: { orchestrator: ["SECRET_KEY"] } },
+      },
     );
     const d = new Deployment("nostromo", {
       config,
@@ -36,6 +42,7 @@ describe("unit: the deploy graph (mocks)", () => {
       jwtSecret: pulumi.secret(SECRETS.jwt),
       deployer: "ops@laptop",
       smokeSecrets: pulumi.secret(JSON.stringify({ smokePassword: SECRETS.smoke, unused: "never-sent-unit" })),
+      appSecrets: pulumi.secret(JSON.stringify({ orchestrator: { SECRET_KEY: SECRETS.app } })),
       lease: "unit/lease-1",
     });
     const apps = await new Promise((resolve) => d.apps.apply(resolve));
@@ -117,6 +124,11 @@ describe("unit: the deploy graph (mocks)", () => {
     const release = registered.find((r) => r.name === "nostromo-orchestrator-release-build")!;
     const stdin = release.inputs.stdin;
     assert.match(String(stdin?.value ?? stdin), /DATABASE_URL='postgres:\/\/app:db-password-unit@/);
+    // appSecrets: the app's own secrets join its .env on that same secret stdin, and no other app's.
+    assert.strictEqual(stdin[pulumi.runtime.specialSigKey], pulumi.runtime.specialSecretSig);
+    assert.match(stdin.value, new RegExp(`^SECRET_KEY='${SECRETS.app}'$`, "m"));
+    const web = registered.find((r) => r.name === "nostromo-sevastopol-release-build")!;
+    assert.ok(!String(web.inputs.stdin?.value ?? web.inputs.stdin).includes(SECRETS.app), "another app's .env got the secret");
   });
 
   it("sends the smoke secrets the steps name on the cutover's stdin only, as a secret, with a keyed digest as trigger (issue 9)", () => {

@@ -164,6 +164,12 @@ describe("policy rules", () => {
       { message: "config smokeSecrets is in plain text in the stack file: set it with `pulumi config set --secret smokeSecrets`" },
     ]);
     assert.deepStrictEqual(secretLeaves({ smokePassword: "pw-value-1", more: { apiKey: "key-value-2" } }), ["pw-value-1", "key-value-2"]);
+    // appSecrets, app → key → value, leaf by leaf: one plain leaf is a finding.
+    const app = (v: unknown) => plaintextSecretsInStackFile({ config: { "p:appSecrets": v } }, "p");
+    assert.deepStrictEqual(app({ iact: { SECRET_KEY: { secure: "v1:abc" }, REDIS_URL: { secure: "v1:def" } } }), []);
+    assert.deepStrictEqual(app({ iact: { SECRET_KEY: { secure: "v1:abc" }, REDIS_URL: "redis://:pw@h/0" } }), [
+      { message: "config appSecrets is in plain text in the stack file: set it with `pulumi config set --secret appSecrets`" },
+    ]);
   });
 
   it("deploy-window: read from PULUMI_CONFIG, checked in the window's time zone, overnight windows too", () => {
