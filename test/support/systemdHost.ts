@@ -53,6 +53,9 @@ const PACKAGES = [
   "procps",
   "nginx",
   `postgresql-client-${PG_MAJOR}`,
+  // Python apps (kind python): a virtualenv per release (python3 -m venv, pip from ensurepip).
+  "python3",
+  "python3-venv",
 ];
 
 /** nginx reload through systemd, returning once the new workers serve. */

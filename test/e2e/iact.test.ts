@@ -1,0 +1,265 @@
+// IACT as runbook 003 deploys it (issue 10): Django under gunicorn on blue/green systemd slots, a
+// Celery worker (iact-celery-worker.service), nginx at /, /api/ and /static/ (collectstatic's
+// hashed files in a folder shared by the releases), PostgreSQL and Redis; with the real engine, on
+// a real systemd host (test/support/systemdHost.ts, host network) reached over SSH. PostgreSQL and
+// redis-server run on this machine's loopback, made by this test; all traffic goes to addresses
+// the test made. The stack config is local/iactStack.ts; SECRET_KEY, SMOKE_PASSWORD and REDIS_URL
+// reach the .env through the stack secret appSecrets.
+import * as assert from "assert";
+import { ChildProcess, spawn } from "child_process";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { Client } from "pg";
+import { REPO_ROOT, RunResult, TempBackend, requirePulumi } from "../../local/backend";
+import { HttpAnswer, get, request } from "../../local/http";
+import { IACT_V1, IACT_V2, makeIactRepo } from "../../local/iactRepo";
+import { IactStackOptions, iactConfig, iactSecrets } from "../../local/iactStack";
+import { PostgresInstance, freePort, startPostgres } from "../../local/postgres";
+import { outputOf, removeStackFile, setPlainConfig, writeStack } from "../../local/stack";
+import { SystemdHost, startSystemdHost } from "../support/systemdHost";
+import { trafficLoop } from "../support/traffic";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
+
+/** A throwaway redis-server on 127.0.0.1 (the systemd host shares this network) with a password, no persistence. */
+async function startRedis(dir: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const bin = ["/usr/bin/redis-server", "/usr/sbin/redis-server"].find((f) => fs.existsSync(f));
+  if (!bin) throw new Error("no redis-server (scripts/install-target-deps.sh installs it)");
+  const password = crypto.randomBytes(12).toString("hex");
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const args = [
+      "--bind",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--dir",
+      dir,
+      "--requirepass",
+      password,
+    ];
+    const proc: ChildProcess = spawn(bin, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    proc.stdout!.on("data", (d) => (output += d));
+    proc.stderr!.on("data", (d) => (output += d));
+    const onExit = () => proc.kill("SIGKILL");
+    process.on("exit", onExit);
+    const stop = async () => {
+      process.removeListener("exit", onExit);
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise<void>((r) => proc.once("exit", () => r()));
+      proc.kill("SIGTERM");
+      const t = setTimeout(() => proc.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(t);
+    };
+    const deadline = Date.now() + 15_000;
+    while (!/Ready to accept connections/.test(output) && proc.exitCode === null && Date.now() < deadline) await sleep(100);
+    if (/Ready to accept connections/.test(output)) return { url: `redis://:${password}@127.0.0.1:${port}/0`, stop };
+    await stop();
+    if (attempt >= 3) throw new Error(`redis-server did not start:\n${output.slice(-2000)}`);
+  }
+}
+
+describe("e2e: IACT (Django + Celery, runbook 003) with pulumi up on a real systemd host", function () {
+  const stack = `t-iact${process.pid}`;
+  let backend: TempBackend;
+  let host: SystemdHost;
+  let pg: PostgresInstance;
+  let redis: { url: string; stop(): Promise<void> };
+  let opts: IactStackOptions;
+  let work: string;
+  let repo: string;
+  const secrets = { secretKey: crypto.randomBytes(32).toString("hex"), smokePassword: crypto.randomBytes(12).toString("hex") };
+  const figures: Record<string, unknown> = {};
+
+  const port = () => host.nginx.port;
+  const outputs = () => JSON.parse(backend.pulumiOk(REPO_ROOT, ["stack", "output", "--json", "--show-secrets", "--stack", stack]).stdout);
+  const json = (a: HttpAnswer) => {
+    try {
+      return JSON.parse(a.body);
+    } catch {
+      throw new Error(`not JSON (HTTP ${a.status}): ${a.body.slice(0, 300)}`);
+    }
+  };
+  async function up(label: string): Promise<RunResult> {
+    const start = Date.now();
+    const r = await backend.pulumiAsync(REPO_ROOT, ["up", "--yes", "--skip-preview", "--stack", stack], 15 * 60_000);
+    figures[`${label} (s)`] = (Date.now() - start) / 1000;
+    return r;
+  }
+  async function login(): Promise<string> {
+    const r = await request(port(), "POST", "/api/auth/login", { json: { username: "smoke", password: secrets.smokePassword } });
+    assert.strictEqual(r.status, 200, r.body);
+    const token = json(r).token;
+    assert.ok(typeof token === "string" && token.length > 20, r.body);
+    return token;
+  }
+
+  before(async () => {
+    requirePulumi();
+    work = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-iact-e2e-"));
+    fs.chmodSync(work, 0o755);
+    backend = new TempBackend("iact");
+    repo = await makeIactRepo(path.join(work, "repos"));
+    const start = Date.now();
+    // The deploy clones the repo by its path: the same path inside the host.
+    [host, pg, redis] = await Promise.all([startSystemdHost({ shareDirs: [work] }), startPostgres(), startRedis(work)]);
+    figures["systemd host + postgres + redis start (s)"] = (Date.now() - start) / 1000;
+    opts = {
+      target: host,
+      repo,
+      ref: IACT_V1.tag,
+      slotPorts: { blue: await freePort(), green: await freePort() },
+      // pip in the host trusts this machine's CA bundle (mounted there), as pip here does.
+      serverEnv: fs.existsSync(CA_BUNDLE) ? { PIP_CERT: CA_BUNDLE } : {},
+    };
+    writeStack(backend, stack, iactConfig(opts), iactSecrets(host.ssh.privateKey, pg.url, { ...secrets, redisUrl: redis.url }));
+  });
+
+  after(async () => {
+    console.log(`      figures: ${JSON.stringify(figures)}`);
+    if (backend) backend.pulumi(REPO_ROOT, ["stack", "rm", "--yes", "--force", "--stack", stack]);
+    removeStackFile(stack);
+    await host?.stop();
+    await redis?.stop();
+    await pg?.stop();
+    backend?.remove();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it("1. fresh deploy of v1.0.0: the three health paths, login → token → /api/users/me and a hashed static file, all through nginx", async () => {
+    const r = await up("fresh deploy");
+    assert.strictEqual(r.code, 0, outputOf(r));
+    const out = outputs();
+    assert.strictEqual(out.apps.iact.version, IACT_V1.version);
+    assert.strictEqual(out.apps.iact.slot, "blue");
+    assert.deepStrictEqual(out.smokeTests.length, 3);
+
+    assert.deepStrictEqual(json(await get(port(), "/api/health")), { status: "healthy", version: IACT_V1.version });
+    assert.deepStrictEqual(json(await get(port(), "/api/db-check")), { database: "connected" });
+    assert.deepStrictEqual(json(await get(port(), "/api/cache-check")), { cache: "connected" });
+    const token = await login();
+    const me = await request(port(), "GET", "/api/users/me", { headers: { authorization: `Bearer ${token}` } });
+    assert.strictEqual(me.status, 200, me.body);
+    assert.strictEqual(json(me).username, "smoke");
+    assert.strictEqual((await get(port(), "/api/users/me")).status, 401);
+
+    // The page names its stylesheet by its hashed name; nginx serves it from the shared folder.
+    const page = await get(port(), "/");
+    assert.strictEqual(page.status, 200, page.body);
+    const css = /href="(\/static\/core\/site\.[0-9a-f]{12}\.css)"/.exec(page.body)?.[1];
+    assert.ok(css, `no hashed stylesheet in ${page.body}`);
+    const file = await get(port(), css);
+    assert.strictEqual(file.status, 200, file.body);
+    assert.strictEqual(file.body, fs.readFileSync(path.join(repo, "core", "static", "core", "site.css"), "utf8"));
+    assert.ok(host.exec(`ls ${host.root}/shared/iact/static/core`).includes(path.basename(css)));
+    figures.staticFile = css;
+
+    // The app's secrets (appSecrets) are in its .env (0600) on the server, nowhere in clear here.
+    const envFile = `${host.root}/shared/iact/.env`;
+    assert.strictEqual(host.exec(`stat -c %a ${envFile}`).trim(), "600");
+    const env = host.exec(`cat ${envFile}`);
+    for (const [k, v] of [
+      ["SECRET_KEY", secrets.secretKey],
+      ["SMOKE_PASSWORD", secrets.smokePassword],
+      ["REDIS_URL", redis.url],
+    ])
+      assert.ok(env.includes(`${k}='${v}'`), `${k} is not in ${envFile}`);
+    const stackFile = fs.readFileSync(path.join(REPO_ROOT, `Pulumi.${stack}.yaml`), "utf8");
+    for (const v of [secrets.secretKey, secrets.smokePassword, redis.url])
+      assert.ok(
+        !backend.stateText().includes(v) && !stackFile.includes(v),
+        "a secret of IACT's is in clear in the state or the stack file",
+      );
+
+    // Runbook 003's units: the web slot and the Celery worker, both under systemd.
+    assert.strictEqual(host.exec("systemctl is-active nostromo-iact-blue.service iact-celery-worker.service").trim(), "active\nactive");
+  });
+
+  it("2. upgrade to v1.1.0 with its migration under a steady stream: no failed request; every task enqueued before, during and after is recorded once", async () => {
+    const token = await login();
+    const ids: string[] = [];
+    const enqueueFailures: string[] = [];
+    async function enqueue(phase: string, seconds: number): Promise<void> {
+      const id = `${phase}-${ids.length + 1}`;
+      const r = await request(port(), "POST", "/api/tasks", { json: { id, seconds }, headers: { authorization: `Bearer ${token}` } });
+      if (r.status === 202) ids.push(id);
+      else enqueueFailures.push(`${id}: ${r.status} ${r.body.slice(0, 200)}`);
+    }
+    for (let i = 0; i < 10; i++) await enqueue("before", 0.5);
+
+    setPlainConfig(stack, iactConfig({ ...opts, ref: IACT_V2.tag }));
+    const traffic = trafficLoop(port(), 100_000, 15 * 60_000, ["/api/health", "/api/db-check", "/api/cache-check", "/"]);
+    // Tasks during the deploy: one every 250 ms (up to 2 000), some with work in flight when the worker moves.
+    let deploying = true;
+    let during = 0;
+    const enqueuer = (async () => {
+      while (deploying && during < 2000) {
+        during++;
+        await enqueue("during", during % 4 === 0 ? 2 : 0.2);
+        await sleep(250);
+      }
+    })();
+    const r = await up("upgrade");
+    deploying = false;
+    await enqueuer;
+    const { sent, failures } = await traffic.finish();
+    for (let i = 0; i < 10; i++) await enqueue("after", 0.1);
+    figures.requests = { sent, failed: failures.length };
+    assert.strictEqual(r.code, 0, outputOf(r));
+    assert.ok(sent > 50, `only ${sent} requests were sent`);
+    assert.deepStrictEqual(failures.slice(0, 5), [], `${failures.length} of ${sent} requests failed`);
+    assert.deepStrictEqual(enqueueFailures.slice(0, 5), [], `${enqueueFailures.length} tasks could not be enqueued`);
+
+    const out = outputs();
+    assert.strictEqual(out.apps.iact.version, IACT_V2.version);
+    assert.strictEqual(out.apps.iact.slot, "green");
+    assert.deepStrictEqual(out.plan.apps.iact.migrations, [`core/migrations/${IACT_V2.migration}.py`]);
+    assert.deepStrictEqual(json(await get(port(), "/api/health")), { status: "healthy", version: IACT_V2.version });
+    const db = new Client({ connectionString: pg.url });
+    await db.connect();
+    try {
+      const applied = (await db.query("select name from django_migrations where app = 'core' order by name")).rows.map((x) => x.name);
+      assert.deepStrictEqual(applied, ["0001_initial", IACT_V2.migration]);
+    } finally {
+      await db.end();
+    }
+    const sha = out.apps.iact.sha;
+    assert.strictEqual(
+      host.exec("systemctl show -p WorkingDirectory --value iact-celery-worker.service").trim(),
+      `${host.root}/releases/iact/${sha}`,
+    );
+    assert.strictEqual(host.exec("systemctl is-active nostromo-iact-blue.service nostromo-iact-green.service").trim(), "active\nactive");
+
+    // Every task recorded, each exactly once (bounded wait: at most 3 minutes).
+    const deadline = Date.now() + 180_000;
+    let count = -1;
+    while (Date.now() < deadline) {
+      count = json(await get(port(), "/api/tasks/count")).count;
+      if (count >= ids.length) break;
+      await sleep(500);
+    }
+    figures.tasks = { enqueued: ids.length, during, recorded: count };
+    assert.strictEqual(count, ids.length, `${count} of ${ids.length} tasks recorded`);
+    const notOnce: string[] = [];
+    for (const id of ids) {
+      const t = json(await get(port(), `/api/tasks/${encodeURIComponent(id)}`));
+      if (t.count !== 1 || t.done !== true) notOnce.push(`${id}: ${JSON.stringify(t)}`);
+    }
+    assert.deepStrictEqual(notOnce, []);
+    const completed = ids.length - notOnce.length;
+    figures.tasks = { enqueued: ids.length, during, recorded: count, completedOnce: completed };
+    console.log(
+      `      upgrade: ${figures["upgrade (s)"]} s; requests ${sent} sent, ${failures.length} failed; tasks ${ids.length} enqueued ` +
+        `(${during} during the deploy), ${completed} completed exactly once`,
+    );
+  });
+});
