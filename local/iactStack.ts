@@ -2,7 +2,7 @@
 // under systemd; PostgreSQL; Redis as cache and broker; nginx in front) on a local target: the
 // tests deploy examples/iact to the systemd host with it. Pulumi.iact-staging.yaml is the same
 // shape for the staging server.
-import { StackTarget } from "./stack";
+import { StackTarget, targetNginx, targetServer } from "./stack";
 
 export interface IactStackOptions {
   target: StackTarget;
@@ -48,24 +48,10 @@ export const IACT_SMOKE = [
 
 /** The stack config of IACT on a local target (systemd host). */
 export function iactConfig(o: IactStackOptions): Record<string, unknown> {
-  const port = o.target.nginx.port;
   return {
-    server: {
-      host: "127.0.0.1",
-      port: o.target.ssh.port,
-      user: o.target.ssh.user,
-      root: o.target.root,
-      hostKey: o.target.ssh.hostKey,
-      path: o.target.binPath,
-      env: { ...o.target.env, ...o.serverEnv },
-      minFreeMiB: 64,
-    },
+    server: targetServer(o.target, o.serverEnv),
     nginx: {
-      port,
-      listen: `127.0.0.1:${port}`,
-      sitesDir: o.target.nginx.sitesDir,
-      reloadCommand: o.target.nginx.reloadCommand,
-      testCommand: o.target.nginx.testCommand,
+      ...targetNginx(o.target),
       routes: [
         { path: "/", app: "iact" },
         { path: "/api/", app: "iact" },

@@ -47,26 +47,37 @@ export function localSecrets(
   return { sshPrivateKey, databaseUrl, smokeSecrets: JSON.stringify(LOCAL_SMOKE_SECRETS) };
 }
 
+/** The `server` config of a local target (SSH on loopback, its PATH and environment). */
+export function targetServer(t: StackTarget, env: Record<string, string> = {}): Record<string, unknown> {
+  return {
+    host: "127.0.0.1",
+    port: t.ssh.port,
+    user: t.ssh.user,
+    root: t.root,
+    hostKey: t.ssh.hostKey,
+    path: t.binPath,
+    env: { ...t.env, ...env },
+    minFreeMiB: 64,
+  };
+}
+
+/** The `nginx` config of a local target, without what it serves (site or routes). */
+export function targetNginx(t: StackTarget): Record<string, unknown> {
+  return {
+    port: t.nginx.port,
+    listen: `127.0.0.1:${t.nginx.port}`,
+    sitesDir: t.nginx.sitesDir,
+    reloadCommand: t.nginx.reloadCommand,
+    testCommand: t.nginx.testCommand,
+  };
+}
+
 /** The stack config of a local deploy: the example system on the local target. */
 export function localConfig(o: LocalStackOptions): Record<string, unknown> {
-  const port = o.target.nginx.port;
   return {
-    server: {
-      host: "127.0.0.1",
-      port: o.target.ssh.port,
-      user: o.target.ssh.user,
-      root: o.target.root,
-      hostKey: o.target.ssh.hostKey,
-      path: o.target.binPath,
-      env: o.target.env,
-      minFreeMiB: 64,
-    },
+    server: targetServer(o.target),
     nginx: {
-      port,
-      listen: `127.0.0.1:${port}`,
-      sitesDir: o.target.nginx.sitesDir,
-      reloadCommand: o.target.nginx.reloadCommand,
-      testCommand: o.target.nginx.testCommand,
+      ...targetNginx(o.target),
       ...(o.sevastopolWeb
         ? {
             routes: [
