@@ -74,3 +74,57 @@ export async function makeIactRepo(dir: string): Promise<string> {
   );
   return repo;
 }
+
+/** The ways a release can be broken that the IACT tests deploy (each a commit on top of v1.1.0). */
+export const IACT_BROKEN = {
+  /** A migration whose RunPython raises: `migrate` fails (in its transaction) after the backup. */
+  migrate: { tag: "v1.1.1", version: "1.1.1", migration: "0003_fails", error: "iact test: this migration fails on purpose" },
+  /** The stylesheet names a file that does not exist: ManifestStaticFilesStorage fails collectstatic. */
+  collectstatic: { tag: "v1.1.2", version: "1.1.2", missing: "core/missing-logo.png" },
+  /** The WSGI module never finishes importing: gunicorn listens but no request is ever answered. */
+  hang: { tag: "v1.1.3", version: "1.1.3" },
+} as const;
+
+/**
+ * Commits the three broken releases of IACT_BROKEN, each on its own branch from v1.1.0 (so each
+ * carries only its own fault) and tagged; the repository's HEAD stays where it was.
+ */
+export async function addBrokenIactReleases(repo: string): Promise<void> {
+  const read = (rel: string) => fs.readFileSync(path.join(repo, rel), "utf8");
+  const git = (args: string[]) => execFileAsync("git", ["-C", repo, ...args]);
+  const { migrate, collectstatic, hang } = IACT_BROKEN;
+  const variants: { tag: string; version: string; message: string; files: () => Record<string, string> }[] = [
+    {
+      ...migrate,
+      message: "A migration that fails",
+      files: () => ({
+        [`core/migrations/${migrate.migration}.py`]:
+          `from django.db import migrations\n\n\ndef fail(apps, schema_editor):\n    raise RuntimeError(${JSON.stringify(migrate.error)})\n\n\n` +
+          `class Migration(migrations.Migration):\n    dependencies = [("core", "${IACT_V2.migration}")]\n\n    operations = [migrations.RunPython(fail)]\n`,
+      }),
+    },
+    {
+      ...collectstatic,
+      message: "A stylesheet that names a missing file",
+      files: () => ({
+        "core/static/core/site.css": `${read("core/static/core/site.css")}.logo {\n  background: url("missing-logo.png");\n}\n`,
+      }),
+    },
+    {
+      ...hang,
+      message: "A WSGI module that never finishes loading",
+      files: () => ({
+        "iact/wsgi.py": read("iact/wsgi.py").replace(/^application = /m, "import time\n\ntime.sleep(86400)\napplication = "),
+      }),
+    },
+  ];
+  const head = (await git(["symbolic-ref", "-q", "--short", "HEAD"])).stdout.trim();
+  try {
+    for (const v of variants) {
+      await git(["checkout", "-q", "-b", `broken-${v.version}`, IACT_V2.tag]);
+      await addCommit(repo, v.message, { VERSION: `${v.version}\n`, ...v.files() }, v.tag);
+    }
+  } finally {
+    await git(["checkout", "-q", head]);
+  }
+}

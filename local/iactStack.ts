@@ -13,6 +13,8 @@ export interface IactStackOptions {
   slotPorts: { blue: number; green: number };
   /** Added to server.env (e.g. pip's CA bundle). */
   serverEnv?: Record<string, string>;
+  /** How long the health gate waits for a new slot (default 60 s). */
+  healthTimeoutSeconds?: number;
   /** Extra top-level config keys (without the project prefix). */
   extra?: Record<string, unknown>;
 }
@@ -71,7 +73,7 @@ export function iactConfig(o: IactStackOptions): Record<string, unknown> {
         migrationFiles: "*/migrations/0*.py",
         start: "gunicorn iact.wsgi --bind 127.0.0.1:$PORT",
         ports: o.slotPorts,
-        health: { checks: IACT_HEALTH_CHECKS, timeoutSeconds: 60 },
+        health: { checks: IACT_HEALTH_CHECKS, timeoutSeconds: o.healthTimeoutSeconds ?? 60 },
         workers: { "celery-worker": { command: "celery -A iact worker --loglevel=INFO", stopTimeoutSeconds: 60 } },
       },
     },

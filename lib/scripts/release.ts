@@ -5,6 +5,12 @@ import { eventFunction } from "./journal";
 import { layout } from "./layout";
 import { stepScript } from "./lock";
 
+/** A command as an error names it: its first line, at most 80 characters. */
+const firstLine = (cmd: string) => {
+  const line = cmd.trim().split("\n")[0];
+  return line.length > 80 ? `${line.slice(0, 77)}...` : line;
+};
+
 /**
  * Fetches `sha` into releases/<app>/<sha>, links the shared .env (read from standard input,
  * written 0600), installs and builds. A release already built for that SHA is kept as it is.
@@ -19,6 +25,8 @@ export function releaseScript(cfg: DeployConfig, app: AppConfig, sha: string): s
   return stepScript(
     cfg,
     `mirror=${quote(L.mirror)}; release=${quote(release)}; shared=${quote(L.shared)}`,
+    `nostromo_phase=""`,
+    `nostromo_cleanup() { [ -z "$nostromo_phase" ] || echo "$nostromo_phase of ${app.name}@${sha.slice(0, 12)} failed; nothing was switched, the old release still serves" >&2; }`,
     `mkdir -p ${quote(L.releases)} "$shared" ${quote(`${server.root}/repos`)}`,
     // Folders nginx serves that every release writes into (collectstatic): kept across releases,
     // so the files a page of the old release names still answer during the overlap.
@@ -53,14 +61,22 @@ export function releaseScript(cfg: DeployConfig, app: AppConfig, sha: string): s
     `  printf '%s\\n' ${quote(sha)} > "$tmp/REVISION"`,
     `  cd "$tmp"`,
     ...(python ? [`  python3 -m venv .venv`, `  ${venvLine('"$release"')}`, PIP_INSTALL_FUNCTION.replace(/^/gm, "  ")] : []),
+    // A failing install or build says which, and that nothing took traffic (the exit handler).
+    `  nostromo_phase=${quote(`install (${firstLine(app.install)})`)}`,
     `  ${app.install}`,
-    app.build ? `  ${app.build}` : undefined,
+    ...(app.build ? [`  nostromo_phase=${quote(`build (${firstLine(app.build)})`)}`, `  ${app.build}`] : []),
+    `  nostromo_phase=""`,
     `  touch .nostromo-built`,
     `  cd /`,
     python ? undefined : `  rm -rf "$release" && mv -T "$tmp" "$release"`,
     `  built=built`,
     `  echo "release ${app.name}@${sha.slice(0, 12)} built"`,
     `fi`,
+    // APP_VERSION belongs to the release, not to the shared .env: an old release restarted (the
+    // idle slot after a new environment, a crash during a refused deploy) reports its own.
+    app.version
+      ? `printf '%s\\n' ${quote(`APP_VERSION=${quote(app.version)}`)} > "$release/${RELEASE_ENV}"`
+      : `rm -f "$release/${RELEASE_ENV}"`,
     `prev=$(basename "$(readlink ${quote(L.current)} 2>/dev/null)" 2>/dev/null || true)`,
     `changelog=""`,
     `if [ -n "$prev" ] && [ "$prev" != ${quote(sha)} ] && git -C "$mirror" cat-file -e "$prev^{commit}" 2>/dev/null; then`,
@@ -93,6 +109,17 @@ export function migrateScript(cfg: DeployConfig, app: AppConfig, sha: string, ba
     `  exit 1`,
     `fi`,
     event("succeeded"),
+    // Runbook 003's `showmigrations`: nothing of this release left unapplied, before any switch.
+    ...(app.migrateCheck
+      ? [
+          `if ! check_out=$(bash -ec ${quote(app.migrateCheck)} 2>&1); then`,
+          `  printf '%s\\n' "$check_out" | tail -n 20 >&2`,
+          `  echo "migration check of ${app.name}@${sha.slice(0, 12)} failed ("${quote(app.migrateCheck)}"): migrations of this release are not applied; nothing was switched, the old release still serves" >&2`,
+          `  exit 1`,
+          `fi`,
+          `echo "migration check of ${app.name}@${sha.slice(0, 12)} passed"`,
+        ]
+      : []),
     `nostromo_result migrated=${quote(sha)}`,
   );
 }
@@ -127,13 +154,16 @@ export const PIP_INSTALL_FUNCTION = [
   `}`,
 ].join("\n");
 
+/** The release's own environment file (APP_VERSION), in its folder, loaded after the shared .env. */
+export const RELEASE_ENV = ".release.env";
+
 /**
- * What the app's .env holds: its config values, the secrets given, its version, and the shared
- * folders nginx serves with their paths (`STATIC_ROOT`, `STATIC_URL`: collectstatic writes there).
+ * What the app's .env holds: its config values, the secrets given, and the shared folders nginx
+ * serves with their paths (`STATIC_ROOT`, `STATIC_URL`: collectstatic writes there). Not the
+ * version: that is the release's (RELEASE_ENV).
  */
 export function envEntries(app: AppConfig, values: Record<string, string>): Record<string, string> {
   const all: Record<string, string> = { ...app.env, ...values };
-  if (app.version) all.APP_VERSION = app.version;
   for (const f of app.staticFolders ?? []) {
     all[f.dirVar] = f.dir;
     all[f.urlVar] = f.url;

@@ -4,7 +4,7 @@ import { quote, script } from "../shell";
 import { layout, prelude } from "./layout";
 import { EXPECT_FIELDS, expectedText } from "./health";
 import { stepScript } from "./lock";
-import { venvLine } from "./release";
+import { RELEASE_ENV, venvLine } from "./release";
 
 /** Name of a slot's process (PM2) or unit (systemd). */
 export function slotUnit(app: string, slot: "blue" | "green", manager: "pm2" | "systemd"): string {
@@ -27,7 +27,7 @@ function pickSlot(server: ServerConfig, app: AppConfig): string[] {
  */
 export function startCommand(app: AppConfig, command: string): string {
   const venv = app.kind === "python" ? `${venvLine('"$PWD"')}; ` : "";
-  return `set -a; . ./.env; set +a; ${venv}exec ${command}`;
+  return `set -a; . ./.env; [ ! -f ./${RELEASE_ENV} ] || . ./${RELEASE_ENV}; set +a; ${venv}exec ${command}`;
 }
 
 /** Where the slots' units are written (the deploy user must be able to write there). */

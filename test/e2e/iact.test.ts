@@ -14,11 +14,12 @@ import * as path from "path";
 import { Client } from "pg";
 import { REPO_ROOT, RunResult, TempBackend, requirePulumi } from "../../local/backend";
 import { HttpAnswer, get, request } from "../../local/http";
-import { IACT_V1, IACT_V2, makeIactRepo } from "../../local/iactRepo";
+import { IACT_BROKEN, IACT_V1, IACT_V2, addBrokenIactReleases, makeIactRepo } from "../../local/iactRepo";
 import { IactStackOptions, iactConfig, iactSecrets } from "../../local/iactStack";
 import { PostgresInstance, freePort, startPostgres } from "../../local/postgres";
 import { outputOf, removeStackFile, setPlainConfig, writeStack } from "../../local/stack";
 import { SystemdHost, startSystemdHost } from "../support/systemdHost";
+import { runTool } from "../support/tool";
 import { trafficLoop } from "../support/traffic";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -109,6 +110,7 @@ describe("e2e: IACT (Django + Celery, runbook 003) with pulumi up on a real syst
     fs.chmodSync(work, 0o755);
     backend = new TempBackend("iact");
     repo = await makeIactRepo(path.join(work, "repos"));
+    await addBrokenIactReleases(repo);
     const start = Date.now();
     // The deploy clones the repo by its path: the same path inside the host.
     [host, pg, redis] = await Promise.all([startSystemdHost({ shareDirs: [work] }), startPostgres(), startRedis(work)]);
@@ -238,6 +240,8 @@ describe("e2e: IACT (Django + Celery, runbook 003) with pulumi up on a real syst
       `${host.root}/releases/iact/${sha}`,
     );
     assert.strictEqual(host.exec("systemctl is-active nostromo-iact-blue.service nostromo-iact-green.service").trim(), "active\nactive");
+    // The idle slot keeps v1.0.0 for an instant rollback and reports its own version, not the new one.
+    assert.deepStrictEqual(json(await get(opts.slotPorts.blue, "/api/health")), { status: "healthy", version: IACT_V1.version });
 
     // Every task recorded, each exactly once (bounded wait: at most 3 minutes).
     const deadline = Date.now() + 180_000;
@@ -261,5 +265,119 @@ describe("e2e: IACT (Django + Celery, runbook 003) with pulumi up on a real syst
       `      upgrade: ${figures["upgrade (s)"]} s; requests ${sent} sent, ${failures.length} failed; tasks ${ids.length} enqueued ` +
         `(${during} during the deploy), ${completed} completed exactly once`,
     );
+  });
+  // --- releases that must never take traffic (v1.1.0 on green serves throughout) -------------
+
+  /** What a user checks after a refused release: v1.1.0 still answers, on green, its worker untouched. */
+  async function assertV2StillServes(label: string, failures: string[]): Promise<void> {
+    assert.deepStrictEqual(failures.slice(0, 5), [], `${label}: requests failed while the release was refused`);
+    assert.deepStrictEqual(json(await get(port(), "/api/health")), { status: "healthy", version: IACT_V2.version });
+    assert.strictEqual(host.exec(`cat ${host.root}/slots/iact/live`).trim(), "green");
+    assert.strictEqual(host.exec("systemctl is-active nostromo-iact-green.service iact-celery-worker.service").trim(), "active\nactive");
+    assert.strictEqual(
+      host.exec("systemctl show -p WorkingDirectory --value iact-celery-worker.service").trim(),
+      `${host.root}/releases/iact/${v2Sha}`,
+      `${label}: the Celery worker moved to the refused release`,
+    );
+  }
+  /** The rows of django_migrations, the schema's record of what ran. */
+  async function appliedMigrations(): Promise<string[]> {
+    const db = new Client({ connectionString: pg.url });
+    await db.connect();
+    try {
+      return (await db.query("select app || '.' || name as m from django_migrations order by id")).rows.map((x) => x.m);
+    } finally {
+      await db.end();
+    }
+  }
+  /** Deploys a broken release under a steady stream of requests; returns the run and the failed requests. */
+  async function upRefused(
+    ref: string,
+    label: string,
+    extra: Partial<IactStackOptions> = {},
+  ): Promise<{ out: string; failures: string[] }> {
+    setPlainConfig(stack, iactConfig({ ...opts, ref, ...extra }));
+    const traffic = trafficLoop(port(), 100_000, 15 * 60_000, ["/api/health", "/api/db-check", "/"]);
+    const r = await up(label);
+    const { sent, failures } = await traffic.finish();
+    figures[`${label}: requests`] = { sent, failed: failures.length };
+    assert.notStrictEqual(r.code, 0, `${label}: up succeeded:\n${outputOf(r)}`);
+    return { out: outputOf(r), failures };
+  }
+  let v2Sha = "";
+
+  it("3. a failing migrate stops the deploy before any switch: the error and the backup are named, django_migrations and v1.1.0 as they were", async () => {
+    v2Sha = outputs().apps.iact.sha;
+    const before = await appliedMigrations();
+    const { out, failures } = await upRefused(IACT_BROKEN.migrate.tag, "failing migrate");
+    assert.match(out, new RegExp(`migration of iact@[0-9a-f]{12} failed; nothing was switched, the old release still serves\\.`));
+    assert.ok(out.includes(IACT_BROKEN.migrate.error), `the migration's error is not in the output:\n${out.slice(-3000)}`);
+    assert.ok(out.includes(IACT_BROKEN.migrate.migration), out.slice(-3000));
+    const backup = /Database backup taken just before it: (\S+\.dump)/.exec(out);
+    assert.ok(backup, out.slice(-3000));
+    assert.strictEqual(host.exec(`test -s ${backup[1]} && echo present`).trim(), "present");
+    assert.deepStrictEqual(await appliedMigrations(), before);
+    await assertV2StillServes("failing migrate", failures);
+  });
+
+  it("4. a failing collectstatic stops the deploy before the migration and any switch; the served stylesheet is still there", async () => {
+    const before = await appliedMigrations();
+    const css = /href="(\/static\/core\/site\.[0-9a-f]{12}\.css)"/.exec((await get(port(), "/")).body)?.[1];
+    assert.ok(css);
+    const { out, failures } = await upRefused(IACT_BROKEN.collectstatic.tag, "failing collectstatic");
+    assert.match(out, /collectstatic/);
+    assert.ok(out.includes(`The file '${IACT_BROKEN.collectstatic.missing}' could not be found`), out.slice(-3000));
+    assert.match(out, /nothing was switched/);
+    assert.deepStrictEqual(await appliedMigrations(), before);
+    assert.strictEqual((await get(port(), css)).status, 200, `${css} is gone after the refused release`);
+    await assertV2StillServes("failing collectstatic", failures);
+  });
+
+  it("5. a gunicorn that never answers is stopped at the health gate, never switched, and its slot is stopped", async () => {
+    const { out, failures } = await upRefused(IACT_BROKEN.hang.tag, "gunicorn never answers", { healthTimeoutSeconds: 20 });
+    assert.match(
+      out,
+      /health check failed for iact: http:\/\/127\.0\.0\.1:\d+\/api\/health expected HTTP 200 with \{"status":"healthy","version":"1\.1\.3"\}, got HTTP 000/,
+    );
+    assert.match(out, /the new slot was stopped; nothing was switched/);
+    // Stopped: "inactive", or "failed" when the hung worker outlived TimeoutStopSec and was killed.
+    assert.match(host.exec("systemctl is-active nostromo-iact-blue.service || true").trim(), /^(inactive|failed)$/);
+    assert.strictEqual(host.exec("systemctl show -p MainPID --value nostromo-iact-blue.service").trim(), "0");
+    await assertV2StillServes("gunicorn never answers", failures);
+  });
+
+  it("6. up of v1.1.0 again after the refused releases: nothing switched, the lock released, v1.1.0's environment back", async () => {
+    setPlainConfig(stack, iactConfig({ ...opts, ref: IACT_V2.tag }));
+    const r = await up("back to v1.1.0");
+    assert.strictEqual(r.code, 0, outputOf(r));
+    assert.strictEqual(outputs().apps.iact.sha, v2Sha);
+    await assertV2StillServes("back to v1.1.0", []);
+    assert.strictEqual(host.exec(`test -e ${host.root}/.lock && echo held || echo free`).trim(), "free");
+    assert.strictEqual(host.exec(`cat ${host.root}/releases/iact/${v2Sha}/.release.env`).trim(), `APP_VERSION='${IACT_V2.version}'`);
+    assert.ok(!host.exec(`cat ${host.root}/shared/iact/.env`).includes("APP_VERSION"), "APP_VERSION is in the shared .env");
+  });
+
+  it("7. restore-config puts back the nginx site and systemd units an operator broke, from the archive a deploy took", async () => {
+    // The newest archive: taken by the last deploy before its first change; it holds v1.1.0's files.
+    const archive = host.exec(`ls -1 ${host.root}/backups/${stack}-config-*.tar.gz | sort -r | head -n 1`).trim();
+    const site = `${host.nginx.sitesDir}/nostromo.conf`;
+    const worker = "/etc/systemd/system/iact-celery-worker.service";
+    const listed = host.exec(`tar -tzf ${archive}`).split("\n").filter(Boolean);
+    for (const f of [site, worker, `${host.root}/shared/iact/.env`])
+      assert.ok(listed.includes(f.slice(1)), `${f} is not in ${archive}: ${listed}`);
+    const good = { site: host.exec(`cat ${site}`), worker: host.exec(`cat ${worker}`) };
+
+    // An operator's edits: /api/ sent to a port nothing listens on (nginx reloaded), the worker unit rewritten.
+    host.exec(`sed -i 's|proxy_pass [^;]*;|proxy_pass http://127.0.0.1:9;|' ${site} && ${host.nginx.reloadCommand}`);
+    host.exec(`printf '[Service]\\nExecStart=/bin/false\\n' > ${worker} && systemctl daemon-reload`);
+    assert.strictEqual((await get(port(), "/api/health")).status, 502);
+
+    const r = await runTool(backend, "restoreConfig", ["--stack", stack, "--archive", archive, "--yes"]);
+    assert.strictEqual(r.code, 0, `${r.stdout}${r.stderr}`);
+    assert.strictEqual(host.exec(`cat ${site}`), good.site);
+    assert.strictEqual(host.exec(`cat ${worker}`), good.worker);
+    assert.strictEqual(host.exec("systemctl show -p NeedDaemonReload --value iact-celery-worker.service").trim(), "no");
+    assert.deepStrictEqual(json(await get(port(), "/api/health")), { status: "healthy", version: IACT_V2.version });
+    figures["restore-config (s)"] = r.seconds;
   });
 });

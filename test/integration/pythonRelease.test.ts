@@ -113,7 +113,7 @@ describe("integration: the release step of a python app (virtualenv per release,
 
   const releaseDir = (sha: string) => path.join(root, "releases", "web", sha);
 
-  it("makes a .venv per release, installs requirements.txt into it, and installs unchanged requirements offline from the wheelhouse, faster", () => {
+  it("makes a .venv per release, installs requirements.txt into it, and installs unchanged requirements offline from the wheelhouse (bench/pipInstall.ts times it)", () => {
     const first = commit(origin, { "requirements.txt": REQUIREMENTS, "app.py": "print('v1')\n" });
     const r1 = release(first);
     assert.strictEqual(r1.code, 0, r1.out);
@@ -140,7 +140,6 @@ describe("integration: the release step of a python app (virtualenv per release,
     console.log(
       `    python release: first ${r1.seconds.toFixed(1)} s (install with download ${r1.installMs} ms), unchanged requirements ${r2.seconds.toFixed(1)} s (install offline ${r2.installMs} ms)`,
     );
-    assert.ok(r2.installMs < r1.installMs, `the offline install took ${r2.installMs} ms, the first ${r1.installMs} ms`);
 
     // A release already built is kept as it is.
     const again = release(second, { PIP_NO_INDEX: "1" });

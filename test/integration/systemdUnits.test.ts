@@ -78,7 +78,7 @@ describe("integration: systemd units (systemd-analyze verify)", () => {
         'Environment="PORT=8002"',
         'Environment="PATH=/opt/node22/bin:/usr/lib/postgresql/15/bin:/usr/local/bin:/usr/bin:/bin"',
         'Environment="NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt"',
-        'ExecStart=/bin/bash -c "set -a; . ./.env; set +a; exec node dist/server.js"',
+        'ExecStart=/bin/bash -c "set -a; . ./.env; [ ! -f ./.release.env ] || . ./.release.env; set +a; exec node dist/server.js"',
         "Restart=on-failure",
         "RestartSec=2",
         "KillSignal=SIGTERM",
@@ -110,7 +110,7 @@ describe("integration: systemd units (systemd-analyze verify)", () => {
     assert.deepStrictEqual(verify({ "nostromo-orchestrator-blue.service": unit }), { code: 0, output: "" });
     const execLines = unit.split("\n").filter((l) => l.startsWith("ExecStart="));
     assert.deepStrictEqual(execLines, [
-      `ExecStart=/bin/bash -c "set -a; . ./.env; set +a; exec node dist/server.js \\\\\\n  --greeting \\"it's 100%% \\\\\\"ok\\\\\\"\\" --home \\"$$HOME\\" --tab 'a\\tb'"`,
+      `ExecStart=/bin/bash -c "set -a; . ./.env; [ ! -f ./.release.env ] || . ./.release.env; set +a; exec node dist/server.js \\\\\\n  --greeting \\"it's 100%% \\\\\\"ok\\\\\\"\\" --home \\"$$HOME\\" --tab 'a\\tb'"`,
     ]);
     assert.ok(unit.includes(`Environment="WEIRD=50%% \\"quoted\\" $NOT_EXPANDED back\\\\slash"`), unit);
   });

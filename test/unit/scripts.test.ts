@@ -8,6 +8,7 @@ describe("unit: script builders", () => {
   it("lib/scripts exports exactly the builders whose exact text test/unit/scripts/ asserts (a new one needs its test)", () => {
     assert.deepStrictEqual(Object.keys(scripts).sort(), [
       "PIP_INSTALL_FUNCTION", // python.test.ts
+      "RELEASE_ENV", // release.test.ts
       "RESULT_FUNCTION", // layout.test.ts (in the prelude)
       "SYSTEMD_UNIT_DIR", // lock.test.ts, slot-start.test.ts
       "TABLE_STATS_SQL", // backup.test.ts
@@ -46,12 +47,12 @@ describe("unit: script builders", () => {
     ]);
   });
 
-  it("renders the .env with every value quoted, sorted, with the app's version", () => {
+  it("renders the .env with every value quoted, sorted; the version is the release's, not in it", () => {
     const cfg = parseDeployConfig("unit", validRaw(), { sshPrivateKey: true, databaseUrl: true });
     const app = { ...cfg.apps[0], env: { NODE_ENV: "production", GREETING: "it's $HOME" } };
     assert.strictEqual(
       renderEnvFile(app, { DATABASE_URL: "postgres://u:p@h/db", JWT_SECRET: "s3cr3t" }),
-      "APP_VERSION='1.2.2'\nDATABASE_URL='postgres://u:p@h/db'\nGREETING='it'\\''s $HOME'\nJWT_SECRET='s3cr3t'\nNODE_ENV='production'\n",
+      "DATABASE_URL='postgres://u:p@h/db'\nGREETING='it'\\''s $HOME'\nJWT_SECRET='s3cr3t'\nNODE_ENV='production'\n",
     );
   });
 });

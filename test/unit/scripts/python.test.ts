@@ -8,7 +8,7 @@ import {
   systemdUnit,
   venvLine,
 } from "../../../lib/scripts";
-import { SHA, parse, stepText } from "./fixture";
+import { SHA, parse, replaced, stepText } from "./fixture";
 import { pythonConfig } from "./pythonFixture";
 
 describe("unit: scripts for python apps (issue 10, exact text)", () => {
@@ -18,6 +18,8 @@ describe("unit: scripts for python apps (issue 10, exact text)", () => {
       releaseScript(cfg, app, SHA),
       stepText(cfg, [
         "mirror='/srv/nostromo/repos/iact.git'; release='/srv/nostromo/releases/iact/0123456789abcdef0123456789abcdef01234567'; shared='/srv/nostromo/shared/iact'",
+        'nostromo_phase=""',
+        'nostromo_cleanup() { [ -z "$nostromo_phase" ] || echo "$nostromo_phase of iact@0123456789ab failed; nothing was switched, the old release still serves" >&2; }',
         "mkdir -p '/srv/nostromo/releases/iact' \"$shared\" '/srv/nostromo/repos'",
         '(umask 077; cat > "$shared/.env.new") && mv -f "$shared/.env.new" "$shared/.env"',
         'if [ ! -d "$mirror" ]; then',
@@ -56,13 +58,17 @@ describe("unit: scripts for python apps (issue 10, exact text)", () => {
         '    pip install --quiet --disable-pip-version-check --cache-dir "$shared/pip-cache" --find-links "$wheels" $hashes -r "$1"',
         '    echo "pip: $1 installed; its files are kept in $wheels"',
         "  }",
+        "  nostromo_phase='install (nostromo_pip_install requirements.txt)'",
         "  nostromo_pip_install requirements.txt",
+        "  nostromo_phase='build (python manage.py collectstatic --noinput)'",
         "  python manage.py collectstatic --noinput",
+        '  nostromo_phase=""',
         "  touch .nostromo-built",
         "  cd /",
         "  built=built",
         '  echo "release iact@0123456789ab built"',
         "fi",
+        "printf '%s\\n' 'APP_VERSION='\\''1.0.0'\\''' > \"$release/.release.env\"",
         "prev=$(basename \"$(readlink '/srv/nostromo/current/iact' 2>/dev/null)\" 2>/dev/null || true)",
         'changelog=""',
         'if [ -n "$prev" ] && [ "$prev" != \'0123456789abcdef0123456789abcdef01234567\' ] && git -C "$mirror" cat-file -e "$prev^{commit}" 2>/dev/null; then',
@@ -114,14 +120,35 @@ describe("unit: scripts for python apps (issue 10, exact text)", () => {
     );
   });
 
+  it("migrateCheck (runbook 003's showmigrations) runs after the migration, before any switch; a failure shows its output's tail", () => {
+    const { cfg, app } = pythonConfig();
+    const checked = { ...app, migrateCheck: "python manage.py migrate --check" };
+    const result = "nostromo_result migrated='0123456789abcdef0123456789abcdef01234567'";
+    assert.strictEqual(
+      migrateScript(cfg, checked, SHA),
+      replaced(migrateScript(cfg, app, SHA).split("\n"), result, [
+        "if ! check_out=$(bash -ec 'python manage.py migrate --check' 2>&1); then",
+        `  printf '%s\\n' "$check_out" | tail -n 20 >&2`,
+        `  echo "migration check of iact@0123456789ab failed ("'python manage.py migrate --check'"): migrations of this release are not applied; nothing was switched, the old release still serves" >&2`,
+        "  exit 1",
+        "fi",
+        'echo "migration check of iact@0123456789ab passed"',
+        result,
+      ]).join("\n"),
+    );
+  });
+
   it("start command: .env loaded, a python release's .venv/bin first on PATH, then exec", () => {
     const { app } = pythonConfig();
     assert.strictEqual(venvLine('"$release"'), 'export VIRTUAL_ENV="$release"/.venv PATH="$release"/.venv/bin:"$PATH"');
     assert.strictEqual(
       startCommand(app, "gunicorn x"),
-      'set -a; . ./.env; set +a; export VIRTUAL_ENV="$PWD"/.venv PATH="$PWD"/.venv/bin:"$PATH"; exec gunicorn x',
+      'set -a; . ./.env; [ ! -f ./.release.env ] || . ./.release.env; set +a; export VIRTUAL_ENV="$PWD"/.venv PATH="$PWD"/.venv/bin:"$PATH"; exec gunicorn x',
     );
-    assert.strictEqual(startCommand(parse().apps[0], "node w.js"), "set -a; . ./.env; set +a; exec node w.js");
+    assert.strictEqual(
+      startCommand(parse().apps[0], "node w.js"),
+      "set -a; . ./.env; [ ! -f ./.release.env ] || . ./.release.env; set +a; exec node w.js",
+    );
   });
 
   it("slot unit of a python app: its start command with the slot's .venv", () => {
@@ -138,7 +165,7 @@ describe("unit: scripts for python apps (issue 10, exact text)", () => {
         "User=deploy",
         "WorkingDirectory=/srv/nostromo/slots/iact/blue",
         'Environment="PORT=8101"',
-        'ExecStart=/bin/bash -c "set -a; . ./.env; set +a; export VIRTUAL_ENV=\\"$$PWD\\"/.venv PATH=\\"$$PWD\\"/.venv/bin:\\"$$PATH\\"; exec gunicorn iact.wsgi --bind 127.0.0.1:$$PORT"',
+        'ExecStart=/bin/bash -c "set -a; . ./.env; [ ! -f ./.release.env ] || . ./.release.env; set +a; export VIRTUAL_ENV=\\"$$PWD\\"/.venv PATH=\\"$$PWD\\"/.venv/bin:\\"$$PATH\\"; exec gunicorn iact.wsgi --bind 127.0.0.1:$$PORT"',
         "Restart=on-failure",
         "RestartSec=2",
         "KillSignal=SIGTERM",

@@ -9,6 +9,8 @@ describe("unit: scripts/release (exact text)", () => {
       releaseScript(cfg, cfg.apps[0], SHA),
       stepText(cfg, [
         "mirror='/srv/nostromo/repos/orchestrator.git'; release='/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567'; shared='/srv/nostromo/shared/orchestrator'",
+        `nostromo_phase=""`,
+        `nostromo_cleanup() { [ -z "$nostromo_phase" ] || echo "$nostromo_phase of orchestrator@0123456789ab failed; nothing was switched, the old release still serves" >&2; }`,
         `mkdir -p '/srv/nostromo/releases/orchestrator' "$shared" '/srv/nostromo/repos'`,
         `(umask 077; cat > "$shared/.env.new") && mv -f "$shared/.env.new" "$shared/.env"`,
         `if [ ! -d "$mirror" ]; then`,
@@ -33,14 +35,18 @@ describe("unit: scripts/release (exact text)", () => {
         `  ln -sfn "$shared/.env" "$tmp/.env"`,
         `  printf '%s\\n' '0123456789abcdef0123456789abcdef01234567' > "$tmp/REVISION"`,
         `  cd "$tmp"`,
+        "  nostromo_phase='install (npm ci)'",
         "  npm ci",
+        "  nostromo_phase='build (npm run build)'",
         "  npm run build",
+        `  nostromo_phase=""`,
         "  touch .nostromo-built",
         "  cd /",
         `  rm -rf "$release" && mv -T "$tmp" "$release"`,
         "  built=built",
         `  echo "release orchestrator@0123456789ab built"`,
         "fi",
+        `printf '%s\\n' 'APP_VERSION='\\''1.2.2'\\''' > "$release/.release.env"`,
         `prev=$(basename "$(readlink '/srv/nostromo/current/orchestrator' 2>/dev/null)" 2>/dev/null || true)`,
         `changelog=""`,
         `if [ -n "$prev" ] && [ "$prev" != '0123456789abcdef0123456789abcdef01234567' ] && git -C "$mirror" cat-file -e "$prev^{commit}" 2>/dev/null; then`,
@@ -60,6 +66,8 @@ describe("unit: scripts/release (exact text)", () => {
       releaseScript(cfg, cfg.apps[1], SHA2),
       stepText(cfg, [
         "mirror='/srv/nostromo/repos/sevastopol.git'; release='/srv/nostromo/releases/sevastopol/fedcba9876543210fedcba9876543210fedcba98'; shared='/srv/nostromo/shared/sevastopol'",
+        `nostromo_phase=""`,
+        `nostromo_cleanup() { [ -z "$nostromo_phase" ] || echo "$nostromo_phase of sevastopol@fedcba987654 failed; nothing was switched, the old release still serves" >&2; }`,
         `mkdir -p '/srv/nostromo/releases/sevastopol' "$shared" '/srv/nostromo/repos'`,
         `(umask 077; cat > "$shared/.env.new") && mv -f "$shared/.env.new" "$shared/.env"`,
         `if [ ! -d "$mirror" ]; then`,
@@ -84,13 +92,16 @@ describe("unit: scripts/release (exact text)", () => {
         `  ln -sfn "$shared/.env" "$tmp/.env"`,
         `  printf '%s\\n' 'fedcba9876543210fedcba9876543210fedcba98' > "$tmp/REVISION"`,
         `  cd "$tmp"`,
+        "  nostromo_phase='install (npm ci --omit=dev)'",
         "  npm ci --omit=dev",
+        `  nostromo_phase=""`,
         "  touch .nostromo-built",
         "  cd /",
         `  rm -rf "$release" && mv -T "$tmp" "$release"`,
         "  built=built",
         `  echo "release sevastopol@fedcba987654 built"`,
         "fi",
+        `rm -f "$release/.release.env"`,
         `prev=$(basename "$(readlink '/srv/nostromo/current/sevastopol' 2>/dev/null)" 2>/dev/null || true)`,
         `changelog=""`,
         `if [ -n "$prev" ] && [ "$prev" != 'fedcba9876543210fedcba9876543210fedcba98' ] && git -C "$mirror" cat-file -e "$prev^{commit}" 2>/dev/null; then`,
@@ -141,7 +152,7 @@ describe("unit: scripts/release (exact text)", () => {
     );
   });
 
-  it(".env entries: the app's env, then the values given (they win), and APP_VERSION when the app has a version", () => {
+  it(".env entries: the app's env, then the values given (they win); never APP_VERSION (the release's own file has it)", () => {
     const cfg = parse((raw) => {
       raw.apps.orchestrator.env = { NODE_ENV: "production", LOG_LEVEL: "info" };
       raw.apps.sevastopol.env = { PUBLIC_URL: "/" };
@@ -150,7 +161,6 @@ describe("unit: scripts/release (exact text)", () => {
       NODE_ENV: "production",
       LOG_LEVEL: "debug",
       DATABASE_URL: "postgres://u:p@h/db",
-      APP_VERSION: "1.2.2",
     });
     assert.deepStrictEqual(envEntries(cfg.apps[1], {}), { PUBLIC_URL: "/" });
   });
@@ -174,7 +184,6 @@ describe("unit: scripts/release (exact text)", () => {
     );
     assert.deepStrictEqual(envEntries(withRoutes.apps[0], { DATABASE_URL: "postgres://u:p@h/db" }), {
       DATABASE_URL: "postgres://u:p@h/db",
-      APP_VERSION: "1.2.2",
       STATIC_ROOT: "/srv/nostromo/shared/orchestrator/static",
       STATIC_URL: "/assets/",
     });
