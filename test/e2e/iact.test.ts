@@ -6,7 +6,6 @@
 // the test made. The stack config is local/iactStack.ts; SECRET_KEY, SMOKE_PASSWORD and REDIS_URL
 // reach the .env through the stack secret appSecrets.
 import * as assert from "assert";
-import { ChildProcess, spawn } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -17,6 +16,7 @@ import { HttpAnswer, get, request } from "../../local/http";
 import { IACT_BROKEN, IACT_V1, IACT_V2, addBrokenIactReleases, makeIactRepo } from "../../local/iactRepo";
 import { IactStackOptions, iactConfig, iactSecrets } from "../../local/iactStack";
 import { PostgresInstance, freePort, startPostgres } from "../../local/postgres";
+import { RedisInstance, startRedis } from "../../local/redis";
 import { outputOf, removeStackFile, setPlainConfig, writeStack } from "../../local/stack";
 import { SystemdHost, startSystemdHost } from "../support/systemdHost";
 import { runTool } from "../support/tool";
@@ -25,56 +25,12 @@ import { trafficLoop } from "../support/traffic";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 
-/** A throwaway redis-server on 127.0.0.1 (the systemd host shares this network) with a password, no persistence. */
-async function startRedis(dir: string): Promise<{ url: string; stop(): Promise<void> }> {
-  const bin = ["/usr/bin/redis-server", "/usr/sbin/redis-server"].find((f) => fs.existsSync(f));
-  if (!bin) throw new Error("no redis-server (scripts/install-target-deps.sh installs it)");
-  const password = crypto.randomBytes(12).toString("hex");
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
-    const args = [
-      "--bind",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--dir",
-      dir,
-      "--requirepass",
-      password,
-    ];
-    const proc: ChildProcess = spawn(bin, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    proc.stdout!.on("data", (d) => (output += d));
-    proc.stderr!.on("data", (d) => (output += d));
-    const onExit = () => proc.kill("SIGKILL");
-    process.on("exit", onExit);
-    const stop = async () => {
-      process.removeListener("exit", onExit);
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      const exited = new Promise<void>((r) => proc.once("exit", () => r()));
-      proc.kill("SIGTERM");
-      const t = setTimeout(() => proc.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(t);
-    };
-    const deadline = Date.now() + 15_000;
-    while (!/Ready to accept connections/.test(output) && proc.exitCode === null && Date.now() < deadline) await sleep(100);
-    if (/Ready to accept connections/.test(output)) return { url: `redis://:${password}@127.0.0.1:${port}/0`, stop };
-    await stop();
-    if (attempt >= 3) throw new Error(`redis-server did not start:\n${output.slice(-2000)}`);
-  }
-}
-
 describe("e2e: IACT (Django + Celery, runbook 003) with pulumi up on a real systemd host", function () {
   const stack = `t-iact${process.pid}`;
   let backend: TempBackend;
   let host: SystemdHost;
   let pg: PostgresInstance;
-  let redis: { url: string; stop(): Promise<void> };
+  let redis: RedisInstance;
   let opts: IactStackOptions;
   let work: string;
   let repo: string;

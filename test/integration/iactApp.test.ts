@@ -10,6 +10,7 @@ import * as os from "os";
 import * as path from "path";
 import { IACT_DIR, IACT_V1, IACT_V2, makeIactRepo } from "../../local/iactRepo";
 import { PostgresInstance, freePort, startPostgres } from "../../local/postgres";
+import { RedisInstance, redisServerPath, startRedis } from "../../local/redis";
 
 const CACHE = process.env.NOSTROMO_CACHE || path.join(os.homedir(), ".cache", "nostromo");
 const IN_CI = process.env.CI === "true";
@@ -111,51 +112,6 @@ async function waitFor(p: Proc, what: string, ready: () => boolean | Promise<boo
   }
 }
 
-// --- redis-server ------------------------------------------------------------------------
-
-interface Redis {
-  url: string;
-  proc: Proc;
-}
-
-function redisServerPath(): string | null {
-  for (const dir of [...(process.env.PATH ?? "").split(":"), "/usr/bin", "/usr/sbin"]) {
-    const file = path.join(dir, "redis-server");
-    if (dir && fs.existsSync(file)) return file;
-  }
-  return null;
-}
-
-/** A throwaway redis-server on 127.0.0.1 with a password and no persistence. */
-async function startRedis(bin: string, dir: string): Promise<Redis> {
-  const password = crypto.randomBytes(12).toString("hex");
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
-    const args = [
-      "--bind",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--dir",
-      dir,
-      "--requirepass",
-      password,
-    ];
-    const proc = start("redis-server", bin, args, dir);
-    try {
-      await waitFor(proc, "'Ready to accept connections'", () => /Ready to accept connections/.test(proc.output()), 15_000);
-      return { url: `redis://:${password}@127.0.0.1:${port}/0`, proc };
-    } catch (err) {
-      await stop(proc, 2_000);
-      if (attempt >= 3) throw err; // the port may have been taken between freePort() and bind
-    }
-  }
-}
-
 // --- the virtualenv --------------------------------------------------------------------------
 
 /**
@@ -239,7 +195,7 @@ describe("integration: IACT example (Django, Celery, gunicorn)", function () {
   this.timeout(600_000);
 
   let pg: PostgresInstance | undefined;
-  let redis: Redis | undefined;
+  let redis: RedisInstance | undefined;
   let work: string | undefined;
   let venv: string;
   let repo: string;
@@ -329,8 +285,7 @@ describe("integration: IACT example (Django, Celery, gunicorn)", function () {
   }
 
   before(async function () {
-    const redisBin = redisServerPath();
-    if (!redisBin) missing(this, "redis-server is not installed");
+    if (!redisServerPath()) missing(this, "redis-server is not installed");
     const canVenv = spawnSync(PYTHON, ["-c", "import ensurepip, venv"], { encoding: "utf8", timeout: 30_000 });
     if (canVenv.error || canVenv.status !== 0) missing(this, `${PYTHON} cannot make virtualenvs (python3-venv)`);
 
@@ -339,7 +294,7 @@ describe("integration: IACT example (Django, Celery, gunicorn)", function () {
     venv = installed.venv;
     console.log(`    iact: virtualenv ready in ${installed.seconds} s (${installed.how})`);
 
-    [pg, redis] = await Promise.all([startPostgres(), startRedis(redisBin, work)]);
+    [pg, redis] = await Promise.all([startPostgres(), startRedis(work)]);
     repo = await makeIactRepo(work);
 
     shared = path.join(work, "shared");
@@ -372,7 +327,7 @@ describe("integration: IACT example (Django, Celery, gunicorn)", function () {
   after(async () => {
     // Web servers and workers first (warm shutdown), then what they use.
     await Promise.all(procs.map((p) => stop(p)));
-    await stop(redis?.proc, 5_000);
+    await redis?.stop();
     await pg?.stop();
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
