@@ -7,7 +7,7 @@
  *   `orchestrator: restart with new environment (JWT_SECRET, NODE_ENV changed): start + health check, switch`
  * Pure: config, SHAs and digests in, a plain object out.
  */
-import { DeployConfig, versionOfRef } from "./config";
+import { DeployConfig, versionOfRef, workerUnit } from "./config";
 import { changedKeys } from "./digest";
 
 export type PlanStep = "build" | "backup" | "migrate" | "start + health check" | "switch" | "workers";
@@ -30,6 +30,8 @@ export interface AppPlan {
   envChanged: string[];
   configChanged: string[];
   steps: PlanStep[];
+  /** The processes this deploy starts anew: the web process (in the idle slot) and each worker. */
+  restarts?: string[];
   /** Migration files this deploy brings (added since the serving commit; apps.<app>.migrationFiles). */
   migrations?: string[];
   /** Digests the next deploy compares with. */
@@ -107,6 +109,10 @@ export function deployPlan(
         : change === "restart"
           ? `${label(current)}, restart with ${why}`
           : `${label(current)}, unchanged`;
+    const restarts = [
+      ...(steps.includes("start + health check") ? [`${app.name} web (idle slot)`] : []),
+      ...(steps.includes("workers") ? app.workers.map((w) => workerUnit(app.name, w.name)) : []),
+    ];
     const added = steps.includes("migrate") ? migrations[app.name] : undefined;
     const migrationText =
       added === undefined
@@ -124,8 +130,9 @@ export function deployPlan(
       configChanged,
       steps,
       ...(now ? { envKeys: now.envKeys, configKeys: now.configKeys } : {}),
+      ...(restarts.length > 0 ? { restarts } : {}),
       ...(Array.isArray(added) ? { migrations: added } : {}),
-      summary: `${app.name}: ${what}${steps.length > 0 ? `: ${steps.join(", ")}` : ""}${migrationText}`,
+      summary: `${app.name}: ${what}${steps.length > 0 ? `: ${steps.join(", ")}` : ""}${restarts.length > 0 ? `; restarts ${restarts.join(", ")}` : ""}${migrationText}`,
     };
   }
   return { stack: config.stack, apps };

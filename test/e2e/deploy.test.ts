@@ -228,7 +228,7 @@ describe("e2e: pulumi up deploys the Nostromo system with no downtime", function
     // The `plan` output tells a reviewer the versions on both sides and the steps, per app.
     assert.match(
       r.stdout,
-      /orchestrator: 1\.2\.3 \([0-9a-f]{12}\) → 1\.2\.2 \([0-9a-f]{12}\): build, backup, migrate, start \+ health check, switch; migrations none new/,
+      /orchestrator: 1\.2\.3 \([0-9a-f]{12}\) → 1\.2\.2 \([0-9a-f]{12}\): build, backup, migrate, start \+ health check, switch; restarts orchestrator web \(idle slot\); migrations none new/,
       r.stdout,
     );
     assert.match(r.stdout, /sevastopol: 1\.2\.3 \([0-9a-f]{12}\), unchanged/, r.stdout);

@@ -181,6 +181,7 @@ describe("e2e: IACT (Django + Celery, runbook 003) with pulumi up on a real syst
     assert.strictEqual(out.apps.iact.version, IACT_V2.version);
     assert.strictEqual(out.apps.iact.slot, "green");
     assert.deepStrictEqual(out.plan.apps.iact.migrations, [`core/migrations/${IACT_V2.migration}.py`]);
+    assert.deepStrictEqual(out.plan.apps.iact.restarts, ["iact web (idle slot)", "iact-celery-worker"]);
     assert.deepStrictEqual(json(await get(port(), "/api/health")), { status: "healthy", version: IACT_V2.version });
     const db = new Client({ connectionString: pg.url });
     await db.connect();

@@ -29,13 +29,13 @@ describe("unit: the deploy plan (preview output)", () => {
     assert.deepStrictEqual(plan.apps.api.steps, ["build", "backup", "migrate", "start + health check", "switch"]);
     assert.strictEqual(
       plan.apps.api.summary,
-      "api: 1.2.2 (aaaaaaaaaaaa) → 1.2.3 (bbbbbbbbbbbb): build, backup, migrate, start + health check, switch",
+      "api: 1.2.2 (aaaaaaaaaaaa) → 1.2.3 (bbbbbbbbbbbb): build, backup, migrate, start + health check, switch; restarts api web (idle slot)",
     );
     assert.strictEqual(plan.apps.web.change, "unchanged");
     assert.strictEqual(plan.apps.web.summary, "web: 1.2.3 (aaaaaaaaaaaa), unchanged");
   });
 
-  it("a python app is started and health-checked like a node app; its workers move after the switch", () => {
+  it("a python app is started and health-checked like a node app; its workers move after the switch; the plan names what restarts", () => {
     const py = {
       ...config,
       apps: [
@@ -50,6 +50,11 @@ describe("unit: the deploy plan (preview output)", () => {
     } as unknown as DeployConfig;
     const plan = deployPlan(py, { iact: a }, { iact: digests({}) });
     assert.deepStrictEqual(plan.apps.iact.steps, ["build", "start + health check", "switch", "workers"]);
+    assert.deepStrictEqual(plan.apps.iact.restarts, ["iact web (idle slot)", "iact-celery-worker"]);
+    assert.match(
+      plan.apps.iact.summary,
+      /: build, start \+ health check, switch, workers; restarts iact web \(idle slot\), iact-celery-worker$/,
+    );
   });
 
   it("without a previous deploy every app is new; the previous deploy comes from the last plan output", () => {
@@ -68,7 +73,7 @@ describe("unit: the deploy plan (preview output)", () => {
     assert.deepStrictEqual(plan.apps.api.envChanged, ["JWT_SECRET", "NODE_ENV"]);
     assert.strictEqual(
       plan.apps.api.summary,
-      "api: 1.2.3 (aaaaaaaaaaaa), restart with new environment (JWT_SECRET, NODE_ENV changed): start + health check, switch",
+      "api: 1.2.3 (aaaaaaaaaaaa), restart with new environment (JWT_SECRET, NODE_ENV changed): start + health check, switch; restarts api web (idle slot)",
     );
     assert.ok(!JSON.stringify(plan).includes("new-secret-value"), "a value reached the plan");
     assert.strictEqual(plan.apps.web.summary, "web: 1.2.3 (aaaaaaaaaaaa), unchanged");
@@ -84,7 +89,7 @@ describe("unit: the deploy plan (preview output)", () => {
     const reconfigured = deployPlan(config, { api: a, web: a }, { api: digests(env, { start: "node other.js" }), web: digests({}) }, last);
     assert.strictEqual(
       reconfigured.apps.api.summary,
-      "api: 1.2.3 (aaaaaaaaaaaa), restart with new config (start changed): start + health check, switch",
+      "api: 1.2.3 (aaaaaaaaaaaa), restart with new config (start changed): start + health check, switch; restarts api web (idle slot)",
     );
   });
 
@@ -96,7 +101,7 @@ describe("unit: the deploy plan (preview output)", () => {
     assert.deepStrictEqual(upgrade.apps.api.migrations, ["migrations/002_add_admin_indexes.sql", "migrations/003_x.sql"]);
     assert.match(
       upgrade.apps.api.summary,
-      /: build, backup, migrate, start \+ health check, switch; migrations migrations\/002_add_admin_indexes\.sql, migrations\/003_x\.sql$/,
+      /: build, backup, migrate, start \+ health check, switch; restarts api web \(idle slot\); migrations migrations\/002_add_admin_indexes\.sql, migrations\/003_x\.sql$/,
     );
     assert.doesNotMatch(upgrade.apps.web.summary, /migrations/);
     const none = deployPlan(config, { api: b, web: a }, { api: digests(env), web: digests({}) }, last, { api: [] });
