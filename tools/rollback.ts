@@ -44,6 +44,7 @@ import {
 } from "./common";
 import { engineCall, explainEngineError, StackFileChange, stackFileName, UpdateWatch } from "./stackFile";
 import { checkSchema, prepareRestore, PreparedRestore, runRestore } from "./restoreDb";
+import { switchAtOnce } from "./rollbackSwitch";
 
 const USAGE = "npm run rollback -- --stack <name> [--to <update>] [--restore-db [--backup <path on the server>]] [--yes]";
 const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -72,19 +73,25 @@ function migratedApps(current: Record<string, unknown>, currentRefs: Record<stri
     .sort();
 }
 
-/** Per release step of the stack (found by its kind, lib/steps.ts): `release <app>@<sha> built` or `… already built: kept`. */
+/**
+ * Per release step of the stack (found by its kind, lib/steps.ts): `release <app>@<sha> built` or
+ * `… already built: kept`; per slot start that found its release running: its own line (`… kept, not restarted`).
+ */
 async function releaseLines(stack: Stack): Promise<string[]> {
-  type Outputs = { step?: unknown; app?: unknown; triggers?: unknown[]; result?: { built?: unknown } };
+  type Outputs = { step?: unknown; app?: unknown; triggers?: unknown[]; stdout?: unknown; result?: { built?: unknown } };
   try {
     const state = await stack.exportStack();
-    const resources = (state.deployment as { resources?: { outputs?: Outputs }[] }).resources ?? [];
-    return resources
-      .map((r) => r.outputs)
+    const outputs = ((state.deployment as { resources?: { outputs?: Outputs }[] }).resources ?? []).map((r) => r.outputs);
+    const releases = outputs
       .filter((o): o is Outputs => o?.step === STEP.release && typeof o.result?.built === "string")
       .map(
         (o) =>
           `release ${String(o.app)}@${String(o.triggers?.[0] ?? "").slice(0, 12)} ${o.result!.built === "kept" ? "already built: kept" : "built"}`,
       );
+    const slots = outputs
+      .filter((o): o is Outputs => o?.step === STEP.slotStart && typeof o.stdout === "string")
+      .flatMap((o) => (o.stdout as string).split("\n").filter((l) => l.endsWith("kept, not restarted")));
+    return [...releases, ...slots];
   } catch {
     return [];
   }
@@ -166,6 +173,13 @@ runMain("rollback", async () => {
     if (!ok) throw new ToolError("aborted: nothing was changed", 1);
   }
 
+  // The fast path: traffic to the releases still running, at once; the update below records it.
+  const fast = await switchAtOnce(stack, name, config, target);
+  const switchedAt = (Date.now() - started) / 1000;
+  if (fast.switched)
+    log(`\nswitched at once, ${switchedAt.toFixed(1)} s after the command started: serving ${fast.serving} (read from the server)`);
+  else log(`\nno switch at once (${fast.why}): the update starts what is needed`);
+
   // Only the apps key changes: secrets and the rest of the config stay as they are. The stack file
   // as it was is kept, to put it back when the update does not start, or to print the change.
   const stackFile = await StackFileChange.capture(stack, REPO_ROOT, name);
@@ -198,7 +212,7 @@ runMain("rollback", async () => {
     );
     const said = why.lines.length > 0 ? `\n  the engine said:\n    ${why.lines.join("\n    ")}` : "";
     const file = stackFileName(name);
-    if (watch.changes.length === 0) {
+    if (watch.changes.length === 0 && !fast.switched) {
       // Facts: no resource operation other than `same` began, so neither the state nor a server changed.
       const back = await stackFile.restore();
       throw new ToolError(
@@ -216,13 +230,15 @@ runMain("rollback", async () => {
         `  ${watch.describe()}: the servers may be half way. ${file} is kept as the rollback wrote it: its apps key now names ` +
         `update ${target.version}'s apps (${refsText(Object.fromEntries(Object.entries(target.apps).map(([n, a]) => [n, a.ref])))}), ` +
         `so \`pulumi up --stack ${name}\` (or this rollback again) finishes going back to them. ` +
-        `The servers keep serving what last passed its health checks. The database was not touched.` +
+        (fast.switched
+          ? `Traffic was switched at once before the update and stays there: serving ${fast.serving}. The database was not touched.`
+          : `The servers keep serving what last passed its health checks. The database was not touched.`) +
         (change ? `\n  The change the rollback made to ${file} (commit it once the rollback has gone through):\n${change.trimEnd()}` : ""),
       1,
     );
   }
   const upSeconds = (Date.now() - upStart) / 1000;
-  for (const line of await releaseLines(stack)) log(line.endsWith("kept") ? `${line} (switched without a rebuild)` : line);
+  for (const line of await releaseLines(stack)) log(line.endsWith("built: kept") ? `${line} (switched without a rebuild)` : line);
 
   let restoreSeconds: number | undefined;
   if (restore) {
@@ -267,6 +283,7 @@ runMain("rollback", async () => {
     `  rollback time: ${seconds(totalSeconds * 1000)} s (pulumi up ${upSeconds.toFixed(1)} s${restoreSeconds !== undefined ? `, database restore ${restoreSeconds.toFixed(1)} s` : ""}` +
       `, history/config/checks ${otherSeconds.toFixed(1)} s) = ${formatDuration(totalSeconds)}`,
   );
+  if (fast.switched) log(`  the old releases served ${switchedAt.toFixed(1)} s after the command started (switched at once)`);
   printStackFileChange(stackFile.diff(), stackFileName(name), message);
   await notifyIfConfigured(
     stack,

@@ -128,7 +128,7 @@ function switchBackLines(cfg: DeployConfig, app: AppConfig): string[] {
 }
 
 /** Prints `<app>=<sha12>[/<slot>]` for every app, as the server has it now, into $serving. */
-function servingLines(cfg: DeployConfig, apps: AppConfig[]): string[] {
+export function servingLines(cfg: DeployConfig, apps: AppConfig[]): string[] {
   return [
     `serving=""`,
     ...apps.map((app) => {
@@ -202,6 +202,29 @@ const get = (o, p) => p.split(".").reduce((v, k) => (v == null ? undefined : v[k
 `;
 
 /**
+ * Every target verified, then every app switched; an exit with `$rc` non-zero from then on (the
+ * exit handler runs nostromo_cleanup) puts every switched app back and says what serves now.
+ * Shared by the cutover and the rollback tool's switch (`what` names which in the error).
+ */
+export function verifyAndSwitchLines(cfg: DeployConfig, targets: CutoverTarget[], what: string): string[] {
+  const apps = targets.map((t) => t.app);
+  return [
+    `mkdir -p ${quote(`${cfg.server.root}/current`)}`,
+    `switched=""`,
+    `nostromo_cleanup() {`,
+    `  [ "$rc" -ne 0 ] || return 0`,
+    // Best effort: one app that cannot be put back must not stop the others.
+    `  set +e`,
+    ...[...targets].reverse().flatMap((t) => switchBackLines(cfg, t.app).map((l) => `  ${l}`)),
+    ...servingLines(cfg, apps).map((l) => `  ${l}`),
+    `  echo "${what} failed; $([ -n "$switched" ] && echo "switched back:$switched" || echo "nothing was switched"). Serving now: $serving" >&2`,
+    `}`,
+    ...targets.flatMap((t) => verifyLines(cfg, t)),
+    ...targets.flatMap((t) => switchLines(cfg, t)),
+  ];
+}
+
+/**
  * The cutover: every app's new release verified, every app switched to it, then the smoke steps
  * through the public port. A failure after the first switch puts every switched app back (the
  * exit trap), and the error says what each app serves now, read from the server. One step, so
@@ -216,18 +239,7 @@ export function cutoverScript(cfg: DeployConfig, targets: CutoverTarget[], steps
     // The smoke secrets (one JSON line on stdin, smokeSecretsLine), read before any command that
     // might read stdin; kept in an unexported variable until the smoke program gets them.
     steps.length > 0 && `IFS= read -r smoke_secrets || true`,
-    `mkdir -p ${quote(`${cfg.server.root}/current`)}`,
-    `switched=""`,
-    `nostromo_cleanup() {`,
-    `  [ "$rc" -ne 0 ] || return 0`,
-    // Best effort: one app that cannot be put back must not stop the others.
-    `  set +e`,
-    ...[...targets].reverse().flatMap((t) => switchBackLines(cfg, t.app).map((l) => `  ${l}`)),
-    ...servingLines(cfg, apps).map((l) => `  ${l}`),
-    `  echo "cutover failed; $([ -n "$switched" ] && echo "switched back:$switched" || echo "nothing was switched"). Serving now: $serving" >&2`,
-    `}`,
-    ...targets.flatMap((t) => verifyLines(cfg, t)),
-    ...targets.flatMap((t) => switchLines(cfg, t)),
+    ...verifyAndSwitchLines(cfg, targets, "cutover"),
     `smoke=""`,
     steps.length === 0
       ? `echo "no smoke steps configured"`

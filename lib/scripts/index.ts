@@ -10,6 +10,7 @@ export * from "./configBackup";
 export * from "./release";
 export * from "./slot";
 export * from "./nginx";
-export * from "./cutover";
+export { CutoverTarget, cutoverCheckScript, cutoverScript } from "./cutover";
+export * from "./rollbackSwitch";
 export * from "./journal";
 export * from "./workers";

@@ -127,6 +127,7 @@ export function startSlotScript(cfg: DeployConfig, app: AppConfig, sha: string, 
   return stepScript(
     cfg,
     ...pickSlot(server, app),
+    ...reuseSlotLines(cfg, app, sha, version, envDigest),
     `slot_dir=${quote(L.slots)}/$target`,
     `mkdir -p ${quote(L.slots)}`,
     `ln -sfn ${quote(release)} "$slot_dir.new" && mv -T "$slot_dir.new" "$slot_dir"`,
@@ -135,6 +136,37 @@ export function startSlotScript(cfg: DeployConfig, app: AppConfig, sha: string, 
     `printf '%s\\n' ${quote(envDigest)} > ${quote(L.slots)}/"$target.env"`,
     `nostromo_result slot="$target" port="$port"`,
   );
+}
+
+/**
+ * A slot that already runs release `sha`, was started with this .env and answers every health
+ * check once (version included) is kept, not restarted: the live one first (a rollback's switch
+ * done already, a retry), then the idle one (the release a rollback goes back to). Its result
+ * is the step's, as if it had just been started and gated.
+ */
+function reuseSlotLines(cfg: DeployConfig, app: AppConfig, sha: string, version: string, envDigest: string): string[] {
+  const L = layout(cfg.server.root, app.name);
+  return [
+    `slot_ready() {`,
+    `  [ "$(readlink ${quote(L.slots)}/"$1" 2>/dev/null)" = ${quote(`${L.releases}/${sha}`)} ] || return 1`,
+    `  [ "$(cat ${quote(L.slots)}/"$1.env" 2>/dev/null)" = ${quote(envDigest)} ] || return 1`,
+    ...app.health!.checks.flatMap((c) => {
+      const expect = expectedText(c, version);
+      return [
+        `  body=$(curl -fsS -m 5 "http://127.0.0.1:$2"${quote(c.path)} 2>/dev/null) || return 1`,
+        ...(expect ? [`  node -e ${quote(EXPECT_FIELDS)} ${quote(expect)} "$body" >/dev/null || return 1`] : []),
+      ];
+    }),
+    `}`,
+    `for s in "$live" "$target"; do`,
+    `  if [ "$s" = blue ]; then p=${app.ports!.blue}; elif [ "$s" = green ]; then p=${app.ports!.green}; else continue; fi`,
+    `  if slot_ready "$s" "$p"; then`,
+    `    echo "${app.name} ${sha.slice(0, 12)} already runs in slot $s with this environment and answers its health checks: kept, not restarted"`,
+    `    nostromo_result slot="$s" port="$p"`,
+    `    exit 0`,
+    `  fi`,
+    `done`,
+  ];
 }
 
 /** The command that restarts slot "$slot" of `app` in place (it reads the shared .env again). */

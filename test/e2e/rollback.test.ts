@@ -1,4 +1,5 @@
 import * as assert from "assert";
+import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import { AddressInfo } from "net";
@@ -15,6 +16,11 @@ import { PostgresInstance, startPostgres } from "../../local/postgres";
 import { LocalTarget, freePort, startLocalTarget } from "../../local/target";
 
 const journal = (target: LocalTarget) => readJournal(target.root);
+/** The pid of PM2 process `name` on the target (0: not running). */
+function pm2Pid(target: LocalTarget, name: string): number {
+  const out = execFileSync("pm2", ["jlist"], { encoding: "utf8", env: { ...process.env, ...target.env } });
+  return (JSON.parse(out) as { name: string; pid: number }[]).find((p) => p.name === name)?.pid ?? 0;
+}
 
 /** An incoming-webhook stand-in on 127.0.0.1 (the rollback tool posts its notification here). */
 async function webhook() {
@@ -211,6 +217,10 @@ describe("e2e: rollback, history and metrics tools on the Automation API", funct
       const marker122 = path.join(target.root, "releases", "orchestrator", journal(target)[0].apps.orchestrator.sha, ".nostromo-built");
       const builtAt = fs.statSync(marker122).mtimeMs;
 
+      const pidBefore: Record<string, number> = {
+        "orchestrator-blue": pm2Pid(target, "orchestrator-blue"),
+        "orchestrator-green": pm2Pid(target, "orchestrator-green"),
+      };
       const rb = await tool("rollback", ["--stack", stack, "--yes"]);
       timings["rollback to kept release (tool)"] = rb.seconds;
       assert.strictEqual(rb.code, 0, outputOf(rb));
@@ -228,6 +238,22 @@ describe("e2e: rollback, history and metrics tools on the Automation API", funct
       assert.match(rb.stdout, /^release orchestrator@[0-9a-f]{12} already built: kept \(switched without a rebuild\)$/m);
       assert.match(rb.stdout, /^release sevastopol@[0-9a-f]{12} already built: kept/m);
       assert.strictEqual(fs.statSync(marker122).mtimeMs, builtAt, "the 1.2.2 release was rebuilt");
+      // Issue 11: 1.2.2 still ran in the idle slot: traffic went to it at once, and the update kept that process.
+      const at =
+        /^switched at once, (\d+\.\d) s after the command started: serving orchestrator=[0-9a-f]{12}\/(blue|green) sevastopol=[0-9a-f]{12} \(read from the server\)$/m.exec(
+          rb.stdout,
+        );
+      assert.ok(at, rb.stdout);
+      timings["rollback: old version serving after (s)"] = Number(at[1]);
+      assert.match(
+        rb.stdout,
+        /^orchestrator [0-9a-f]{12} already runs in slot (blue|green) with this environment and answers its health checks: kept, not restarted$/m,
+      );
+      assert.strictEqual(
+        pm2Pid(target, `orchestrator-${at[2]}`),
+        pidBefore[`orchestrator-${at[2]}`],
+        "the kept slot's process was restarted",
+      );
       // The database is left alone, and the tool says so.
       assert.match(rb.stdout, /database: left as it is \(no --restore-db\)/);
       assert.match(

@@ -26,18 +26,21 @@ describe("unit: script builders", () => {
       "migrateScript", // release.test.ts
       "nginxSite", // nginx.test.ts
       "nginxSiteScript", // nginx.test.ts
+      "parseProbe", // integration/rollbackSwitch.test.ts
       "preflightLines", // lock.test.ts
       "prelude", // layout.test.ts
       "recordScript", // journal.test.ts
       "releaseScript", // release.test.ts
       "renderEnvFile", // below
       "restartSlotLine", // slot.test.ts
+      "rollbackSwitchScript", // integration/rollbackSwitch.test.ts
       "sha256", // layout.test.ts
       "slotCheckScript", // slot.test.ts
       "slotUnit", // slot.test.ts
       "startCommand", // python.test.ts
       "startSlotScript", // slot-start.test.ts
       "stepScript", // lock.test.ts
+      "switchProbeScript", // integration/rollbackSwitch.test.ts
       "systemdQuote", // slot.test.ts
       "systemdUnit", // slot.test.ts
       "venvLine", // python.test.ts

@@ -1,8 +1,10 @@
 "use strict";
 // Applies migrations/*.sql in name order, one transaction each, and records
 // them in schema_migrations so a rerun (every deploy runs it) is a no-op.
-// `--check`: changes nothing; exits 0 when the recorded migrations are exactly
-// this release's files, 1 naming the pending and the unknown ones otherwise.
+// `--check`: changes nothing; exits 1 naming the pending ones when a migration
+// of this release is not applied (as Django's `migrate --check`), 0 otherwise.
+// Migrations recorded but not in this release (the database is ahead, as after
+// a rollback of the code alone) are named but do not fail the check.
 const fs = require("fs");
 const path = require("path");
 const { Client } = require("pg");
@@ -29,11 +31,15 @@ async function main() {
       const recorded = exists ? (await client.query("select name from schema_migrations order by name")).rows.map((r) => r.name) : [];
       const pending = files.filter((f) => !recorded.includes(f));
       const unknown = recorded.filter((f) => !files.includes(f));
-      if (pending.length || unknown.length) {
-        console.log(
-          `migrations differ: pending ${pending.join(", ") || "none"}; recorded but not in this release ${unknown.join(", ") || "none"}`,
-        );
+      if (pending.length) {
+        console.log(`migrations differ: pending ${pending.join(", ")}; recorded but not in this release ${unknown.join(", ") || "none"}`);
         return 1;
+      }
+      if (unknown.length) {
+        console.log(
+          `migrations of this release applied: ${files.join(", ") || "none"}; the database is ahead of it: ${unknown.join(", ")} recorded but not in this release`,
+        );
+        return 0;
       }
       console.log(`migrations match this release: ${recorded.join(", ") || "none"}`);
       return 0;

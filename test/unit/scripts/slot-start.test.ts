@@ -1,6 +1,24 @@
 import * as assert from "assert";
 import { startSlotScript } from "../../../lib/scripts";
-import { SHA, healthGateLines, parse, stepText } from "./fixture";
+import { EXPECT_FIELDS_QUOTED, SHA, healthGateLines, parse, stepText } from "./fixture";
+
+// A slot that already runs the release with this .env and answers its check is kept (a rollback, a retry).
+const REUSE_LINES = [
+  "slot_ready() {",
+  `  [ "$(readlink '/srv/nostromo/slots/orchestrator'/"$1" 2>/dev/null)" = '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' ] || return 1`,
+  `  [ "$(cat '/srv/nostromo/slots/orchestrator'/"$1.env" 2>/dev/null)" = 'd1gest' ] || return 1`,
+  `  body=$(curl -fsS -m 5 "http://127.0.0.1:$2"'/health' 2>/dev/null) || return 1`,
+  `  node -e ${EXPECT_FIELDS_QUOTED} '{"status":"ok","version":"1.2.2"}' "$body" >/dev/null || return 1`,
+  "}",
+  `for s in "$live" "$target"; do`,
+  `  if [ "$s" = blue ]; then p=8001; elif [ "$s" = green ]; then p=8002; else continue; fi`,
+  `  if slot_ready "$s" "$p"; then`,
+  `    echo "orchestrator 0123456789ab already runs in slot $s with this environment and answers its health checks: kept, not restarted"`,
+  `    nostromo_result slot="$s" port="$p"`,
+  "    exit 0",
+  "  fi",
+  "done",
+];
 
 describe("unit: scripts/slot, starting a slot (exact text)", () => {
   it("PM2: the idle slot linked to the release, started as a PM2 process with its .env, health-gated, env digest kept", () => {
@@ -10,6 +28,7 @@ describe("unit: scripts/slot, starting a slot (exact text)", () => {
       stepText(cfg, [
         "live=$(cat '/srv/nostromo/slots/orchestrator/live' 2>/dev/null || echo none)",
         `if [ "$live" = blue ]; then target=green; port=8002; else target=blue; port=8001; fi`,
+        ...REUSE_LINES,
         "slot_dir='/srv/nostromo/slots/orchestrator'/$target",
         "mkdir -p '/srv/nostromo/slots/orchestrator'",
         `ln -sfn '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' "$slot_dir.new" && mv -T "$slot_dir.new" "$slot_dir"`,
@@ -39,6 +58,7 @@ describe("unit: scripts/slot, starting a slot (exact text)", () => {
       stepText(cfg, [
         "live=$(cat '/srv/nostromo/slots/orchestrator/live' 2>/dev/null || echo none)",
         `if [ "$live" = blue ]; then target=green; port=8002; else target=blue; port=8001; fi`,
+        ...REUSE_LINES,
         "slot_dir='/srv/nostromo/slots/orchestrator'/$target",
         "mkdir -p '/srv/nostromo/slots/orchestrator'",
         `ln -sfn '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' "$slot_dir.new" && mv -T "$slot_dir.new" "$slot_dir"`,

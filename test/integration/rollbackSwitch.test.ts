@@ -1,0 +1,162 @@
+import * as assert from "assert";
+import { spawn } from "child_process";
+import * as fs from "fs";
+import * as http from "http";
+import * as os from "os";
+import * as path from "path";
+import { DeployConfig, parseDeployConfig } from "../../lib/config";
+import { parseProbe, rollbackSwitchScript, switchProbeScript } from "../../lib/scripts";
+import { freePort } from "../../local/postgres";
+import { validRaw } from "../support/validConfig";
+
+const OLD = "0000000000000000000000000000000000000000"; // the release to go back to (1.2.2)
+const NEW = "1111111111111111111111111111111111111111"; // the release serving now (1.2.3)
+
+/** Runs a built script with bash, asynchronously: the slots' HTTP servers live in this process. */
+function run(text: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("bash", ["-c", text], { stdio: ["ignore", "pipe", "pipe"], timeout: 60_000 });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/**
+ * Issue 11: the rollback tool's switch, run with bash against a temporary root: orchestrator's
+ * blue slot serves 1.2.3, its green slot still runs 1.2.2 (two loopback HTTP servers answering
+ * /health), sevastopol's 1.2.2 release is still on disk. The probe finds green; the switch moves
+ * the upstream include, the live slot and both `current` links, under a lock of its own.
+ */
+describe("integration: the rollback switch (built scripts, bash, a temp root, two slots answering)", () => {
+  let root: string;
+  let cfg: DeployConfig;
+  let ports: { blue: number; green: number };
+  const servers: http.Server[] = [];
+  let greenVersion = "1.2.2";
+  const L = (...p: string[]) => path.join(root, ...p);
+  const targets = () => [
+    { app: cfg.apps[0], sha: OLD },
+    { app: cfg.apps[1], sha: OLD },
+  ];
+
+  before(async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-rbswitch-"));
+    ports = { blue: await freePort(), green: await freePort() };
+    for (const [slot, version] of [
+      ["blue", () => "1.2.3"],
+      ["green", () => greenVersion],
+    ] as const) {
+      const s = http.createServer((_req, res) => res.end(JSON.stringify({ status: "ok", version: version() })));
+      await new Promise<void>((r) => s.listen(ports[slot], "127.0.0.1", () => r()));
+      servers.push(s);
+    }
+    const raw = validRaw();
+    raw.server.root = root;
+    raw.apps.orchestrator.ports = ports;
+    raw.nginx.testCommand = `test ! -e ${root}/nginx-refuses`;
+    raw.nginx.reloadCommand = `touch ${root}/reloaded`;
+    cfg = parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
+    for (const d of ["releases/orchestrator", "releases/sevastopol", "slots/orchestrator", "current", "nginx-upstreams"])
+      fs.mkdirSync(L(d), { recursive: true });
+    for (const sha of [OLD, NEW]) {
+      fs.mkdirSync(L("releases", "orchestrator", sha));
+      fs.mkdirSync(L("releases", "sevastopol", sha, "dist"), { recursive: true });
+      fs.writeFileSync(L("releases", "sevastopol", sha, "dist", "index.html"), `<p>${sha}</p>`);
+    }
+    fs.symlinkSync(L("releases", "orchestrator", NEW), L("slots", "orchestrator", "blue"));
+    fs.symlinkSync(L("releases", "orchestrator", OLD), L("slots", "orchestrator", "green"));
+    fs.writeFileSync(L("slots", "orchestrator", "live"), "blue\n");
+    fs.writeFileSync(L("nginx-upstreams", "orchestrator.conf"), `server 127.0.0.1:${ports.blue};\n`);
+    fs.symlinkSync(L("releases", "orchestrator", NEW), L("current", "orchestrator"));
+    fs.symlinkSync(L("releases", "sevastopol", NEW), L("current", "sevastopol"));
+  });
+  after(() => {
+    servers.forEach((s) => s.close());
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  const switchTargets = () => [
+    { app: cfg.apps[0], sha: OLD, slot: "green", port: ports.green },
+    { app: cfg.apps[1], sha: OLD },
+  ];
+  const serving = () => ({
+    upstream: fs.readFileSync(L("nginx-upstreams", "orchestrator.conf"), "utf8").trim(),
+    live: fs.readFileSync(L("slots", "orchestrator", "live"), "utf8").trim(),
+    orchestrator: path.basename(fs.readlinkSync(L("current", "orchestrator"))),
+    sevastopol: path.basename(fs.readlinkSync(L("current", "sevastopol"))),
+  });
+  const servedBefore = () => ({ upstream: `server 127.0.0.1:${ports.blue};`, live: "blue", orchestrator: NEW, sevastopol: NEW });
+
+  it("the probe names the slot that runs the old release and answers with its version; otherwise why not", async () => {
+    const r = await run(switchProbeScript(cfg, targets()));
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.deepStrictEqual(parseProbe(r.stdout), [
+      { app: "orchestrator", slot: "green", port: ports.green },
+      { app: "sevastopol", slot: "static", port: 0 },
+    ]);
+    greenVersion = "9.9.9";
+    try {
+      const wrong = parseProbe((await run(switchProbeScript(cfg, targets()))).stdout);
+      assert.deepStrictEqual(wrong[0], { app: "orchestrator", why: "no slot runs 000000000000 and answers its health checks" });
+    } finally {
+      greenVersion = "1.2.2";
+    }
+    const gone = parseProbe((await run(switchProbeScript(cfg, [{ app: cfg.apps[1], sha: "2".repeat(40) }]))).stdout);
+    assert.deepStrictEqual(gone, [{ app: "sevastopol", why: "release 222222222222 is not on the server" }]);
+  });
+
+  it("refused while any deploy holds the lock: exit 3, nothing switched", async () => {
+    fs.mkdirSync(L(".lock"));
+    fs.writeFileSync(L(".lock", "stack"), "unit\n");
+    try {
+      const r = await run(rollbackSwitchScript(cfg, switchTargets()));
+      assert.strictEqual(r.code, 3, r.stderr);
+      assert.match(r.stderr, /rollback switch: the deploy lock is held by stack 'unit'.*; nothing was switched/);
+      assert.deepStrictEqual(serving(), servedBefore());
+    } finally {
+      fs.rmSync(L(".lock"), { recursive: true });
+    }
+  });
+
+  it("nginx refusing the switch puts everything back and says what serves", async () => {
+    fs.writeFileSync(L("nginx-refuses"), "");
+    try {
+      const r = await run(rollbackSwitchScript(cfg, switchTargets()));
+      assert.strictEqual(r.code, 1);
+      assert.match(
+        r.stderr,
+        /rollback switch failed; switched back: orchestrator\. Serving now: orchestrator=111111111111\/blue sevastopol=111111111111/,
+      );
+      assert.deepStrictEqual(serving(), servedBefore());
+      assert.ok(!fs.existsSync(L(".lock")), "the lock was left behind");
+    } finally {
+      fs.rmSync(L("nginx-refuses"));
+    }
+  });
+
+  it("switches both apps to the old release (green slot, its include, the current links), records it, releases the lock", async () => {
+    const r = await run(rollbackSwitchScript(cfg, switchTargets()));
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.deepStrictEqual(serving(), { upstream: `server 127.0.0.1:${ports.green};`, live: "green", orchestrator: OLD, sevastopol: OLD });
+    assert.match(
+      r.stdout,
+      /nostromo-result \{"lease":"unit\/rollback-switch-[^"]+","serving":"orchestrator=000000000000\/green sevastopol=000000000000"\}/,
+    );
+    assert.ok(!fs.existsSync(L(".lock")), "the lock was left behind");
+    const events = fs
+      .readFileSync(L("deploys.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    assert.strictEqual(events.at(-1).event, "rollback-switch");
+    assert.match(events.at(-1).lease, /^unit\/rollback-switch-\d{8}T\d{6}Z-\d+$/);
+    // Again: already serving, nothing to switch.
+    const again = await run(rollbackSwitchScript(cfg, switchTargets()));
+    assert.strictEqual(again.code, 0, again.stderr);
+    assert.match(again.stdout, /orchestrator already serves 000000000000/);
+  });
+});

@@ -1,0 +1,51 @@
+/**
+ * The rollback's fast path: when every app's release to go back to still runs in a slot (or, for
+ * a static app, is still on disk) and answers its health checks, traffic goes to it at once,
+ * before the rollback's `pulumi up` records it (lib/scripts/rollbackSwitch.ts). Otherwise it
+ * says why, changes nothing, and the normal path runs.
+ */
+import { Stack } from "@pulumi/pulumi/automation";
+import { ConfigError, parseDeployConfig } from "../lib/config";
+import { resolveRef } from "../lib/git";
+import { DeployRow } from "../lib/history";
+import { CutoverTarget, parseProbe, rollbackSwitchScript, switchProbeScript } from "../lib/scripts";
+import { serverTarget, sshRun } from "./common";
+
+export type SwitchOutcome = { switched: true; serving: string } | { switched: false; why: string };
+
+export async function switchAtOnce(stack: Stack, name: string, config: Record<string, unknown>, target: DeployRow): Promise<SwitchOutcome> {
+  const appsConfig = target.appsConfig;
+  if (!appsConfig) return { switched: false, why: `the history holds no apps config of update ${target.version}` };
+  let cfg;
+  try {
+    cfg = parseDeployConfig(name, { ...config, apps: appsConfig }, { sshPrivateKey: true, databaseUrl: true });
+  } catch (err) {
+    if (err instanceof ConfigError) return { switched: false, why: `update ${target.version}'s config is not valid today: ${err.message}` };
+    throw err;
+  }
+  // The commit the rollback's update will deploy: its ref resolved now, as the program will.
+  const targets: { app: (typeof cfg.apps)[number]; sha: string }[] = [];
+  for (const app of cfg.apps) {
+    try {
+      targets.push({ app, sha: resolveRef(app.repo, app.ref) });
+    } catch (err) {
+      return { switched: false, why: `${app.name}: ${(err as Error).message}` };
+    }
+  }
+
+  const server = await serverTarget(stack, config);
+  const probe = await sshRun(server, switchProbeScript(cfg, targets));
+  if (probe.code !== 0) return { switched: false, why: `the probe failed: ${probe.stderr.trim() || `exit ${probe.code}`}` };
+  const answers = parseProbe(probe.stdout);
+  const cutover: CutoverTarget[] = [];
+  for (const t of targets) {
+    const a = answers.find((x) => x.app === t.app.name);
+    if (!a) return { switched: false, why: `the probe did not answer for ${t.app.name}` };
+    if ("why" in a) return { switched: false, why: `${t.app.name}: ${a.why}` };
+    cutover.push(t.app.kind === "static" ? { app: t.app, sha: t.sha } : { app: t.app, sha: t.sha, slot: a.slot, port: a.port });
+  }
+  const r = await sshRun(server, rollbackSwitchScript(cfg, cutover));
+  if (r.code !== 0) return { switched: false, why: r.stderr.trim() || `the switch exited ${r.code}` };
+  const serving = /"serving":"([^"]*)"/.exec(r.stdout)?.[1] ?? "";
+  return { switched: true, serving };
+}
