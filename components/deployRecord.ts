@@ -12,7 +12,10 @@ export interface DeployRecordArgs {
   readonly steps: Command[];
 }
 
-/** One line in deploys.jsonl, old releases pruned, the server lock released. */
+/**
+ * One line in deploys.jsonl, old releases pruned, the server lock released; before that, the
+ * workers of an app whose config names none any more retired (it has no workers step).
+ */
 export class DeployRecord extends pulumi.ComponentResource {
   readonly step: Command;
   /** Seconds from taking the server lock to this record. */

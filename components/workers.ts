@@ -15,9 +15,10 @@ export interface WorkersArgs {
 
 /**
  * An app's workers (no port: a Celery worker) on the release that serves, started once the
- * cutover switched web traffic to it; each old one is stopped gracefully first. A new SHA, a new
- * environment or a changed worker config starts them again; `pulumi refresh` asks whether they
- * still run that release.
+ * cutover switched web traffic to it; each old one is stopped gracefully first, and brought back
+ * on its release when the new one does not stay up. Workers an earlier deploy started that the
+ * config no longer names are retired first. A new SHA, a new environment or a changed worker
+ * config starts them again; `pulumi refresh` asks whether they still run that release.
  */
 export class Workers extends pulumi.ComponentResource {
   readonly step: Command;

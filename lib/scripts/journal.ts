@@ -3,6 +3,7 @@ import { DeployConfig } from "../config";
 import { quote } from "../shell";
 import { layout } from "./layout";
 import { stepScript } from "./lock";
+import { workersRetireLines } from "./workers";
 
 /**
  * Node program appending one event line to the journal named by its first argument: event name,
@@ -25,10 +26,12 @@ export function eventFunction(root: string): string {
 /**
  * Appends the deploy's line to deploys.jsonl (with the update's lease, and its duration counted
  * from when this update took the lock), prunes old releases (never the serving one, the previous one, nor any slot's), then
- * releases the lock this update holds. Result: durationSeconds.
+ * releases the lock this update holds. Result: durationSeconds. First it retires the recorded
+ * workers of the apps whose config names none any more (they have no workers step to do it).
  */
 export function recordScript(cfg: DeployConfig, entry: Record<string, unknown>, keepReleases: number): string {
   const root = cfg.server.root;
+  const retiring = cfg.apps.filter((a) => a.kind !== "static" && a.workers.length === 0);
   const prune = cfg.apps.map((app) => {
     const L = layout(root, app.name);
     return [
@@ -38,6 +41,7 @@ export function recordScript(cfg: DeployConfig, entry: Record<string, unknown>, 
   });
   return stepScript(
     cfg,
+    ...(retiring.length > 0 ? [eventFunction(root), ...retiring.flatMap((app) => workersRetireLines(cfg, app))] : []),
     `started=$(cat "$lock/started")`,
     `finished=$(date +%s)`,
     `line=${quote(JSON.stringify(entry))}`,

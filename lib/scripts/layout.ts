@@ -10,6 +10,8 @@ export function layout(root: string, app?: string) {
     current: `${root}/current/${app}`,
     shared: `${root}/shared/${app}`,
     slots: `${root}/slots/${app}`,
+    /** The workers the deploy started for the app, one process name a line (the next deploy retires the others). */
+    workers: `${root}/slots/${app}/workers`,
     mirror: `${root}/repos/${app}.git`,
     backups: `${root}/backups`,
     lock: `${root}/.lock`,

@@ -46,6 +46,7 @@ describe("unit: script builders", () => {
       "venvLine", // python.test.ts
       "workerSystemdUnit", // workers.test.ts
       "workersCheckScript", // workers.test.ts
+      "workersRetireLines", // workers.test.ts, journal.test.ts
       "workersScript", // workers.test.ts
     ]);
   });

@@ -4,12 +4,12 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { parseDeployConfig } from "../../../lib/config";
-import { eventFunction, recordScript } from "../../../lib/scripts";
+import { eventFunction, recordScript, workersRetireLines } from "../../../lib/scripts";
 import { validRaw } from "../../support/validConfig";
 import { stepText } from "./fixture";
 
 describe("unit: scripts/journal (exact text)", () => {
-  it("appends the deploy's line with lease and duration, prunes each app's old releases (not serving, previous or slot), releases the lock", () => {
+  it("retires the recorded workers of an app with none left, appends the deploy's line with lease and duration, prunes each app's old releases (not serving, previous or slot), releases the lock", () => {
     const cfg = parseDeployConfig("unit", validRaw(), { sshPrivateKey: true, databaseUrl: true });
     const entry = {
       stack: "unit",
@@ -20,6 +20,9 @@ describe("unit: scripts/journal (exact text)", () => {
     assert.strictEqual(
       recordScript(cfg, entry, 5),
       stepText(cfg, [
+        // orchestrator has no workers step (no worker in its config): the record step retires any it had.
+        eventFunction("/srv/nostromo"),
+        ...workersRetireLines(cfg, cfg.apps[0]),
         `started=$(cat "$lock/started")`,
         "finished=$(date +%s)",
         `line='{"stack":"unit","result":"succeeded","apps":{"orchestrator":{"sha":"0123456789abcdef0123456789abcdef01234567"}},"note":"it'\\''s done"}'`,
@@ -35,6 +38,13 @@ describe("unit: scripts/journal (exact text)", () => {
         `nostromo_result durationSeconds="$((finished - started))"`,
       ]),
     );
+  });
+
+  it("an app with workers retires its own in its workers step; a static app has none: neither adds lines to the record", () => {
+    const raw = validRaw();
+    raw.apps.orchestrator.workers = { mailer: { command: "node mailer.js" } };
+    const cfg = parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
+    assert.doesNotMatch(recordScript(cfg, { stack: "unit" }, 5), /nostromo_event|slots\/[a-z]+\/workers/);
   });
 
   it("eventFunction: one JSON line per event, strings, raw JSON and nested keys, with the server time and the update's lease", () => {

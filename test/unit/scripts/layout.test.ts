@@ -9,6 +9,7 @@ describe("unit: scripts/layout (exact text)", () => {
       current: "/srv/nostromo/current/orchestrator",
       shared: "/srv/nostromo/shared/orchestrator",
       slots: "/srv/nostromo/slots/orchestrator",
+      workers: "/srv/nostromo/slots/orchestrator/workers",
       mirror: "/srv/nostromo/repos/orchestrator.git",
       backups: "/srv/nostromo/backups",
       lock: "/srv/nostromo/.lock",
