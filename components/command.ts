@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { redact } from "../lib/redact";
 import type { StepKind } from "../lib/steps";
 import { RunResult, SshConnection, runLocally, runOverSsh, shellQuote } from "./ssh";
 
@@ -34,6 +35,8 @@ export interface CommandArgs {
   readonly triggers?: pulumi.Input<unknown[]>;
   /** Seconds before the script is killed and the step fails. */
   readonly timeoutSeconds?: pulumi.Input<number>;
+  /** Secret values (lib/redact.ts) shown as [secret] in the step's outputs and errors. */
+  readonly redact?: pulumi.Input<string[]>;
 }
 
 interface CommandInputs {
@@ -48,13 +51,14 @@ interface CommandInputs {
   stdin?: string;
   triggers?: unknown[];
   timeoutSeconds?: number;
+  redact?: string[];
 }
 
 /**
  * Inputs whose change re-runs the step. Not `lease` (it changes on every `pulumi up`), `step` or
  * `app`: a change of them alone leaves the step unchanged; nor `connection` alone (a rotated key),
  * `delete` or `check`, which update the state without running anything (so `refresh` asks the
- * server the new way), nor `timeoutSeconds`.
+ * server the new way), nor `timeoutSeconds` or `redact`.
  */
 const RERUN_KEYS = ["create", "update", "stdin", "triggers"] as const;
 
@@ -144,11 +148,18 @@ export function parseStepResult(stdout: string, what: string): Record<string, un
   return value as Record<string, unknown>;
 }
 
-/** Runs one script (with the lease in its environment) locally (bash) or over SSH, under `timeout`. */
-function runScript(inputs: CommandInputs, text: string): Promise<RunResult> {
+/**
+ * Runs one script (with the lease in its environment) locally (bash) or over SSH, under `timeout`.
+ * Its output comes back with the secret values redacted: the state, the errors and the drift
+ * text all read it from here.
+ */
+async function runScript(inputs: CommandInputs, text: string): Promise<RunResult> {
   const timeoutMs = (inputs.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000;
   const script = inputs.lease ? `export NOSTROMO_LEASE=${shellQuote(inputs.lease)}\n${text}` : text;
-  return inputs.connection ? runOverSsh(inputs.connection, script, inputs.stdin, timeoutMs) : runLocally(script, inputs.stdin, timeoutMs);
+  const r = await (inputs.connection
+    ? runOverSsh(inputs.connection, script, inputs.stdin, timeoutMs)
+    : runLocally(script, inputs.stdin, timeoutMs));
+  return { ...r, stdout: redact(r.stdout, inputs.redact), stderr: redact(r.stderr, inputs.redact) };
 }
 
 /**
@@ -167,9 +178,9 @@ function failureText(inputs: CommandInputs, r: RunResult, subject = "step"): str
   return `${subject} ${how}${outputTail(r, r.timedOut ? " so far" : "")}`;
 }
 
-/** The last 30 lines of stderr and stdout, each under a header (`--- stdout ---`). */
+/** The last 60 lines of stderr and stdout (a failure bundle: logs of the slot and nginx), each under a header (`--- stdout ---`). */
 function outputTail(r: RunResult, soFar = ""): string {
-  const tail = (s: string) => s.replace(/\n+$/, "").split("\n").slice(-30).join("\n");
+  const tail = (s: string) => s.replace(/\n+$/, "").split("\n").slice(-60).join("\n");
   return (
     (r.stderr.trim() ? `\n--- stderr${soFar} ---\n${tail(r.stderr)}` : "") +
     (r.stdout.trim() ? `\n--- stdout${soFar} ---\n${tail(r.stdout)}` : "")

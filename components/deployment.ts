@@ -17,6 +17,7 @@ import { Cutover, CutoverApp } from "./cutover";
 import { NginxSite } from "./nginxSite";
 import { Notification } from "./notification";
 import { notificationPayload } from "../lib/notify";
+import { redactionList } from "../lib/redact";
 
 export interface DeploymentArgs {
   readonly config: DeployConfig;
@@ -123,7 +124,19 @@ export class Deployment extends pulumi.ComponentResource {
         ),
       );
 
-    const server = new Server(`${name}-server`, { config, privateKey: args.sshPrivateKey, lease: args.lease, desired }, child);
+    // Every secret value of the config, hidden wherever a step's output shows it (a log line, an answer).
+    const redact = pulumi
+      .all([args.databaseUrl, jwtSecret, args.appSecrets, args.smokeSecrets, args.notifyWebhookUrl])
+      .apply(([databaseUrl, jwt, appJson, smokeJson, webhook]) =>
+        redactionList([
+          databaseUrl,
+          jwt,
+          webhook,
+          ...Object.values((appJson ? JSON.parse(appJson) : {}) as Record<string, Record<string, string>>).flatMap((v) => Object.values(v)),
+          ...Object.values((smokeJson ? JSON.parse(smokeJson) : {}) as Record<string, string>),
+        ]),
+      );
+    const server = new Server(`${name}-server`, { config, privateKey: args.sshPrivateKey, lease: args.lease, desired, redact }, child);
     const target = server.target;
     const after = { parent: this, dependsOn: [server.locked] };
     // The server's config as it was, archived before any step writes the nginx site, a unit or

@@ -14,6 +14,8 @@ export interface ServerArgs {
   readonly lease: string;
   /** Digest of everything this deploy brings to the server: a change takes the lock first. */
   readonly desired: pulumi.Input<string>;
+  /** The secret values of this deploy, hidden in every step's output (lib/redact.ts). */
+  readonly redact?: pulumi.Input<string[]>;
 }
 
 /**
@@ -41,7 +43,8 @@ export class Server extends pulumi.ComponentResource {
         insecureIgnoreHostKey: server.insecureIgnoreHostKey,
       })),
     );
-    this.target = { config: args.config, connection: this.connection, lease: args.lease };
+    const redact = args.redact === undefined ? undefined : pulumi.secret(args.redact);
+    this.target = { config: args.config, connection: this.connection, lease: args.lease, redact };
     this.locked = serverStep(this, name, this.target, STEP.lock, { create: lockScript(args.config), triggers: [args.desired] });
     this.registerOutputs({ connection: this.connection });
   }

@@ -9,6 +9,8 @@ export interface ServerTarget {
   readonly connection: pulumi.Input<SshConnection>;
   /** This update's hold on the server lock (`<stack>/<update id>`): every step checks it. */
   readonly lease: string;
+  /** The secret values no step output may show (lib/redact.ts), a Pulumi secret. */
+  readonly redact?: pulumi.Input<string[]>;
 }
 
 export interface StepArgs {
@@ -31,7 +33,7 @@ export function serverStep(
 ): Command {
   return new Command(
     stepName(ownerName, kind),
-    { step: kind, connection: target.connection, lease: target.lease, ...args },
+    { step: kind, connection: target.connection, lease: target.lease, redact: target.redact, ...args },
     { parent: owner, dependsOn },
   );
 }

@@ -10,7 +10,7 @@ import { LocalTarget } from "./target";
 export interface StackTarget {
   root: string;
   ssh: Pick<LocalTarget["ssh"], "port" | "user" | "hostKey">;
-  nginx: Pick<LocalTarget["nginx"], "port" | "sitesDir" | "reloadCommand" | "testCommand">;
+  nginx: Pick<LocalTarget["nginx"], "port" | "sitesDir" | "reloadCommand" | "testCommand"> & { errorLog?: string };
   binPath: string[];
   env: Record<string, string>;
 }
@@ -69,6 +69,7 @@ export function targetNginx(t: StackTarget): Record<string, unknown> {
     sitesDir: t.nginx.sitesDir,
     reloadCommand: t.nginx.reloadCommand,
     testCommand: t.nginx.testCommand,
+    ...(t.nginx.errorLog ? { errorLog: t.nginx.errorLog } : {}),
   };
 }
 

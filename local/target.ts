@@ -15,7 +15,7 @@ export interface LocalTarget {
   /** hostKey is the "ssh-ed25519 AAAA..." line of the server's host key, to pin. */
   ssh: { host: "127.0.0.1"; port: number; user: string; privateKey: string; hostKey: string };
   /** reloadCommand reloads gracefully and returns once new connections get the new config. */
-  nginx: { port: number; confPath: string; reloadCommand: string; testCommand: string; sitesDir: string };
+  nginx: { port: number; confPath: string; reloadCommand: string; testCommand: string; sitesDir: string; errorLog: string };
   pm2Home: string;
   /** Dirs a remote script must prepend to PATH: sshd gives sessions a fixed, minimal PATH. */
   binPath: string[];
@@ -301,7 +301,14 @@ http {
         privateKey: fs.readFileSync(clientKeyFile, "utf8"),
         hostKey: `${keyType} ${keyBlob}`,
       },
-      nginx: { port: ngxPort, confPath, reloadCommand: `/bin/sh ${q(reloadScript)}`, testCommand: `${ngx} -t -q`, sitesDir },
+      nginx: {
+        port: ngxPort,
+        confPath,
+        reloadCommand: `/bin/sh ${q(reloadScript)}`,
+        testCommand: `${ngx} -t -q`,
+        sitesDir,
+        errorLog: path.join(ngxDir, "logs", "error.log"),
+      },
       hostKeys,
       pm2Home,
       binPath,

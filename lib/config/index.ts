@@ -54,7 +54,7 @@ export const KNOWN_KEYS = {
   health: ["path", "expect", "versionField", "extraPaths", "checks", "timeoutSeconds"],
   healthShorthand: HEALTH_SHORTHAND_KEYS,
   healthCheck: HEALTH_CHECK_KEYS,
-  nginx: ["port", "listen", "sitesDir", "reloadCommand", "testCommand", "site", "routes"],
+  nginx: ["port", "listen", "sitesDir", "reloadCommand", "testCommand", "errorLog", "site", "routes"],
   site: SITE_KEYS,
   route: ROUTE_KEYS,
   backup: ["keep", "enabled"],
@@ -191,6 +191,8 @@ export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecret
       r.string(n.sitesDir, "nginx.sitesDir", { pattern: ABS_PATH, patternText: "must be an absolute path" }) ?? `${server.root}/nginx`,
     reloadCommand: r.command(n.reloadCommand, "nginx.reloadCommand") ?? "nginx -s reload",
     testCommand: r.command(n.testCommand, "nginx.testCommand") ?? "nginx -t",
+    errorLog:
+      r.string(n.errorLog, "nginx.errorLog", { pattern: ABS_PATH, patternText: "must be an absolute path" }) ?? "/var/log/nginx/error.log",
     routes: parseRoutes(r, n, apps, server.root),
   };
   nginx.listen = nginx.listen || String(nginx.port);

@@ -126,6 +126,8 @@ export interface NginxConfig {
   sitesDir: string;
   reloadCommand: string;
   testCommand: string;
+  /** nginx's error log, whose last lines a failed check shows (Debian's default path). */
+  errorLog: string;
   /**
    * What the site serves, by path: `nginx.routes`, or the shorthand `nginx.site` (static app at /,
    * API app at /api/ and /health) turned into routes. Empty: no site.

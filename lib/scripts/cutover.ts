@@ -4,6 +4,7 @@
  * test) puts every switched app back, and what each app serves afterwards is read from the server.
  */
 import { AppConfig, DeployConfig, SECRET_REF, SmokeStep } from "../config";
+import { nginxErrorLines, slotLogLines } from "./bundle";
 import { quote, script } from "../shell";
 import { EXPECT_FIELDS, expectedText } from "./health";
 import { layout, prelude } from "./layout";
@@ -245,7 +246,13 @@ export function cutoverScript(cfg: DeployConfig, targets: CutoverTarget[], steps
       ? `echo "no smoke steps configured"`
       : [
           // Into the program's stdin: a here-string is no argument and no environment variable.
-          `node -e ${quote(SMOKE_PROGRAM)} ${quote(JSON.stringify(steps))} ${quote(`http://127.0.0.1:${cfg.nginx.port}`)} <<<"$smoke_secrets" > "$nostromo_tmp/smoke" || { cat "$nostromo_tmp/smoke"; exit 1; }`,
+          `if ! node -e ${quote(SMOKE_PROGRAM)} ${quote(JSON.stringify(steps))} ${quote(`http://127.0.0.1:${cfg.nginx.port}`)} <<<"$smoke_secrets" > "$nostromo_tmp/smoke"; then`,
+          `  cat "$nostromo_tmp/smoke"`,
+          // What the slots now taking traffic logged, and nginx's errors (the answer is in the message).
+          ...targets.filter((t) => t.slot).map((t) => slotLogLines(t.app, quote(t.slot!))),
+          nginxErrorLines(cfg),
+          `  exit 1`,
+          `fi`,
           `cat "$nostromo_tmp/smoke"`,
           `smoke=$(sed -n 's/^smoke ok: //p' "$nostromo_tmp/smoke")`,
         ].join("\n"),

@@ -5,6 +5,7 @@ import { layout, prelude } from "./layout";
 import { EXPECT_FIELDS, expectedText } from "./health";
 import { stepScript } from "./lock";
 import { RELEASE_ENV, venvLine } from "./release";
+import { nginxErrorLines, pm2LogMark, slotLogLines } from "./bundle";
 
 /** Name of a slot's process (PM2) or unit (systemd). */
 export function slotUnit(app: string, slot: "blue" | "green", manager: "pm2" | "systemd"): string {
@@ -100,9 +101,15 @@ export function startSlotScript(cfg: DeployConfig, app: AppConfig, sha: string, 
       ? [
           `name=${quote(app.name)}-$target`,
           `pm2 delete "$name" >/dev/null 2>&1 || true`,
+          pm2LogMark('"$name"'),
           // .env is loaded by the shell, so any app gets its config the same way under PM2 and systemd.
           `PORT=$port pm2 start bash --name "$name" --cwd "$slot_dir" --time --kill-timeout 10000 -- -c ${quote(startCommand(app, app.start!))} >/dev/null`,
-          `stop_slot() { pm2 delete "$name" >/dev/null 2>&1 || true; }`,
+          // On a failed check: what this start logged and nginx's errors, then the slot is removed.
+          `stop_slot() {`,
+          slotLogLines(app, '"$target"'),
+          nginxErrorLines(cfg),
+          `  pm2 delete "$name" >/dev/null 2>&1 || true`,
+          `}`,
         ]
       : [
           `unit=${quote(`nostromo-${app.name}-`)}"$target.service"`,
@@ -114,13 +121,12 @@ export function startSlotScript(cfg: DeployConfig, app: AppConfig, sha: string, 
           `systemctl enable --quiet "$unit"`,
           `since=$(date +%s)`,
           `systemctl restart "$unit"`,
-          // On a failed check: the unit's state and its processes' last output lines since this
-          // start (not systemd's own lines about it: the step's error shows only 30 lines),
-          // then the slot is stopped and disabled.
+          // On a failed check: the unit's state, its processes' last output lines since this start
+          // (not systemd's own lines about it) and nginx's errors, then the slot is stopped and disabled.
           `stop_slot() {`,
           `  echo "$unit: $(systemctl show -p ActiveState,SubState,Result,NRestarts,ExecMainStatus "$unit" 2>&1 | tr '\\n' ' ')" >&2`,
-          `  echo "last log lines of $unit:" >&2`,
-          `  journalctl _SYSTEMD_UNIT="$unit" --since "@$since" -n 20 --no-pager -o cat >&2 || true`,
+          slotLogLines(app, '"$target"'),
+          nginxErrorLines(cfg),
           `  systemctl disable --now --quiet "$unit" || true`,
           `}`,
         ];

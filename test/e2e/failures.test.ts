@@ -66,14 +66,23 @@ describe("e2e: a failed deploy never takes traffic or loses data", function () {
   it("a release whose health check fails (HTTP 500) is stopped and never switched; the old release serves throughout", async () => {
     const tag = await addVersion(h.opts.repos.orchestrator, "1.2.4", "Broken health", {
       "src/server.js": (s) =>
-        s.replace(
-          `"GET /health": async () => [200, { status: "ok", version: VERSION }]`,
-          `"GET /health": async () => [500, { status: "broken", version: VERSION }]`,
-        ),
+        s
+          .replace(
+            `"GET /health": async () => [200, { status: "ok", version: VERSION }]`,
+            `"GET /health": async () => [500, { status: "broken", version: VERSION }]`,
+          )
+          // What it logs shows in the failure, with the secret it prints redacted.
+          .replace("server.listen(PORT,", `console.error("FATAL started with JWT_SECRET=" + JWT_SECRET);\nserver.listen(PORT,`),
     });
     const { r, t } = await upWithTraffic(tag, "failed health check");
     assert.notStrictEqual(r.code, 0);
     const out = outputOf(r);
+    // Issue 11's failure bundle: this start's log lines, nginx's errors, no secret value anywhere.
+    assert.match(out, /^\s*last log lines of orchestrator-(blue|green) \(pm2\):$/m);
+    assert.match(out, /^\s*err: .*FATAL started with JWT_SECRET=\[secret\]$/m);
+    assert.match(out, /^\s*last warnings and errors in nginx's error log \(.*error\.log\):$/m);
+    const jwt = /^JWT_SECRET='?([^'\n]+)'?$/m.exec(fs.readFileSync(path.join(h.target.root, "shared", "orchestrator", ".env"), "utf8"))![1];
+    assert.ok(jwt.length >= 16 && !out.includes(jwt), "the JWT secret shows in the output");
     assert.match(
       out,
       /health check failed for orchestrator: http:\/\/127\.0\.0\.1:\d+\/health expected HTTP 200 with \{"status":"ok","version":"1\.2\.4"\}, got HTTP 500: \{"status":"broken","version":"1\.2\.4"\}/,
@@ -104,6 +113,9 @@ describe("e2e: a failed deploy never takes traffic or loses data", function () {
       out,
       /smoke test failed: indicadores has UF and UTM: GET http:\/\/127\.0\.0\.1:\d+\/api\/common\/indicadores: expected field UF/,
     );
+    // The failure bundle: the log lines of the slot that took the traffic, and nginx's errors.
+    assert.match(out, /^\s*last log lines of orchestrator-(blue|green) \(pm2\):$/m);
+    assert.match(out, /^\s*last warnings and errors in nginx's error log \(/m);
     assert.match(out, /cutover failed; switched back: orchestrator\. Serving now: orchestrator=\w{12}\/(blue|green) sevastopol=\w{12}/);
     assert.strictEqual(await h.servedVersion(), "1.2.3");
     assert.strictEqual(currentSha(h, "orchestrator"), goodSha);

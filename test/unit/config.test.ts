@@ -42,7 +42,16 @@ describe("unit: config", () => {
     });
     assert.strictEqual(cfg.apps.find((a) => a.name === "sevastopol")!.output, "dist");
     assert.strictEqual(cfg.nginx.sitesDir, "/srv/nostromo/nginx");
+    assert.strictEqual(cfg.nginx.errorLog, "/var/log/nginx/error.log");
     assert.deepStrictEqual(cfg.backup, { keep: 10, enabled: true });
+  });
+
+  it("takes nginx.errorLog (the log a failed check shows the end of) as an absolute path only (issue 11)", () => {
+    const raw = validRaw();
+    raw.nginx.errorLog = "/srv/logs/nginx-error.log";
+    assert.strictEqual(parseDeployConfig("local", raw, secrets).nginx.errorLog, "/srv/logs/nginx-error.log");
+    raw.nginx.errorLog = "logs/error.log";
+    assert.deepStrictEqual(problems(raw), ["nginx.errorLog: must be an absolute path"]);
   });
 
   it("parses a python app (issue 10): its default install from the shared wheelhouse, its workers with a stop timeout", () => {

@@ -1,7 +1,7 @@
 import * as assert from "assert";
 import { DeployConfig } from "../../../lib/config";
 import { CutoverTarget, cutoverCheckScript, cutoverScript } from "../../../lib/scripts";
-import { EXPECT_FIELDS_QUOTED, SHA, SHA2, parse, stepText, replaced } from "./fixture";
+import { EXPECT_FIELDS_QUOTED, NGINX_ERROR_LINES, SHA, SHA2, parse, pm2LogLines, stepText, replaced } from "./fixture";
 
 /** The node app to its checked green slot (its idle blue slot started with another .env), the static app to its release. */
 function targets(cfg: DeployConfig): CutoverTarget[] {
@@ -115,7 +115,7 @@ describe("unit: scripts/cutover (exact text)", () => {
       ];
     });
     const smoke = [
-      "node -e '",
+      "if ! node -e '",
       "const steps = JSON.parse(process.argv[1]); const base = process.argv[2];",
       `const secrets = JSON.parse(require("fs").readFileSync(0, "utf8").trim() || "{}");`,
       `const fill = (v) => typeof v === "string" ? v.replace(/\\$\\{secret:([A-Za-z][A-Za-z0-9_]{0,63})\\}/g, (_, n) => { if (typeof secrets[n] !== "string") throw new Error("secret " + n + " was not sent"); return secrets[n]; })`,
@@ -138,7 +138,12 @@ describe("unit: scripts/cutover (exact text)", () => {
       `    console.log("smoke ok: " + s.name);`,
       "  }",
       `})().catch((e) => { console.error(mask("smoke test failed: " + e.message)); process.exit(1); });`,
-      `' '[{"name":"login","method":"POST","path":"/api/login","body":{"user":"ripley","note":"it'\\''s"},"headers":{},"auth":false,"expectStatus":200,"expectFields":["token"],"expectValues":{},"captureToken":"token"},{"name":"crew","method":"GET","path":"/api/crew","headers":{},"auth":true,"expectStatus":200,"expectFields":[],"expectValues":{"count":"7"},"expectEvery":{"array":"crew","field":"ship","value":"Nostromo"}}]' 'http://127.0.0.1:8080' <<<"$smoke_secrets" > "$nostromo_tmp/smoke" || { cat "$nostromo_tmp/smoke"; exit 1; }`,
+      `' '[{"name":"login","method":"POST","path":"/api/login","body":{"user":"ripley","note":"it'\\''s"},"headers":{},"auth":false,"expectStatus":200,"expectFields":["token"],"expectValues":{},"captureToken":"token"},{"name":"crew","method":"GET","path":"/api/crew","headers":{},"auth":true,"expectStatus":200,"expectFields":[],"expectValues":{"count":"7"},"expectEvery":{"array":"crew","field":"ship","value":"Nostromo"}}]' 'http://127.0.0.1:8080' <<<"$smoke_secrets" > "$nostromo_tmp/smoke"; then`,
+      `  cat "$nostromo_tmp/smoke"`,
+      ...pm2LogLines("'green'"),
+      ...NGINX_ERROR_LINES,
+      `  exit 1`,
+      `fi`,
       `cat "$nostromo_tmp/smoke"`,
       `smoke=$(sed -n 's/^smoke ok: //p' "$nostromo_tmp/smoke")`,
     ];

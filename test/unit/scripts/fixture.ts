@@ -60,3 +60,22 @@ export function healthGateLines(timeoutSeconds: number, port: string, after: str
     ok,
   ];
 }
+
+/** The failure bundle's lines (lib/scripts/bundle.ts): nginx's error log at Debian's default path. */
+export const NGINX_ERROR_LINES = [
+  "if [ -r '/var/log/nginx/error.log' ]; then",
+  `  echo "last warnings and errors in nginx's error log ("'/var/log/nginx/error.log'"):" >&2`,
+  "  ngx_errors=$(tail -n 2000 '/var/log/nginx/error.log' | grep -E '\\[(warn|error|crit|alert|emerg)\\]' | tail -n 12 || true)",
+  `  if [ -n "$ngx_errors" ]; then printf '%s\\n' "$ngx_errors" | sed 's/^/  /' >&2; else echo "  (none)" >&2; fi`,
+  `else echo "nginx's error log "'/var/log/nginx/error.log'" cannot be read (nginx.errorLog)" >&2; fi`,
+];
+
+/** The last log lines of PM2 slot `slot` (a shell word) of orchestrator, from the marks. */
+export function pm2LogLines(slot: string): string[] {
+  const file = (stream: string) => `"\${PM2_HOME:-$HOME/.pm2}/logs/"'orchestrator-'${slot}'-${stream}.log'`;
+  return [
+    `echo "last log lines of "'orchestrator-'${slot}" (pm2):" >&2`,
+    `tail -c +$(( \${log_out_at:-0} + 1 )) ${file("out")} 2>/dev/null | tail -n 12 | sed 's/^/  out: /' >&2 || true`,
+    `tail -c +$(( \${log_err_at:-0} + 1 )) ${file("error")} 2>/dev/null | tail -n 12 | sed 's/^/  err: /' >&2 || true`,
+  ];
+}

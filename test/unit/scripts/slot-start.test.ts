@@ -1,6 +1,6 @@
 import * as assert from "assert";
 import { startSlotScript } from "../../../lib/scripts";
-import { EXPECT_FIELDS_QUOTED, SHA, healthGateLines, parse, stepText } from "./fixture";
+import { EXPECT_FIELDS_QUOTED, NGINX_ERROR_LINES, SHA, healthGateLines, parse, pm2LogLines, stepText } from "./fixture";
 
 // A slot that already runs the release with this .env and answers its check is kept (a rollback, a retry).
 const REUSE_LINES = [
@@ -34,8 +34,13 @@ describe("unit: scripts/slot, starting a slot (exact text)", () => {
         `ln -sfn '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' "$slot_dir.new" && mv -T "$slot_dir.new" "$slot_dir"`,
         "name='orchestrator'-$target",
         `pm2 delete "$name" >/dev/null 2>&1 || true`,
+        `log_out_at=$(stat -c %s "\${PM2_HOME:-$HOME/.pm2}/logs/""$name"'-out.log' 2>/dev/null || echo 0); log_err_at=$(stat -c %s "\${PM2_HOME:-$HOME/.pm2}/logs/""$name"'-error.log' 2>/dev/null || echo 0)`,
         `PORT=$port pm2 start bash --name "$name" --cwd "$slot_dir" --time --kill-timeout 10000 -- -c 'set -a; . ./.env; [ ! -f ./.release.env ] || . ./.release.env; set +a; exec node dist/server.js' >/dev/null`,
-        `stop_slot() { pm2 delete "$name" >/dev/null 2>&1 || true; }`,
+        "stop_slot() {",
+        ...pm2LogLines('"$target"'),
+        ...NGINX_ERROR_LINES,
+        `  pm2 delete "$name" >/dev/null 2>&1 || true`,
+        "}",
         ...healthGateLines(
           60,
           "$port",
@@ -106,8 +111,9 @@ describe("unit: scripts/slot, starting a slot (exact text)", () => {
         `systemctl restart "$unit"`,
         "stop_slot() {",
         `  echo "$unit: $(systemctl show -p ActiveState,SubState,Result,NRestarts,ExecMainStatus "$unit" 2>&1 | tr '\\n' ' ')" >&2`,
-        `  echo "last log lines of $unit:" >&2`,
-        `  journalctl _SYSTEMD_UNIT="$unit" --since "@$since" -n 20 --no-pager -o cat >&2 || true`,
+        `echo "last log lines of "'nostromo-orchestrator-'"$target".service":" >&2`,
+        `journalctl _SYSTEMD_UNIT='nostromo-orchestrator-'"$target".service \${since:+--since "@$since"} -n 12 --no-pager -o cat 2>/dev/null | sed 's/^/  /' >&2 || true`,
+        ...NGINX_ERROR_LINES,
         `  systemctl disable --now --quiet "$unit" || true`,
         "}",
         ...healthGateLines(
