@@ -129,13 +129,15 @@ export const commandProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
+const RESULT_PREFIX = "nostromo-result ";
+
 /**
  * The step's result: its last non-empty line of output, `nostromo-result {…}` (a JSON object).
  * The one parser of step results; a missing or malformed line fails the step, naming it.
  */
 export function parseStepResult(stdout: string, what: string): Record<string, unknown> {
   const last = stdout.trimEnd().split("\n").pop() ?? "";
-  const prefix = "nostromo-result ";
+  const prefix = RESULT_PREFIX;
   if (!last.startsWith(prefix)) throw new Error(`step ${what}: no result line at the end of its output`);
   let value: unknown;
   try {
@@ -159,7 +161,7 @@ async function runScript(inputs: CommandInputs, text: string): Promise<RunResult
   const r = await (inputs.connection
     ? runOverSsh(inputs.connection, script, inputs.stdin, timeoutMs)
     : runLocally(script, inputs.stdin, timeoutMs));
-  return { ...r, stdout: redact(r.stdout, inputs.redact), stderr: redact(r.stderr, inputs.redact) };
+  return { ...r, stdout: redact(r.stdout, inputs.redact, RESULT_PREFIX), stderr: redact(r.stderr, inputs.redact) };
 }
 
 /**

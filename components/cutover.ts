@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { BakeVerdict, parseBakeVerdict } from "../lib/scripts/bake";
 import { AppConfig } from "../lib/config";
 import { CutoverTarget, cutoverCheckScript, cutoverScript } from "../lib/scripts";
 import { COMPONENT_TYPE, STEP } from "../lib/steps";
@@ -38,6 +39,8 @@ export class Cutover extends pulumi.ComponentResource {
   readonly smokePassed: pulumi.Output<string[]>;
   /** `app=<sha12>[/slot]` per app, as the server served after the cutover. */
   readonly serving: pulumi.Output<string>;
+  /** The bake's verdict and figures (lib/scripts/bake.ts), or none when no bake ran. */
+  readonly bake: pulumi.Output<BakeVerdict | undefined>;
 
   constructor(name: string, args: CutoverArgs, opts?: pulumi.ComponentResourceOptions) {
     super(COMPONENT_TYPE.cutover, name, {}, opts);
@@ -65,6 +68,8 @@ export class Cutover extends pulumi.ComponentResource {
     );
     this.smokePassed = resultField(this.step, this, "smoke").apply((s) => s.split("\n").filter(Boolean));
     this.serving = resultField(this.step, this, "serving");
-    this.registerOutputs({ smokePassed: this.smokePassed, serving: this.serving });
+    // Not resultField: a cutover recorded before the bake existed has no such field, and none ran.
+    this.bake = this.step.result.apply((r) => parseBakeVerdict((r as Record<string, unknown>)?.bake));
+    this.registerOutputs({ smokePassed: this.smokePassed, serving: this.serving, bake: this.bake });
   }
 }

@@ -18,6 +18,7 @@ import { NginxSite } from "./nginxSite";
 import { Notification } from "./notification";
 import { notificationPayload } from "../lib/notify";
 import { redactionList } from "../lib/redact";
+import { BakeVerdict, bakeSummary } from "../lib/scripts/bake";
 
 export interface DeploymentArgs {
   readonly config: DeployConfig;
@@ -73,6 +74,8 @@ export class Deployment extends pulumi.ComponentResource {
   /** The archive of the server's config as it was before this deploy changed it. */
   readonly configBackup: pulumi.Output<ConfigBackupInfo>;
   readonly smokePassed: pulumi.Output<string[]>;
+  /** The bake's verdict and figures (none when no bake ran). */
+  readonly bake: pulumi.Output<BakeVerdict | undefined>;
   readonly url: string;
   /** The journal line's step, the deploy's last: what runs after a successful deploy waits for it. */
   readonly recorded: pulumi.Resource;
@@ -223,13 +226,14 @@ export class Deployment extends pulumi.ComponentResource {
     this.digests = pulumi.all(digests);
     this.backup = backup?.info;
     this.configBackup = configBackup.info;
-    const entry = pulumi.all([this.apps, backup?.info, cutover.serving]).apply(([apps, b, serving]) => ({
+    const entry = pulumi.all([this.apps, backup?.info, cutover.serving, cutover.bake]).apply(([apps, b, serving, bake]) => ({
       stack: config.stack,
       deployer: args.deployer,
       result: "succeeded",
       apps: Object.fromEntries(Object.entries(apps).map(([n, a]) => [n, { ref: a.ref, sha: a.sha, version: a.version, slot: a.slot }])),
       serving,
       backup: b?.path ?? null,
+      ...(bake ? { bake } : {}),
     }));
     const record = new DeployRecord(
       `${name}-record`,
@@ -250,11 +254,12 @@ export class Deployment extends pulumi.ComponentResource {
         },
         { parent: this, dependsOn: [server.locked] },
       );
-      const done = pulumi.all([record.durationSeconds, this.apps]).apply(([durationSeconds, apps]) =>
+      const done = pulumi.all([record.durationSeconds, this.apps, cutover.bake]).apply(([durationSeconds, apps, bake]) =>
         notificationPayload({
           kind: "success",
           ...common,
           durationSeconds,
+          ...(bake ? { bake: bakeSummary(bake) } : {}),
           changelog: Object.fromEntries(Object.entries(apps).map(([n, a]) => [n, a.changelog])),
         }),
       );
@@ -270,12 +275,14 @@ export class Deployment extends pulumi.ComponentResource {
       );
     }
     this.smokePassed = cutover.smokePassed;
+    this.bake = cutover.bake;
     this.url = `http://${config.server.host}:${config.nginx.port}/`;
     this.registerOutputs({
       apps: this.apps,
       backup: this.backup,
       configBackup: this.configBackup,
       smokePassed: this.smokePassed,
+      bake: this.bake,
       url: this.url,
     });
   }

@@ -15,6 +15,8 @@ export interface NotifyEvent {
   durationSeconds?: number;
   /** app → changelog lines (`<short sha> <subject>`). */
   changelog?: Record<string, string[]>;
+  /** The bake's verdict and figures, one line (lib/scripts/bake.ts bakeSummary). */
+  bake?: string;
   /** Stack update number: the new one, or for a rollback the one rolled back to. */
   update?: number;
   rollbackTo?: number;
@@ -87,6 +89,7 @@ export function notificationPayload(e: NotifyEvent): WebhookPayload {
   if (e.previous && Object.keys(e.previous).length)
     fields.push({ type: "mrkdwn", text: `*Previous*\n${slackEscape(versionsText(e.previous))}` });
   if (dur) fields.push({ type: "mrkdwn", text: `*Duration*\n${dur}` });
+  if (e.bake) fields.push({ type: "mrkdwn", text: `*Bake*\n${slackEscape(e.bake)}` });
   const blocks: SlackBlock[] = [
     { type: "header", text: { type: "plain_text", text: head.slice(0, 150), emoji: false } },
     { type: "section", fields },

@@ -26,10 +26,17 @@ export function redactionList(values: unknown[]): string[] {
   return [...out].filter((v) => v.length >= MIN_LENGTH).sort((a, b) => b.length - a.length);
 }
 
-/** `text` with every string of `list` (redactionList) replaced by [secret]. */
-export function redact(text: string, list: readonly string[] | undefined): string {
+/**
+ * `text` with every string of `list` (redactionList) replaced by [secret]. The prefix of a
+ * `keep` line (the steps' result line) is kept whatever the secrets are: the protocol must
+ * survive a secret that happens to be a word of it.
+ */
+export function redact(text: string, list: readonly string[] | undefined, keep?: string): string {
   if (!list || list.length === 0 || !text) return text;
-  let out = text;
-  for (const secret of list) out = out.split(secret).join(REDACTED);
-  return out;
+  const hide = (s: string) => list.reduce((out, secret) => out.split(secret).join(REDACTED), s);
+  if (!keep) return hide(text);
+  return text
+    .split("\n")
+    .map((l) => (l.startsWith(keep) ? keep + hide(l.slice(keep.length)) : hide(l)))
+    .join("\n");
 }

@@ -37,7 +37,7 @@ export interface LocalStackOptions {
  * The smoke login's secrets (the example app's demo password, set by its first migration), set as
  * the stack secret `smokeSecrets`: the smoke steps name them as `${secret:NAME}`.
  */
-export const LOCAL_SMOKE_SECRETS = { smokePassword: "nostromo" };
+export const LOCAL_SMOKE_SECRETS = { smokePassword: "special-order-937" };
 
 /** The secrets every local stack sets: the smoke login's ones, as the secret `smokeSecrets`. */
 export function localSecrets(

@@ -12,7 +12,9 @@ export { APP_SECRETS_KEY, appSecretNames, appSecretValues } from "./appSecrets";
 export { SECRET_REF, SMOKE_SECRETS_KEY, secretRefs, smokeSecretNames, smokeSecretRefs, smokeSecretsLine } from "./smoke";
 
 export * from "./types";
+export type { BakeConfig } from "./bake";
 import { APP_SECRETS_KEY, checkAppSecrets } from "./appSecrets";
+import { parseBake } from "./bake";
 import { HEALTH_CHECK_KEYS, HEALTH_SHORTHAND_KEYS, parseHealthChecks } from "./health";
 import { ROUTE_KEYS, SITE_KEYS, parseRoutes } from "./routes";
 import { EXPECT_EVERY_KEYS, SMOKE_KEYS, SMOKE_SECRETS_KEY, parseSmoke } from "./smoke";
@@ -26,7 +28,7 @@ const ENV_KEY = /^[A-Z_][A-Z0-9_]*$/;
 
 /** The config keys of this project the deploy reads, at each level; any other key is refused. */
 export const KNOWN_KEYS = {
-  top: ["server", "apps", "nginx", "backup", "smoke", "releasesToKeep", "deployWindow"],
+  top: ["server", "apps", "nginx", "backup", "smoke", "releasesToKeep", "deployWindow", "bake"],
   /** Secrets, read by index.ts through pulumi.Config.getSecret, never into the plain config. */
   secrets: ["sshPrivateKey", "databaseUrl", "jwtSecret", "notifyWebhookUrl", SMOKE_SECRETS_KEY, APP_SECRETS_KEY],
   server: ["host", "port", "user", "root", "hostKey", "insecureIgnoreHostKey", "path", "env", "minFreeMiB"],
@@ -211,11 +213,22 @@ export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecret
   if (secrets.smokeSecrets?.problem) r.fail(SMOKE_SECRETS_KEY, secrets.smokeSecrets.problem);
   const smoke = parseSmoke(r, raw.smoke, secrets.smokeSecrets?.names);
   const deployWindow = parseDeployWindow(r, raw.deployWindow);
+  const bake = parseBake(r, raw.bake);
   if (secrets.appSecrets?.problem) r.fail(APP_SECRETS_KEY, secrets.appSecrets.problem);
   checkAppSecrets(r, secrets.appSecrets?.names ?? {}, apps);
 
   if (r.problems.length > 0) throw new ConfigError(r.problems);
-  return { stack, server, apps, nginx, backup, releasesToKeep, smoke, ...(deployWindow ? { deployWindow } : {}) };
+  return {
+    stack,
+    server,
+    apps,
+    nginx,
+    backup,
+    releasesToKeep,
+    smoke,
+    ...(deployWindow ? { deployWindow } : {}),
+    ...(bake ? { bake } : {}),
+  };
 }
 
 function parseApp(r: Reader, name: string, v: unknown): AppConfig {

@@ -1,5 +1,6 @@
 /** The deploy's configuration as the program uses it, once parsed and validated (./index.ts). */
 import { DeployWindow } from "../deployWindow";
+import { BakeConfig } from "./bake";
 
 export type ServiceManager = "pm2" | "systemd";
 export type AppKind = "node" | "python" | "static";
@@ -166,6 +167,8 @@ export interface DeployConfig {
   smoke: SmokeStep[];
   /** When deploys may run (enforced by the policy pack at `pulumi up`); none: any time. */
   deployWindow?: DeployWindow;
+  /** The watch after the switch that sends traffic back on its own; none: no bake window. */
+  bake?: BakeConfig;
 }
 
 /** Secrets, read separately so they never sit in the plain config object. */

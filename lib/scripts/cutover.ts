@@ -4,6 +4,7 @@
  * test) puts every switched app back, and what each app serves afterwards is read from the server.
  */
 import { AppConfig, DeployConfig, SECRET_REF, SmokeStep } from "../config";
+import { bakeApps, bakeLines } from "./bake";
 import { nginxErrorLines, slotLogLines } from "./bundle";
 import { quote, script } from "../shell";
 import { EXPECT_FIELDS, expectedText } from "./health";
@@ -230,17 +231,22 @@ export function verifyAndSwitchLines(cfg: DeployConfig, targets: CutoverTarget[]
  * through the public port. A failure after the first switch puts every switched app back (the
  * exit trap), and the error says what each app serves now, read from the server. One step, so
  * a failed cutover leaves no switch recorded: the next `up` verifies and switches again.
- * Result: switched (apps), serving (`app=<sha12>[/slot]` …), smoke (passed step names).
+ * Result: switched (apps), serving (`app=<sha12>[/slot]` …), smoke (passed step names), bake
+ * (the bake's verdict and figures as JSON; "": none ran).
  */
 export function cutoverScript(cfg: DeployConfig, targets: CutoverTarget[], steps: SmokeStep[]): string {
   const apps = targets.map((t) => t.app);
   const pm2 = apps.some((a) => a.kind !== "static" && a.manager === "pm2");
+  // A failed smoke step or bake shows what the slots now taking traffic logged, and nginx's errors.
+  const bundle = [...targets.filter((t) => t.slot).map((t) => slotLogLines(t.app, quote(t.slot!))), nginxErrorLines(cfg)];
   return stepScript(
     cfg,
     // The smoke secrets (one JSON line on stdin, smokeSecretsLine), read before any command that
     // might read stdin; kept in an unexported variable until the smoke program gets them.
     steps.length > 0 && `IFS= read -r smoke_secrets || true`,
     ...verifyAndSwitchLines(cfg, targets, "cutover"),
+    // The bake's windows meet here: the old slots' traffic before it, the new ones' after.
+    `switch_at=$(date +%s%3N)`,
     `smoke=""`,
     steps.length === 0
       ? `echo "no smoke steps configured"`
@@ -248,20 +254,19 @@ export function cutoverScript(cfg: DeployConfig, targets: CutoverTarget[], steps
           // Into the program's stdin: a here-string is no argument and no environment variable.
           `if ! node -e ${quote(SMOKE_PROGRAM)} ${quote(JSON.stringify(steps))} ${quote(`http://127.0.0.1:${cfg.nginx.port}`)} <<<"$smoke_secrets" > "$nostromo_tmp/smoke"; then`,
           `  cat "$nostromo_tmp/smoke"`,
-          // What the slots now taking traffic logged, and nginx's errors (the answer is in the message).
-          ...targets.filter((t) => t.slot).map((t) => slotLogLines(t.app, quote(t.slot!))),
-          nginxErrorLines(cfg),
+          ...bundle,
           `  exit 1`,
           `fi`,
           `cat "$nostromo_tmp/smoke"`,
           `smoke=$(sed -n 's/^smoke ok: //p' "$nostromo_tmp/smoke")`,
         ].join("\n"),
+    ...bakeLines(cfg, bakeApps(cfg, targets), bundle),
     // Committed: from here a failure no longer switches back.
     `nostromo_cleanup() { :; }`,
     pm2 && `pm2 save --force >/dev/null`,
     ...targets.flatMap((t) => refreshIdleSlotLines(cfg, t)),
     ...servingLines(cfg, apps),
-    `nostromo_result switched="\${switched# }" serving="$serving" smoke="$smoke"`,
+    `nostromo_result switched="\${switched# }" serving="$serving" smoke="$smoke" bake="$bake"`,
   );
 }
 

@@ -17,6 +17,8 @@ export function layout(root: string, app?: string) {
     lock: `${root}/.lock`,
     journal: `${root}/deploys.jsonl`,
     upstreams: `${root}/nginx-upstreams`,
+    /** nginx's access log of the site in the bake's format (bake.ts): written only with a bake window. */
+    accessLog: `${root}/logs/access.log`,
   };
 }
 

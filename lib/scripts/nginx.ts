@@ -6,6 +6,14 @@ import { stepScript } from "./lock";
 
 const upstreamName = (app: string) => `nostromo_${app.replace(/-/g, "_")}`;
 
+/**
+ * The access log format the bake reads (lib/scripts/bake.ts): end time (s.ms), status, upstream
+ * address (the slot's port; "-" for files), request time. Named per stack: log_format names are
+ * global to nginx, and two stacks may share one.
+ */
+export const bakeLogFormat = (stack: string) => `nostromo_bake_${stack.replace(/[^A-Za-z0-9]/g, "_")}`;
+export const BAKE_LOG_FIELDS = "$msec $status $upstream_addr $request_time";
+
 /** The web apps the site proxies to (each through its upstream include), by name. */
 function upstreamApps(cfg: DeployConfig): string[] {
   return [...new Set(cfg.nginx.routes.filter((r) => r.serve === "slot").map((r) => r.app))].sort();
@@ -71,8 +79,10 @@ export function nginxSite(cfg: DeployConfig): string {
   return [
     header,
     ...upstreams.flatMap((a) => [`upstream ${upstreamName(a)} {`, `    include ${up}/${a}.conf;`, `    keepalive 16;`, `}`]),
+    ...(cfg.bake ? [`log_format ${bakeLogFormat(cfg.stack)} '${BAKE_LOG_FIELDS}';`] : []),
     `server {`,
     `    listen ${cfg.nginx.listen};`,
+    ...(cfg.bake ? [`    access_log ${layout(cfg.server.root).accessLog} ${bakeLogFormat(cfg.stack)};`] : []),
     ...(rootApp ? [`    root ${cfg.server.root}/current/${rootApp.name}/${rootApp.output};`] : []),
     ...sortedRoutes(cfg.nginx.routes).flatMap((r) => location(cfg, r, rootApp?.name)),
     `}`,
@@ -87,7 +97,7 @@ export function nginxSiteScript(cfg: DeployConfig): string {
   const site = `${cfg.nginx.sitesDir}/nostromo.conf`;
   return stepScript(
     cfg,
-    `mkdir -p ${quote(upstreams)} ${quote(cfg.nginx.sitesDir)}`,
+    `mkdir -p ${quote(upstreams)} ${quote(cfg.nginx.sitesDir)}${cfg.bake ? ` ${quote(`${cfg.server.root}/logs`)}` : ""}`,
     ...apps.map((app) => {
       const up = `${upstreams}/${app.name}.conf`;
       return `[ -f ${quote(up)} ] || printf 'server 127.0.0.1:%s;\\n' ${app.ports!.blue} > ${quote(up)}`;

@@ -138,6 +138,8 @@ export function startSlotScript(cfg: DeployConfig, app: AppConfig, sha: string, 
     `mkdir -p ${quote(L.slots)}`,
     `ln -sfn ${quote(release)} "$slot_dir.new" && mv -T "$slot_dir.new" "$slot_dir"`,
     ...startLines,
+    // Where this start's own log lines begin (epoch, PM2 out/err offsets): the bake reads from here.
+    `printf '%s %s %s\\n' "\${since:-$(date +%s)}" "\${log_out_at:-0}" "\${log_err_at:-0}" > ${quote(L.slots)}/"$target.start"`,
     healthGate(app, version, "$port", "the new slot was stopped; nothing was switched"),
     `printf '%s\\n' ${quote(envDigest)} > ${quote(L.slots)}/"$target.env"`,
     `nostromo_result slot="$target" port="$port"`,

@@ -24,7 +24,7 @@ describe("e2e: every change reaches the server through the lock, the health gate
   const slotPort = (slot: string) => h.opts.slotPorts[slot as "blue" | "green"];
 
   async function login(p: number): Promise<string> {
-    const r = await request(p, "POST", "/api/command/auth/login", { json: { username: "admin", password: "nostromo" } });
+    const r = await request(p, "POST", "/api/command/auth/login", { json: { username: "admin", password: "special-order-937" } });
     assert.strictEqual(r.status, 200, r.body);
     return JSON.parse(r.body).token;
   }

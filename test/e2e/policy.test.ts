@@ -105,7 +105,7 @@ describe("e2e: the policy pack refuses what the runbooks forbid", function () {
 
   const secrets = {
     ...localSecrets("fake-key-never-used-by-a-preview", "postgres://deploy:s3cret-pass@127.0.0.1:5432/nostromo"),
-    // Not the local stack's ("nostromo", the example app's demo password, is in every script's paths).
+    // Not the local stack's: a preview needs none of its values.
     smokeSecrets: JSON.stringify({ smokePassword: "policy-smoke-password" }),
   };
 

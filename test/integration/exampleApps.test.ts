@@ -85,7 +85,7 @@ async function call(port: number, method: string, urlPath: string, opts: { token
   return { status: res.status, body: (await res.json()) as any };
 }
 
-async function login(port: number, username: string, password = "nostromo"): Promise<string> {
+async function login(port: number, username: string, password = "special-order-937"): Promise<string> {
   const r = await call(port, "POST", "/api/command/auth/login", { body: { username, password } });
   assert.strictEqual(r.status, 200, JSON.stringify(r.body));
   return r.body.token as string;
@@ -239,7 +239,7 @@ describe("integration: example apps", function () {
         req.write('{"username":"admin",');
         setTimeout(() => {
           proc.kill("SIGTERM");
-          setTimeout(() => req.end('"password":"nostromo"}'), 300);
+          setTimeout(() => req.end('"password":"special-order-937"}'), 300);
         }, 200);
       });
       const r = await response;

@@ -46,6 +46,29 @@ describe("unit: config", () => {
     assert.deepStrictEqual(cfg.backup, { keep: 10, enabled: true });
   });
 
+  it("reads bake (issue 11): the window, the runbooks' thresholds and patterns by default, each bad value by its path", () => {
+    const raw = validRaw();
+    raw.bake = { seconds: 60, maxErrorPercent: 1 };
+    assert.deepStrictEqual(parseDeployConfig("local", raw, secrets).bake, {
+      seconds: 60,
+      maxErrorPercent: 1,
+      p95Factor: 3,
+      p95FloorMs: 100,
+      minRequests: 20,
+      tooFew: "pass",
+      logPatterns: ["ERROR", "FATAL", "UnhandledPromiseRejection", "Traceback"],
+    });
+    assert.strictEqual(parseDeployConfig("local", validRaw(), secrets).bake, undefined);
+    raw.bake = { maxErrorPercent: 101, tooFew: "maybe", logPatterns: ["a\nb"], second: 5 };
+    assert.deepStrictEqual(problems(raw), [
+      'bake.second: unknown key (did you mean "seconds"?)',
+      "bake.seconds: is required",
+      "bake.maxErrorPercent: must be a whole number from 0 to 100",
+      "bake.tooFew: must be one of pass, fail",
+      "bake.logPatterns[0]: must be one line of text",
+    ]);
+  });
+
   it("takes nginx.errorLog (the log a failed check shows the end of) as an absolute path only (issue 11)", () => {
     const raw = validRaw();
     raw.nginx.errorLog = "/srv/logs/nginx-error.log";
@@ -435,7 +458,7 @@ describe("unit: config", () => {
     });
     assert.deepStrictEqual(problems({ ...validRaw(), ...raw }), [
       'smok: unknown key (did you mean "smoke"?)',
-      "notes: unknown key (known keys: server, apps, nginx, backup, smoke, releasesToKeep, deployWindow, sshPrivateKey, databaseUrl, jwtSecret, notifyWebhookUrl, smokeSecrets, appSecrets)",
+      "notes: unknown key (known keys: server, apps, nginx, backup, smoke, releasesToKeep, deployWindow, bake, sshPrivateKey, databaseUrl, jwtSecret, notifyWebhookUrl, smokeSecrets, appSecrets)",
     ]);
   });
 

@@ -17,7 +17,7 @@ function stackConfig(): Record<string, unknown> {
 
 describe("unit: the shipped Pulumi.iact-staging.yaml", () => {
   it("holds no secret in clear: every key of it is plain config", () => {
-    assert.deepStrictEqual(Object.keys(stackConfig()).sort(), ["apps", "backup", "nginx", "releasesToKeep", "server", "smoke"]);
+    assert.deepStrictEqual(Object.keys(stackConfig()).sort(), ["apps", "backup", "bake", "nginx", "releasesToKeep", "server", "smoke"]);
   });
 
   it("is accepted once its secrets are set: IACT as runbook 003 runs it", () => {

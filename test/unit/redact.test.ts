@@ -11,6 +11,14 @@ describe("unit: redact (secret values out of step output)", () => {
     );
   });
 
+  it("keeps the prefix of a protocol line (the steps' result line) when a secret is a word of it", () => {
+    const list = redactionList(["nostromo"]);
+    assert.strictEqual(
+      redact('path /opt/nostromo\nnostromo-result {"a":"nostromo"}', list, "nostromo-result "),
+      'path /opt/[secret]\nnostromo-result {"a":"[secret]"}',
+    );
+  });
+
   it("leaves short values (they would hide the output, not the secret) and text without secrets alone", () => {
     assert.deepStrictEqual(redactionList(["abc", "x"]), []);
     assert.strictEqual(redact("abc x", redactionList(["abc", "x"])), "abc x");

@@ -7,6 +7,7 @@ import { validRaw } from "../support/validConfig";
 describe("unit: script builders", () => {
   it("lib/scripts exports exactly the builders whose exact text test/unit/scripts/ asserts (a new one needs its test)", () => {
     assert.deepStrictEqual(Object.keys(scripts).sort(), [
+      "BAKE_LOG_FIELDS", // nginx.test.ts
       "PIP_INSTALL_FUNCTION", // python.test.ts
       "RELEASE_ENV", // release.test.ts
       "RESULT_FUNCTION", // layout.test.ts (in the prelude)
@@ -14,6 +15,7 @@ describe("unit: script builders", () => {
       "TABLE_STATS_SQL", // backup.test.ts
       "WORKER_SETTLE_SECONDS", // workers.test.ts
       "backupScript", // backup.test.ts
+      "bakeLogFormat", // nginx.test.ts
       "configBackupScript", // configBackup.test.ts
       "cutoverCheckScript", // cutover.test.ts
       "cutoverScript", // cutover.test.ts

@@ -70,8 +70,10 @@ const CUTOVER = [
   `  switched="$switched sevastopol"`,
   `  echo "switched sevastopol to fedcba987654"`,
   "fi",
+  "switch_at=$(date +%s%3N)",
   `smoke=""`,
   `echo "no smoke steps configured"`,
+  `bake=""`,
   "nostromo_cleanup() { :; }",
   "pm2 save --force >/dev/null",
   "slot=blue",
@@ -85,7 +87,7 @@ const CUTOVER = [
   `serving="$serving orchestrator=$(basename "$(readlink '/srv/nostromo/current/orchestrator' 2>/dev/null || echo none)" | cut -c1-12)""/$(cat '/srv/nostromo/slots/orchestrator/live' 2>/dev/null || echo none)"`,
   `serving="$serving sevastopol=$(basename "$(readlink '/srv/nostromo/current/sevastopol' 2>/dev/null || echo none)" | cut -c1-12)"`,
   "serving=${serving# }",
-  'nostromo_result switched="${switched# }" serving="$serving" smoke="$smoke"',
+  'nostromo_result switched="${switched# }" serving="$serving" smoke="$smoke" bake="$bake"',
 ];
 
 describe("unit: scripts/cutover (exact text)", () => {

@@ -1,6 +1,6 @@
 import * as assert from "assert";
 import { DeployConfig, parseDeployConfig } from "../../../lib/config";
-import { nginxSite, nginxSiteScript } from "../../../lib/scripts";
+import { bakeLogFormat, nginxSite, nginxSiteScript } from "../../../lib/scripts";
 import { validRaw } from "../../support/validConfig";
 import { stepText } from "./fixture";
 
@@ -50,6 +50,22 @@ const SITE = [
 describe("unit: scripts/nginx (exact text)", () => {
   it("site: the static app at /, the API app's live slot (upstream include) at /api/ and /health", () => {
     assert.strictEqual(nginxSite(config()), [...SITE, ""].join("\n"));
+  });
+
+  it("site with a bake window (issue 11): our access log format (end time, status, upstream, request time), per stack, and its log", () => {
+    const cfg = { ...config(), bake: { seconds: 5 } } as DeployConfig;
+    const lines = [...SITE];
+    lines.splice(
+      5,
+      2,
+      "log_format nostromo_bake_unit '$msec $status $upstream_addr $request_time';",
+      "server {",
+      "    listen 127.0.0.1:8080;",
+      "    access_log /srv/nostromo/logs/access.log nostromo_bake_unit;",
+    );
+    assert.strictEqual(nginxSite(cfg), [...lines, ""].join("\n"));
+    assert.match(nginxSiteScript(cfg), /^mkdir -p '\/srv\/nostromo\/nginx-upstreams' '\/etc\/nginx\/conf\.d' '\/srv\/nostromo\/logs'$/m);
+    assert.strictEqual(bakeLogFormat("iact-staging"), "nostromo_bake_iact_staging");
   });
 
   it("site step: first upstream, site written beside the previous one, tested (put back if refused), reloaded", () => {

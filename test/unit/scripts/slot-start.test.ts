@@ -41,6 +41,7 @@ describe("unit: scripts/slot, starting a slot (exact text)", () => {
         ...NGINX_ERROR_LINES,
         `  pm2 delete "$name" >/dev/null 2>&1 || true`,
         "}",
+        `printf '%s %s %s\\n' "\${since:-$(date +%s)}" "\${log_out_at:-0}" "\${log_err_at:-0}" > '/srv/nostromo/slots/orchestrator'/"$target.start"`,
         ...healthGateLines(
           60,
           "$port",
@@ -116,6 +117,7 @@ describe("unit: scripts/slot, starting a slot (exact text)", () => {
         ...NGINX_ERROR_LINES,
         `  systemctl disable --now --quiet "$unit" || true`,
         "}",
+        `printf '%s %s %s\\n' "\${since:-$(date +%s)}" "\${log_out_at:-0}" "\${log_err_at:-0}" > '/srv/nostromo/slots/orchestrator'/"$target.start"`,
         ...healthGateLines(
           60,
           "$port",
