@@ -73,7 +73,8 @@ export const backup = deployment.backup;
 export const configBackup = deployment.configBackup;
 export const smokeTests = deployment.smokePassed;
 /** The bake window's verdict and figures (requests, 5xx rate, p95 before/after), when one ran. */
-export const bake = deployment.bake;
+// null, not undefined: the engine warns of an undefined output on every update without a bake.
+export const bake = deployment.bake.apply((b) => b ?? null);
 // What this deploy brings and runs, per app, and why, beside what the stack's last successful
 // deploy brought (kept in the state by PlanRecord, written after the journal line): a new commit,
 // environment keys or config fields (names only), and the migration files it adds.

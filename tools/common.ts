@@ -140,11 +140,15 @@ export async function secretConfig(stack: Stack, key: string): Promise<string | 
  * Paths on it (server.root) come from the validated config (lib/config), which normalises them.
  */
 export async function serverTarget(stack: Stack, config: Record<string, unknown>): Promise<Target> {
+  return targetOf(config, await secretConfig(stack, "sshPrivateKey"));
+}
+
+/** serverTarget with the sshPrivateKey secret already read (a tool that reads it beside other calls). */
+export function targetOf(config: Record<string, unknown>, privateKey: string | undefined): Target {
   const s = (config.server ?? {}) as Record<string, unknown>;
   if (typeof s.host !== "string" || typeof s.user !== "string") {
     throw new ToolError("the stack config has no server.host/server.user");
   }
-  const privateKey = await secretConfig(stack, "sshPrivateKey");
   if (!privateKey) throw new ToolError("the stack config has no sshPrivateKey secret");
   return {
     host: s.host,

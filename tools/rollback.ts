@@ -39,6 +39,8 @@ import {
   REPO_ROOT,
   requireStackName,
   runMain,
+  secretConfig,
+  targetOf,
   ToolError,
   updateNumber,
 } from "./common";
@@ -117,9 +119,11 @@ runMain("rollback", async () => {
     throw new ToolError(`--backup names the backup --restore-db restores: add --restore-db\nusage: ${USAGE}`);
 
   const stack = await openStack(name);
-  const [{ rows, outputs }, config] = await Promise.all([
+  // The SSH key beside the history and config: the switch at once needs it first thing after them.
+  const [{ rows, outputs }, config, sshKey] = await Promise.all([
     engineCall(`read the history of stack ${name}`, () => loadHistory(stack)),
     engineCall(`read the config of stack ${name}`, () => plainConfig(stack)),
+    engineCall(`read the sshPrivateKey of stack ${name}`, () => secretConfig(stack, "sshPrivateKey")),
   ]);
   log(`stack ${name}: history`);
   process.stdout.write(formatTable(rows));
@@ -174,7 +178,7 @@ runMain("rollback", async () => {
   }
 
   // The fast path: traffic to the releases still running, at once; the update below records it.
-  const fast = await switchAtOnce(stack, name, config, target);
+  const fast = await switchAtOnce(targetOf(config, sshKey), name, config, target);
   const switchedAt = (Date.now() - started) / 1000;
   if (fast.switched)
     log(`\nswitched at once, ${switchedAt.toFixed(1)} s after the command started: serving ${fast.serving} (read from the server)`);

@@ -4,16 +4,20 @@
  * before the rollback's `pulumi up` records it (lib/scripts/rollbackSwitch.ts). Otherwise it
  * says why, changes nothing, and the normal path runs.
  */
-import { Stack } from "@pulumi/pulumi/automation";
 import { ConfigError, parseDeployConfig } from "../lib/config";
 import { resolveRef } from "../lib/git";
 import { DeployRow } from "../lib/history";
 import { CutoverTarget, parseProbe, rollbackSwitchScript, switchProbeScript } from "../lib/scripts";
-import { serverTarget, sshRun } from "./common";
+import { sshRun, Target } from "./common";
 
 export type SwitchOutcome = { switched: true; serving: string } | { switched: false; why: string };
 
-export async function switchAtOnce(stack: Stack, name: string, config: Record<string, unknown>, target: DeployRow): Promise<SwitchOutcome> {
+export async function switchAtOnce(
+  server: Target,
+  name: string,
+  config: Record<string, unknown>,
+  target: DeployRow,
+): Promise<SwitchOutcome> {
   const appsConfig = target.appsConfig;
   if (!appsConfig) return { switched: false, why: `the history holds no apps config of update ${target.version}` };
   let cfg;
@@ -33,7 +37,6 @@ export async function switchAtOnce(stack: Stack, name: string, config: Record<st
     }
   }
 
-  const server = await serverTarget(stack, config);
   const probe = await sshRun(server, switchProbeScript(cfg, targets));
   if (probe.code !== 0) return { switched: false, why: `the probe failed: ${probe.stderr.trim() || `exit ${probe.code}`}` };
   const answers = parseProbe(probe.stdout);

@@ -1,7 +1,7 @@
 /** The blue/green slots of a node app: PM2 processes or systemd units, and their health gate. */
 import { AppConfig, DeployConfig, ServerConfig } from "../config";
 import { quote, script } from "../shell";
-import { layout, prelude } from "./layout";
+import { layout, prelude, sha256 } from "./layout";
 import { EXPECT_FIELDS, expectedText } from "./health";
 import { stepScript } from "./lock";
 import { RELEASE_ENV, venvLine } from "./release";
@@ -130,10 +130,13 @@ export function startSlotScript(cfg: DeployConfig, app: AppConfig, sha: string, 
           `  systemctl disable --now --quiet "$unit" || true`,
           `}`,
         ];
+  // What the slot's process is made of besides its release and .env (start command, unit text,
+  // kill timeout): a slot started otherwise is never kept as it is.
+  const procDigest = sha256(startLines.join("\n")).slice(0, 32);
   return stepScript(
     cfg,
     ...pickSlot(server, app),
-    ...reuseSlotLines(cfg, app, sha, version, envDigest),
+    ...reuseSlotLines(cfg, app, sha, version, `${envDigest} ${procDigest}`),
     `slot_dir=${quote(L.slots)}/$target`,
     `mkdir -p ${quote(L.slots)}`,
     `ln -sfn ${quote(release)} "$slot_dir.new" && mv -T "$slot_dir.new" "$slot_dir"`,
@@ -142,22 +145,24 @@ export function startSlotScript(cfg: DeployConfig, app: AppConfig, sha: string, 
     `printf '%s %s %s\\n' "\${since:-$(date +%s)}" "\${log_out_at:-0}" "\${log_err_at:-0}" > ${quote(L.slots)}/"$target.start"`,
     healthGate(app, version, "$port", "the new slot was stopped; nothing was switched"),
     `printf '%s\\n' ${quote(envDigest)} > ${quote(L.slots)}/"$target.env"`,
+    `printf '%s\\n' ${quote(`${envDigest} ${procDigest}`)} > ${quote(L.slots)}/"$target.started"`,
     `nostromo_result slot="$target" port="$port"`,
   );
 }
 
 /**
- * A slot that already runs release `sha`, was started with this .env and answers every health
+ * A slot that already runs release `sha`, was started with this .env and this start command or
+ * unit (`<slot>.started`), and answers every health
  * check once (version included) is kept, not restarted: the live one first (a rollback's switch
  * done already, a retry), then the idle one (the release a rollback goes back to). Its result
  * is the step's, as if it had just been started and gated.
  */
-function reuseSlotLines(cfg: DeployConfig, app: AppConfig, sha: string, version: string, envDigest: string): string[] {
+function reuseSlotLines(cfg: DeployConfig, app: AppConfig, sha: string, version: string, started: string): string[] {
   const L = layout(cfg.server.root, app.name);
   return [
     `slot_ready() {`,
     `  [ "$(readlink ${quote(L.slots)}/"$1" 2>/dev/null)" = ${quote(`${L.releases}/${sha}`)} ] || return 1`,
-    `  [ "$(cat ${quote(L.slots)}/"$1.env" 2>/dev/null)" = ${quote(envDigest)} ] || return 1`,
+    `  [ "$(cat ${quote(L.slots)}/"$1.started" 2>/dev/null)" = ${quote(started)} ] || return 1`,
     ...app.health!.checks.flatMap((c) => {
       const expect = expectedText(c, version);
       return [

@@ -2,11 +2,15 @@ import * as assert from "assert";
 import { startSlotScript } from "../../../lib/scripts";
 import { EXPECT_FIELDS_QUOTED, NGINX_ERROR_LINES, SHA, healthGateLines, parse, pm2LogLines, stepText } from "./fixture";
 
-// A slot that already runs the release with this .env and answers its check is kept (a rollback, a retry).
-const REUSE_LINES = [
+/** The digest of the slot's process definition (start lines) in a built script. */
+const procOf = (text: string) => /\.started" 2>\/dev\/null\)" = 'd1gest ([0-9a-f]{32})'/.exec(text)![1];
+
+// A slot that already runs the release with this .env and start command or unit, and answers its
+// check, is kept (a rollback, a retry).
+const reuseLines = (proc: string) => [
   "slot_ready() {",
   `  [ "$(readlink '/srv/nostromo/slots/orchestrator'/"$1" 2>/dev/null)" = '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' ] || return 1`,
-  `  [ "$(cat '/srv/nostromo/slots/orchestrator'/"$1.env" 2>/dev/null)" = 'd1gest' ] || return 1`,
+  `  [ "$(cat '/srv/nostromo/slots/orchestrator'/"$1.started" 2>/dev/null)" = 'd1gest ${proc}' ] || return 1`,
   `  body=$(curl -fsS -m 5 "http://127.0.0.1:$2"'/health' 2>/dev/null) || return 1`,
   `  node -e ${EXPECT_FIELDS_QUOTED} '{"status":"ok","version":"1.2.2"}' "$body" >/dev/null || return 1`,
   "}",
@@ -21,14 +25,32 @@ const REUSE_LINES = [
 ];
 
 describe("unit: scripts/slot, starting a slot (exact text)", () => {
+  it("a slot is kept only when started the same way: another start command or manager gives another digest", () => {
+    const digest = (change?: (raw: any) => void) => {
+      const cfg = parse(change);
+      return procOf(startSlotScript(cfg, cfg.apps[0], SHA, "1.2.2", "d1gest"));
+    };
+    assert.strictEqual(digest(), digest());
+    assert.notStrictEqual(
+      digest((raw) => (raw.apps.orchestrator.start = "node dist/other.js")),
+      digest(),
+    );
+    assert.notStrictEqual(
+      digest((raw) => (raw.apps.orchestrator.manager = "systemd")),
+      digest(),
+    );
+  });
+
   it("PM2: the idle slot linked to the release, started as a PM2 process with its .env, health-gated, env digest kept", () => {
     const cfg = parse();
+    const text = startSlotScript(cfg, cfg.apps[0], SHA, "1.2.2", "d1gest");
+    const proc = procOf(text);
     assert.strictEqual(
-      startSlotScript(cfg, cfg.apps[0], SHA, "1.2.2", "d1gest"),
+      text,
       stepText(cfg, [
         "live=$(cat '/srv/nostromo/slots/orchestrator/live' 2>/dev/null || echo none)",
         `if [ "$live" = blue ]; then target=green; port=8002; else target=blue; port=8001; fi`,
-        ...REUSE_LINES,
+        ...reuseLines(proc),
         "slot_dir='/srv/nostromo/slots/orchestrator'/$target",
         "mkdir -p '/srv/nostromo/slots/orchestrator'",
         `ln -sfn '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' "$slot_dir.new" && mv -T "$slot_dir.new" "$slot_dir"`,
@@ -50,6 +72,7 @@ describe("unit: scripts/slot, starting a slot (exact text)", () => {
           `echo "health ok: orchestrator 1.2.2 on port $port"`,
         ),
         `printf '%s\\n' 'd1gest' > '/srv/nostromo/slots/orchestrator'/"$target.env"`,
+        `printf '%s\\n' 'd1gest ${proc}' > '/srv/nostromo/slots/orchestrator'/"$target.started"`,
         `nostromo_result slot="$target" port="$port"`,
       ]),
     );
@@ -59,12 +82,14 @@ describe("unit: scripts/slot, starting a slot (exact text)", () => {
     const cfg = parse((raw) => {
       raw.apps.orchestrator.manager = "systemd";
     });
+    const text = startSlotScript(cfg, cfg.apps[0], SHA, "1.2.2", "d1gest");
+    const proc = procOf(text);
     assert.strictEqual(
-      startSlotScript(cfg, cfg.apps[0], SHA, "1.2.2", "d1gest"),
+      text,
       stepText(cfg, [
         "live=$(cat '/srv/nostromo/slots/orchestrator/live' 2>/dev/null || echo none)",
         `if [ "$live" = blue ]; then target=green; port=8002; else target=blue; port=8001; fi`,
-        ...REUSE_LINES,
+        ...reuseLines(proc),
         "slot_dir='/srv/nostromo/slots/orchestrator'/$target",
         "mkdir -p '/srv/nostromo/slots/orchestrator'",
         `ln -sfn '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' "$slot_dir.new" && mv -T "$slot_dir.new" "$slot_dir"`,
@@ -126,6 +151,7 @@ describe("unit: scripts/slot, starting a slot (exact text)", () => {
           `echo "health ok: orchestrator 1.2.2 on port $port"`,
         ),
         `printf '%s\\n' 'd1gest' > '/srv/nostromo/slots/orchestrator'/"$target.env"`,
+        `printf '%s\\n' 'd1gest ${proc}' > '/srv/nostromo/slots/orchestrator'/"$target.started"`,
         `nostromo_result slot="$target" port="$port"`,
       ]),
     );
