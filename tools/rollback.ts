@@ -100,7 +100,9 @@ async function releaseLines(stack: Stack): Promise<string[]> {
 }
 
 runMain("rollback", async () => {
-  const started = Date.now();
+  // From the process's start: node and ts-node loading the tool count as the rollback's time too.
+  const started = Date.now() - Math.round(process.uptime() * 1000);
+  const loaded = Date.now();
   const args = parseToolArgs(
     process.argv.slice(2),
     {
@@ -120,11 +122,13 @@ runMain("rollback", async () => {
 
   const stack = await openStack(name);
   // The SSH key beside the history and config: the switch at once needs it first thing after them.
+  const readStart = Date.now();
   const [{ rows, outputs }, config, sshKey] = await Promise.all([
     engineCall(`read the history of stack ${name}`, () => loadHistory(stack)),
     engineCall(`read the config of stack ${name}`, () => plainConfig(stack)),
     engineCall(`read the sshPrivateKey of stack ${name}`, () => secretConfig(stack, "sshPrivateKey")),
   ]);
+  const readSeconds = (Date.now() - readStart) / 1000;
   log(`stack ${name}: history`);
   process.stdout.write(formatTable(rows));
 
@@ -180,9 +184,14 @@ runMain("rollback", async () => {
   // The fast path: traffic to the releases still running, at once; the update below records it.
   const fast = await switchAtOnce(targetOf(config, sshKey), name, config, target);
   const switchedAt = (Date.now() - started) / 1000;
-  if (fast.switched)
+  if (fast.switched) {
+    const p = fast.phases;
     log(`\nswitched at once, ${switchedAt.toFixed(1)} s after the command started: serving ${fast.serving} (read from the server)`);
-  else log(`\nno switch at once (${fast.why}): the update starts what is needed`);
+    log(
+      `  (tool loaded ${((loaded - started) / 1000).toFixed(1)} s, stack selected ${((readStart - loaded) / 1000).toFixed(1)} s, history, config and key read ${readSeconds.toFixed(1)} s, ` +
+        `refs ${p.refs.toFixed(1)} s, probe ${p.probe.toFixed(1)} s, switch ${p.switch.toFixed(1)} s)`,
+    );
+  } else log(`\nno switch at once (${fast.why}): the update starts what is needed`);
 
   // Only the apps key changes: secrets and the rest of the config stay as they are. The stack file
   // as it was is kept, to put it back when the update does not start, or to print the change.

@@ -10,7 +10,9 @@ import { DeployRow } from "../lib/history";
 import { CutoverTarget, parseProbe, rollbackSwitchScript, switchProbeScript } from "../lib/scripts";
 import { sshRun, Target } from "./common";
 
-export type SwitchOutcome = { switched: true; serving: string } | { switched: false; why: string };
+/** Where the switch's time went (seconds): resolving the refs, the probe's SSH run, the switch's. */
+export type SwitchPhases = { refs: number; probe: number; switch: number };
+export type SwitchOutcome = { switched: true; serving: string; phases: SwitchPhases } | { switched: false; why: string };
 
 export async function switchAtOnce(
   server: Target,
@@ -27,6 +29,8 @@ export async function switchAtOnce(
     if (err instanceof ConfigError) return { switched: false, why: `update ${target.version}'s config is not valid today: ${err.message}` };
     throw err;
   }
+  const t0 = Date.now();
+  const since = (t: number) => (Date.now() - t) / 1000;
   // The commit the rollback's update will deploy: its ref resolved now, as the program will.
   const targets: { app: (typeof cfg.apps)[number]; sha: string }[] = [];
   for (const app of cfg.apps) {
@@ -37,7 +41,10 @@ export async function switchAtOnce(
     }
   }
 
+  const refs = since(t0);
+  const t1 = Date.now();
   const probe = await sshRun(server, switchProbeScript(cfg, targets));
+  const probed = since(t1);
   if (probe.code !== 0) return { switched: false, why: `the probe failed: ${probe.stderr.trim() || `exit ${probe.code}`}` };
   const answers = parseProbe(probe.stdout);
   const cutover: CutoverTarget[] = [];
@@ -47,8 +54,9 @@ export async function switchAtOnce(
     if ("why" in a) return { switched: false, why: `${t.app.name}: ${a.why}` };
     cutover.push(t.app.kind === "static" ? { app: t.app, sha: t.sha } : { app: t.app, sha: t.sha, slot: a.slot, port: a.port });
   }
+  const t2 = Date.now();
   const r = await sshRun(server, rollbackSwitchScript(cfg, cutover));
   if (r.code !== 0) return { switched: false, why: r.stderr.trim() || `the switch exited ${r.code}` };
   const serving = /"serving":"([^"]*)"/.exec(r.stdout)?.[1] ?? "";
-  return { switched: true, serving };
+  return { switched: true, serving, phases: { refs, probe: probed, switch: since(t2) } };
 }
