@@ -8,6 +8,7 @@
  */
 import { AppConfig, DeployConfig } from "../config";
 import { quote } from "../shell";
+import { eventFunction } from "./journal";
 import { layout } from "./layout";
 import { slotUnit } from "./slot";
 
@@ -134,7 +135,8 @@ export function bakeApps(cfg: DeployConfig, targets: { app: AppConfig; slot?: st
 /**
  * The cutover's bake lines (none without `bake`): run when this cutover switched an app ($switched),
  * from the time of the switch ($switch_at, ms). Sets $bake to the verdict's JSON; a failed bake
- * prints the figures, the slots' log lines and nginx's errors, and exits 1 (the switch-back).
+ * prints the figures, the slots' log lines and nginx's errors, journals them (event `bake`) and
+ * exits 1 (the switch-back).
  */
 export function bakeLines(cfg: DeployConfig, apps: BakeApp[], failureBundle: string[]): string[] {
   const b = cfg.bake;
@@ -150,9 +152,13 @@ export function bakeLines(cfg: DeployConfig, apps: BakeApp[], failureBundle: str
   const input = quote(JSON.stringify({ ...b, apps, accessLog: layout(cfg.server.root).accessLog, probes }));
   return [
     `bake=""`,
+    eventFunction(cfg.server.root),
     `if [ -n "$switched" ]; then`,
     `  if ! node -e ${quote(BAKE_PROGRAM)} ${input} "$switch_at" > "$nostromo_tmp/bake"; then`,
     `    cat "$nostromo_tmp/bake"`,
+    // A failed bake leaves no deploy line: its verdict and figures go to the journal as an event.
+    `    figures=$(sed -n 's/^bake-json //p' "$nostromo_tmp/bake")`,
+    `    [ -z "$figures" ] || nostromo_event bake "bake:=$figures" || true`,
     ...failureBundle.map((l) => `    ${l}`),
     `    exit 1`,
     `  fi`,

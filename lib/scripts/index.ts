@@ -10,7 +10,7 @@ export * from "./configBackup";
 export * from "./release";
 export * from "./slot";
 export * from "./nginx";
-export { CutoverTarget, cutoverCheckScript, cutoverScript } from "./cutover";
+export { type CutoverTarget, cutoverCheckScript, cutoverScript } from "./cutover";
 export * from "./rollbackSwitch";
 export * from "./journal";
 export * from "./workers";

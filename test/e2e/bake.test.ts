@@ -1,6 +1,6 @@
 import * as assert from "assert";
 import { addVersion } from "../../local/exampleRepos";
-import { DeployHarness } from "../../local/harness";
+import { DeployHarness, readJournal } from "../../local/harness";
 import { outputOf } from "../../local/stack";
 import { trafficLoop } from "../support/traffic";
 
@@ -89,6 +89,12 @@ describe("e2e: the bake window switches a bad release back on its own", function
       t.failures.slice(0, 3).join("\n"),
     );
     assert.strictEqual(await h.servedVersion(), "1.2.4");
+    // The failed bake's verdict and figures are in the journal, as an event (no deploy line).
+    const event = readJournal(h.target.root, true)
+      .filter((e) => e.event === "bake")
+      .pop();
+    assert.strictEqual(event?.bake?.verdict, "failed", JSON.stringify(event));
+    assert.strictEqual(event.bake.apps.orchestrator.requests, Number(m[2]));
   });
 
   it("a release that logs FATAL after its start is switched back by the bake", async () => {
