@@ -1,5 +1,4 @@
 import * as assert from "assert";
-import { spawn } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import * as os from "os";
@@ -7,20 +6,8 @@ import * as path from "path";
 import { DeployConfig, parseDeployConfig } from "../../lib/config";
 import { bakeApps, bakeLines, parseBakeVerdict } from "../../lib/scripts/bake";
 import { freePort } from "../../local/postgres";
+import { runBash } from "../support/bash";
 import { validRaw } from "../support/validConfig";
-
-/** Runs a built script with bash, asynchronously: the probe target lives in this process. */
-function run(text: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("bash", ["-c", text], { stdio: ["ignore", "pipe", "pipe"], timeout: 60_000, env: { ...process.env, ...env } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /**
  * Issue 11: the bake program, run as the cutover runs it (bash, node), on an access log in the
@@ -90,7 +77,7 @@ describe("integration: the bake window's verdict (built lines, bash, an access l
       ...bakeLines(cfg, bakeApps(cfg, [target]), [`echo "bundle here" >&2`]),
       `echo "result: $bake"`,
     ].join("\n");
-    const r = await run(text, { PM2_HOME: pm2Home });
+    const r = await runBash(text, { PM2_HOME: pm2Home });
     const verdict = parseBakeVerdict(/^bake-json (.*)$/m.exec(r.stdout)?.[1]);
     return { ...r, verdict };
   }

@@ -4,7 +4,6 @@
  * with its own fields). Needs bash, curl and node.
  */
 import * as assert from "assert";
-import { spawn } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import { AddressInfo } from "net";
@@ -12,6 +11,7 @@ import * as os from "os";
 import * as path from "path";
 import { DeployConfig, parseDeployConfig } from "../../lib/config";
 import { healthGate, slotCheckScript } from "../../lib/scripts";
+import { runBash } from "../support/bash";
 import { validRaw } from "../support/validConfig";
 
 /** What the slot answers on each path: status and body (an object is sent as JSON). */
@@ -29,20 +29,6 @@ const HEALTHY: Answers = {
 };
 const AFTER = "the new slot was stopped; nothing was switched";
 const SHA = "0123456789abcdef0123456789abcdef01234567";
-
-/** Runs a script with bash without blocking this process (the HTTP server answers from it). */
-function bash(text: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH}` };
-    const child = spawn("bash", ["-c", text], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe("integration: health checks run with bash against a local HTTP server (issue 10)", () => {
   let server: http.Server;
@@ -84,7 +70,7 @@ describe("integration: health checks run with bash against a local HTTP server (
   /** The health gate of orchestrator 1.2.3 on the test server, with a stop_slot that says it ran. */
   function gate(health: Record<string, unknown>) {
     const app = config(health).apps[0];
-    return bash(
+    return runBash(
       [
         "set -eu",
         `nostromo_tmp=$(mktemp -d)`,
@@ -159,11 +145,11 @@ describe("integration: health checks run with bash against a local HTTP server (
     fs.mkdirSync(slots, { recursive: true });
     fs.symlinkSync(path.join(root, "releases", "orchestrator", SHA), path.join(slots, "blue"));
     const cfg = config({ checks: RUNBOOK_CHECKS });
-    let r = await bash(slotCheckScript(cfg, cfg.apps[0], SHA, "1.2.3"));
+    let r = await runBash(slotCheckScript(cfg, cfg.apps[0], SHA, "1.2.3"));
     assert.strictEqual(r.code, 0, r.stdout + r.stderr);
     assert.strictEqual(r.stdout.trim(), "orchestrator 0123456789ab runs in slot blue");
     answers = { ...HEALTHY, "/api/db-check": [200, { database: "disconnected" }] };
-    r = await bash(slotCheckScript(cfg, cfg.apps[0], SHA, "1.2.3"));
+    r = await runBash(slotCheckScript(cfg, cfg.apps[0], SHA, "1.2.3"));
     assert.strictEqual(r.code, 3, r.stdout + r.stderr);
     assert.strictEqual(
       r.stdout.trim(),

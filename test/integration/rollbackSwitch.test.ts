@@ -1,5 +1,4 @@
 import * as assert from "assert";
-import { spawn } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import * as os from "os";
@@ -7,23 +6,11 @@ import * as path from "path";
 import { DeployConfig, parseDeployConfig } from "../../lib/config";
 import { parseProbe, rollbackSwitchScript, switchProbeScript } from "../../lib/scripts";
 import { freePort } from "../../local/postgres";
+import { runBash } from "../support/bash";
 import { validRaw } from "../support/validConfig";
 
 const OLD = "0000000000000000000000000000000000000000"; // the release to go back to (1.2.2)
 const NEW = "1111111111111111111111111111111111111111"; // the release serving now (1.2.3)
-
-/** Runs a built script with bash, asynchronously: the slots' HTTP servers live in this process. */
-function run(text: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("bash", ["-c", text], { stdio: ["ignore", "pipe", "pipe"], timeout: 60_000 });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /**
  * Issue 11: the rollback tool's switch, run with bash against a temporary root: orchestrator's
@@ -92,7 +79,7 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
   const servedBefore = () => ({ upstream: `server 127.0.0.1:${ports.blue};`, live: "blue", orchestrator: NEW, sevastopol: NEW });
 
   it("the probe names the slot that runs the old release and answers with its version; otherwise why not", async () => {
-    const r = await run(switchProbeScript(cfg, targets()));
+    const r = await runBash(switchProbeScript(cfg, targets()));
     assert.strictEqual(r.code, 0, r.stderr);
     assert.deepStrictEqual(parseProbe(r.stdout), [
       { app: "orchestrator", slot: "green", port: ports.green },
@@ -100,12 +87,12 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
     ]);
     greenVersion = "9.9.9";
     try {
-      const wrong = parseProbe((await run(switchProbeScript(cfg, targets()))).stdout);
+      const wrong = parseProbe((await runBash(switchProbeScript(cfg, targets()))).stdout);
       assert.deepStrictEqual(wrong[0], { app: "orchestrator", why: "no slot runs 000000000000 and answers its health checks" });
     } finally {
       greenVersion = "1.2.2";
     }
-    const gone = parseProbe((await run(switchProbeScript(cfg, [{ app: cfg.apps[1], sha: "2".repeat(40) }]))).stdout);
+    const gone = parseProbe((await runBash(switchProbeScript(cfg, [{ app: cfg.apps[1], sha: "2".repeat(40) }]))).stdout);
     assert.deepStrictEqual(gone, [{ app: "sevastopol", why: "release 222222222222 is not on the server" }]);
   });
 
@@ -113,7 +100,7 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
     fs.mkdirSync(L(".lock"));
     fs.writeFileSync(L(".lock", "stack"), "unit\n");
     try {
-      const r = await run(rollbackSwitchScript(cfg, switchTargets()));
+      const r = await runBash(rollbackSwitchScript(cfg, switchTargets()));
       assert.strictEqual(r.code, 3, r.stderr);
       assert.match(r.stderr, /rollback switch: the deploy lock is held by stack 'unit'.*; nothing was switched/);
       assert.deepStrictEqual(serving(), servedBefore());
@@ -125,7 +112,7 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
   it("nginx refusing the switch puts everything back and says what serves", async () => {
     fs.writeFileSync(L("nginx-refuses"), "");
     try {
-      const r = await run(rollbackSwitchScript(cfg, switchTargets()));
+      const r = await runBash(rollbackSwitchScript(cfg, switchTargets()));
       assert.strictEqual(r.code, 1);
       assert.match(
         r.stderr,
@@ -139,7 +126,7 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
   });
 
   it("switches both apps to the old release (green slot, its include, the current links), records it, releases the lock", async () => {
-    const r = await run(rollbackSwitchScript(cfg, switchTargets()));
+    const r = await runBash(rollbackSwitchScript(cfg, switchTargets()));
     assert.strictEqual(r.code, 0, r.stderr);
     assert.deepStrictEqual(serving(), { upstream: `server 127.0.0.1:${ports.green};`, live: "green", orchestrator: OLD, sevastopol: OLD });
     assert.match(
@@ -155,7 +142,7 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
     assert.strictEqual(events.at(-1).event, "rollback-switch");
     assert.match(events.at(-1).lease, /^unit\/rollback-switch-\d{8}T\d{6}Z-\d+$/);
     // Again: already serving, nothing to switch.
-    const again = await run(rollbackSwitchScript(cfg, switchTargets()));
+    const again = await runBash(rollbackSwitchScript(cfg, switchTargets()));
     assert.strictEqual(again.code, 0, again.stderr);
     assert.match(again.stdout, /orchestrator already serves 000000000000/);
   });
