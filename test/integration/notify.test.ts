@@ -1,4 +1,5 @@
 import * as assert from "assert";
+import { bakeSummary, parseBakeVerdict } from "../../lib/scripts/bake";
 import * as http from "http";
 import { AddressInfo } from "net";
 import { notificationPayload, postNotification, WebhookError } from "../../lib/notify";
@@ -113,6 +114,27 @@ describe("integration: deploy notifications to an incoming webhook", () => {
     const text = long.blocks!.find((b) => b.text?.text.startsWith("*Changelog*"))!.text!.text;
     assert.strictEqual(text.split("\n").length, 2 + 15 + 1);
     assert.ok(text.endsWith("… and 5 more"));
+  });
+
+  it("a success after a bake carries its verdict and figures in one line (issue 11)", () => {
+    const verdict = parseBakeVerdict(
+      JSON.stringify({
+        verdict: "passed",
+        seconds: 120,
+        apps: { orchestrator: { requests: 412, errors: 1, errorPercent: 0.2, p95Ms: 4, requestsBefore: 380, p95BeforeMs: 3 } },
+      }),
+    )!;
+    assert.strictEqual(bakeSummary(verdict), "passed (120 s): orchestrator 412 requests, 0.2% 5xx, p95 4 ms (before 3 ms)");
+    const payload = notificationPayload({
+      kind: "success",
+      stack: "production",
+      versions: { orchestrator: "1.2.3" },
+      bake: bakeSummary(verdict),
+    });
+    const fields = JSON.stringify(payload.blocks);
+    assert.match(fields, /\*Bake\*\\npassed \(120 s\): orchestrator 412 requests, 0\.2% 5xx, p95 4 ms \(before 3 ms\)/);
+    assert.strictEqual(parseBakeVerdict("not json"), undefined);
+    assert.strictEqual(parseBakeVerdict(""), undefined);
   });
 
   it("POSTs JSON to the webhook", async () => {
