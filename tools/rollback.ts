@@ -46,7 +46,7 @@ import {
 } from "./common";
 import { engineCall, explainEngineError, StackFileChange, stackFileName, UpdateWatch } from "./stackFile";
 import { checkSchema, prepareRestore, PreparedRestore, runRestore } from "./restoreDb";
-import { switchAtOnce } from "./rollbackSwitch";
+import { fileBackendLocks, switchAtOnce } from "./rollbackSwitch";
 
 const USAGE = "npm run rollback -- --stack <name> [--to <update>] [--restore-db [--backup <path on the server>]] [--yes]";
 const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -123,10 +123,11 @@ runMain("rollback", async () => {
   const stack = await openStack(name);
   // The SSH key beside the history and config: the switch at once needs it first thing after them.
   const readStart = Date.now();
-  const [{ rows, outputs }, config, sshKey] = await Promise.all([
+  const [{ rows, outputs }, config, sshKey, stackLocks] = await Promise.all([
     engineCall(`read the history of stack ${name}`, () => loadHistory(stack)),
     engineCall(`read the config of stack ${name}`, () => plainConfig(stack)),
     engineCall(`read the sshPrivateKey of stack ${name}`, () => secretConfig(stack, "sshPrivateKey")),
+    fileBackendLocks(stack, name).catch(() => [] as string[]),
   ]);
   const readSeconds = (Date.now() - readStart) / 1000;
   log(`stack ${name}: history`);
@@ -182,7 +183,10 @@ runMain("rollback", async () => {
   }
 
   // The fast path: traffic to the releases still running, at once; the update below records it.
-  const fast = await switchAtOnce(targetOf(config, sshKey), name, config, target);
+  const fast =
+    stackLocks.length > 0
+      ? ({ switched: false, why: `another update holds the stack lock (${stackLocks.join(", ")})` } as const)
+      : await switchAtOnce(targetOf(config, sshKey), name, config, target);
   const switchedAt = (Date.now() - started) / 1000;
   if (fast.switched) {
     const p = fast.phases;

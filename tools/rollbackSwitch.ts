@@ -5,6 +5,10 @@
  * says why, changes nothing, and the normal path runs.
  */
 import { ConfigError, parseDeployConfig } from "../lib/config";
+import { Stack } from "@pulumi/pulumi/automation";
+import * as fs from "fs";
+import * as path from "path";
+import { fileURLToPath } from "url";
 import { resolveRef } from "../lib/git";
 import { DeployRow } from "../lib/history";
 import { CutoverTarget, parseProbe, rollbackSwitchScript, switchProbeScript } from "../lib/scripts";
@@ -12,6 +16,27 @@ import { sshRun, Target } from "./common";
 
 /** Where the switch's time went (seconds): resolving the refs, the probe's SSH run, the switch's. */
 export type SwitchPhases = { refs: number; probe: number; switch: number };
+/**
+ * The lock files another update holds on the stack in a file backend (`file://…`), as paths; none
+ * for another backend (which this cannot see: the update finds out). The switch at once happens
+ * before the rollback's update takes that lock, so it must not while another update holds it.
+ */
+export async function fileBackendLocks(stack: Stack, name: string): Promise<string[]> {
+  const url = (await stack.workspace.whoAmI()).url ?? "";
+  if (!url.startsWith("file://")) return [];
+  const root = path.join(fileURLToPath(url.split("?")[0]), ".pulumi", "locks");
+  const found: string[] = [];
+  const walk = (dir: string, depth: number) => {
+    for (const e of fs.existsSync(dir) ? fs.readdirSync(dir, { withFileTypes: true }) : []) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory() && depth < 4) walk(p, depth + 1);
+      else if (e.isFile() && path.basename(path.dirname(p)) === name) found.push(p);
+    }
+  };
+  walk(root, 0);
+  return found;
+}
+
 export type SwitchOutcome = { switched: true; serving: string; phases: SwitchPhases } | { switched: false; why: string };
 
 export async function switchAtOnce(
