@@ -28,7 +28,7 @@ import * as path from "path";
 import { REPO_ROOT } from "../local/backend";
 import { addVersion, makeExampleRepos } from "../local/exampleRepos";
 import { DeployHarness } from "../local/harness";
-import { get, HttpAnswer } from "../local/http";
+import { get, request } from "../local/http";
 import { PostgresInstance, startPostgres } from "../local/postgres";
 import { LocalTarget, freePort, startLocalTarget } from "../local/target";
 
@@ -76,19 +76,6 @@ function must(what: string, r: Ran): void {
   if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${r.out.slice(-3000)}`);
 }
 
-function keepAliveGet(agent: http.Agent, port: number, p: string): Promise<HttpAnswer> {
-  return new Promise((resolve) => {
-    const req = http.get({ host: "127.0.0.1", port, path: p, agent, timeout: 5000 }, (res) => {
-      let text = "";
-      res.on("data", (d) => (text += d));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
-      res.on("error", (err) => resolve({ status: 0, body: String(err) }));
-    });
-    req.on("timeout", () => req.destroy(new Error("timed out after 5 s")));
-    req.on("error", (err) => resolve({ status: 0, body: String(err) }));
-  });
-}
-
 type Kind = "fresh" | "keepAlive";
 interface LoadResult {
   sent: Record<Kind, number>;
@@ -105,7 +92,7 @@ function startLoad(port: number) {
   const client = async (kind: Kind) => {
     while (!stop && r.sent[kind] < LOAD_MAX_REQUESTS && Date.now() - started < LOAD_MAX_MS) {
       r.sent[kind]++;
-      const a = kind === "fresh" ? await get(port, "/health") : await keepAliveGet(agent, port, "/health");
+      const a = kind === "fresh" ? await get(port, "/health") : await request(port, "GET", "/health", { agent });
       if (a.status !== 200) {
         r.failed[kind]++;
         if (r.samples.length < 4) r.samples.push(`${kind}: ${a.status} ${a.body.slice(0, 100).replace(/\s+/g, " ")}`);

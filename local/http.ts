@@ -6,19 +6,20 @@ export interface HttpAnswer {
 }
 
 /**
- * One request on a new connection, as a new visitor would make it; resolves with status and body
- * (status 0 and the socket error on a network failure). A `json` body is sent as JSON.
+ * One request on a new connection, as a new visitor would make it (or on `agent`'s connections,
+ * as a keep-alive client would); resolves with status and body (status 0 and the socket error on
+ * a network failure). A `json` body is sent as JSON.
  */
 export function request(
   port: number,
   method: string,
   p: string,
-  opts: { json?: unknown; headers?: Record<string, string> } = {},
+  opts: { json?: unknown; headers?: Record<string, string>; agent?: http.Agent } = {},
 ): Promise<HttpAnswer> {
   return new Promise((resolve) => {
     const body = opts.json === undefined ? undefined : JSON.stringify(opts.json);
     const headers = { ...(body === undefined ? {} : { "content-type": "application/json" }), ...opts.headers };
-    const req = http.request({ host: "127.0.0.1", port, path: p, method, headers, agent: false, timeout: 5000 }, (res) => {
+    const req = http.request({ host: "127.0.0.1", port, path: p, method, headers, agent: opts.agent ?? false, timeout: 5000 }, (res) => {
       let text = "";
       res.on("data", (d) => (text += d));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
