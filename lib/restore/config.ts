@@ -69,8 +69,9 @@ export function parseConfigSurvey(stdout: string): ConfigSurvey {
 }
 
 /**
- * Puts the files of `archive` back in place (all but the upstream includes: which slot takes
- * traffic is switched by a deploy alone, after its health gate), their modes (and, as root, owners) as archived,
+ * Puts the files of `archive` back in place (all but upstream includes, in archives made before
+ * the live link: which slot takes traffic is switched by a deploy alone, after its health gate),
+ * their modes (and, as root, owners) as archived,
  * under the server's deploy lock (refused while a deploy holds it). Refuses an archive whose
  * sha256 is not `sha256`. First a safety archive of those files as they are now,
  * `<root>/backups/safety-config-<stack>-<utc>.tar.gz` (a name the deploy's rotation never

@@ -8,17 +8,15 @@ import { SYSTEMD_UNIT_DIR } from "./slot";
 
 /**
  * What a config backup holds, as shell words (absolute paths; a pattern stands for the files it
- * matches): the nginx site file (lib/scripts/nginx.ts writes `<sitesDir>/nostromo.conf`) and the
- * upstream includes, each served app's systemd units (its slots' and any other
- * `nostromo-<app>-*.service`, and its workers' `<app>-<worker>.service`), PM2's saved process list
- * when PM2 runs apps, and
- * each app's shared `.env`.
+ * matches): the nginx site file (lib/scripts/nginx.ts writes `<sitesDir>/nostromo.conf`; not the
+ * live links: which slot serves is switched by a deploy alone), each served app's systemd units
+ * (its slots' and any other `nostromo-<app>-*.service`, and its workers' `<app>-<worker>.service`),
+ * PM2's saved process list when PM2 runs apps, and each app's shared `.env`.
  */
 function configFiles(cfg: DeployConfig): string[] {
   const { root } = cfg.server;
   const words: string[] = [];
   if (cfg.nginx.routes.length > 0) words.push(quote(`${cfg.nginx.sitesDir}/nostromo.conf`));
-  words.push(`${quote(layout(root).upstreams)}/*.conf`);
   for (const app of cfg.apps.filter((a) => a.kind !== "static")) {
     words.push(`${quote(`${SYSTEMD_UNIT_DIR}/nostromo-${app.name}-`)}*.service`);
     // Workers' units are named as runbook 003 names them (`iact-celery-worker.service`).

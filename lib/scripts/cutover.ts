@@ -1,7 +1,7 @@
 /**
  * The traffic switch of every app, all or nothing: every app's new release is verified before
- * any is switched, a failure at any point after the first switch (nginx refusing a config, a smoke
- * test) puts every switched app back, and what each app serves afterwards is read from the server.
+ * any is switched, a failure at any point after the first switch (a smoke test, the bake) puts
+ * every switched app back, and what each app serves afterwards is read from the server.
  */
 import { AppConfig, DeployConfig, SECRET_REF, SmokeStep } from "../config";
 import { bakeApps, bakeLines } from "./bake";
@@ -10,6 +10,7 @@ import { quote, script } from "../shell";
 import { EXPECT_FIELDS, expectedText } from "./health";
 import { layout, prelude } from "./layout";
 import { stepScript } from "./lock";
+import { liveLinkTarget } from "./nginx";
 import { restartSlotLine } from "./slot";
 
 /** One app's cutover target: its checked release, and for node apps the checked slot. */
@@ -22,9 +23,7 @@ export interface CutoverTarget {
   envDigest?: string;
 }
 
-const upstreamLine = (port: number | undefined) => `server 127.0.0.1:${port};`;
-
-/** A shell test that is true when `t` already serves: release, live slot and nginx include. */
+/** A shell test that is true when `t` already serves: release, live slot and nginx's live link. */
 function servingTest(cfg: DeployConfig, t: CutoverTarget): string {
   const L = layout(cfg.server.root, t.app.name);
   const release = quote(`${L.releases}/${t.sha}`);
@@ -33,8 +32,13 @@ function servingTest(cfg: DeployConfig, t: CutoverTarget): string {
   return [
     current,
     `[ "$(cat ${quote(`${L.slots}/live`)} 2>/dev/null)" = ${quote(String(t.slot))} ]`,
-    `[ "$(cat ${quote(`${L.upstreams}/${t.app.name}.conf`)} 2>/dev/null)" = ${quote(upstreamLine(t.port))} ]`,
+    `[ "$(readlink ${quote(L.liveLink)} 2>/dev/null)" = ${quote(liveLinkTarget(t.app.name, String(t.slot)))} ]`,
   ].join(" && ");
+}
+
+/** Renames a new live link (to the shell word `target`) over the app's: new requests go there, no reload (nginx.ts). */
+function linkLine(L: ReturnType<typeof layout>, target: string): string {
+  return `ln -sfn ${target} ${quote(`${L.liveLink}.new`)} && mv -T ${quote(`${L.liveLink}.new`)} ${quote(L.liveLink)}`;
 }
 
 /** Checks one app's new release before anything is switched (static: its site; node: its slot). */
@@ -68,32 +72,25 @@ function verifyLines(cfg: DeployConfig, t: CutoverTarget): string[] {
 }
 
 /**
- * The atomic switch of one app, when it is not already serving that release. Node apps: the
- * nginx upstream include names the new slot, tested and gracefully reloaded (the old slot
- * finishes its requests and stays up for a rollback). Static apps: the `current` symlink is
- * swapped with `mv -T`. What was switched is listed in $switched for a switch-back.
+ * The atomic switch of one app, when it is not already serving that release. Node apps: nginx's
+ * live link is renamed to name the new slot (nginx reads it per request: the old slot finishes
+ * its requests and stays up for a rollback; no reload drops a kept-alive connection). Static
+ * apps: the `current` symlink is swapped with `mv -T`. What was switched is listed in $switched
+ * for a switch-back.
  */
 function switchLines(cfg: DeployConfig, t: CutoverTarget): string[] {
   const { app, sha } = t;
   const L = layout(cfg.server.root, app.name);
   const release = `${L.releases}/${sha}`;
-  const up = `${L.upstreams}/${app.name}.conf`;
   const lines = [`if ${servingTest(cfg, t)}; then`, `  echo "${app.name} already serves ${sha.slice(0, 12)}"`, `else`];
   lines.push(
     `  readlink ${quote(L.current)} > ${quote(`${L.releases}/.previous`)} 2>/dev/null || rm -f ${quote(`${L.releases}/.previous`)}`,
   );
-  // A node app counts as switched from the moment its include is rewritten (it must be put back
-  // even if nginx refuses it); a static app once its link is swapped.
-  if (app.kind !== "static") lines.push(`  switched="$switched ${app.name}"`);
   if (app.kind !== "static") {
     lines.push(
-      `  [ -f ${quote(up)} ] && cp -p ${quote(up)} ${quote(`${up}.previous`)} || rm -f ${quote(`${up}.previous`)}`,
+      `  switched="$switched ${app.name}"`,
       `  cat ${quote(`${L.slots}/live`)} > ${quote(`${L.slots}/previous`)} 2>/dev/null || true`,
-      `  printf '%s\\n' ${quote(upstreamLine(t.port))} > ${quote(`${up}.new`)} && mv -f ${quote(`${up}.new`)} ${quote(up)}`,
-      `  if ! { ${cfg.nginx.testCommand} && ${cfg.nginx.reloadCommand}; } >"$nostromo_tmp/nginx" 2>&1; then`,
-      `    cat "$nostromo_tmp/nginx" >&2`,
-      `    echo "switch of ${app.name} failed: nginx refused the new upstream" >&2; exit 1`,
-      `  fi`,
+      `  ${linkLine(L, quote(liveLinkTarget(app.name, String(t.slot))))}`,
       `  printf '%s\\n' ${quote(String(t.slot))} > ${quote(`${L.slots}/live`)}`,
     );
   }
@@ -106,14 +103,14 @@ function switchLines(cfg: DeployConfig, t: CutoverTarget): string[] {
   return lines;
 }
 
-/** Puts one switched app back on the release (and slot, and upstream) that served before. */
+/** Puts one switched app back on the release (and slot, and live link) that served before. */
 function switchBackLines(cfg: DeployConfig, app: AppConfig): string[] {
   const L = layout(cfg.server.root, app.name);
-  const up = `${L.upstreams}/${app.name}.conf`;
   const lines = [`case " $switched " in *" ${app.name} "*)`];
   if (app.kind !== "static") {
     lines.push(
-      `  if [ -f ${quote(`${up}.previous`)} ]; then mv -f ${quote(`${up}.previous`)} ${quote(up)}; { ${cfg.nginx.testCommand} && ${cfg.nginx.reloadCommand}; } >&2 || echo "nginx did not reload after the switch-back of ${app.name}: it still runs the configuration it had before the switch" >&2; fi`,
+      `  previous=$(cat ${quote(`${L.slots}/previous`)} 2>/dev/null || true)`,
+      `  case "$previous" in blue|green) ${linkLine(L, `${quote(`${app.name}.`)}"$previous"`)};; esac`,
       `  [ -f ${quote(`${L.slots}/previous`)} ] && cp ${quote(`${L.slots}/previous`)} ${quote(`${L.slots}/live`)} || true`,
     );
   }
@@ -272,7 +269,7 @@ export function cutoverScript(cfg: DeployConfig, targets: CutoverTarget[], steps
 
 /**
  * `pulumi refresh`'s question for the cutover: does every app still serve what it switched to
- * (release, live slot, nginx include)? Exit 3 (drift) names what differs; the next `up` switches again.
+ * (release, live slot, nginx's live link)? Exit 3 (drift) names what differs; the next `up` switches again.
  */
 export function cutoverCheckScript(cfg: DeployConfig, targets: CutoverTarget[]): string {
   return script(

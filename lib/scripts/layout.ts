@@ -17,6 +17,11 @@ export function layout(root: string, app?: string) {
     lock: `${root}/.lock`,
     journal: `${root}/deploys.jsonl`,
     upstreams: `${root}/nginx-upstreams`,
+    /**
+     * The app's live slot as nginx reads it on every request: a link to `<app>.blue` or
+     * `<app>.green` beside it (nginx.ts), switched by renaming a new link over it, no reload.
+     */
+    liveLink: `${root}/nginx-upstreams/${app}`,
     /** nginx's access log of the site in the bake's format (bake.ts): written only with a bake window. */
     accessLog: `${root}/logs/access.log`,
   };

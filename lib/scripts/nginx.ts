@@ -1,10 +1,16 @@
 /** The nginx site file. */
-import { DeployConfig, NginxRoute } from "../config";
+import { AppConfig, DeployConfig, NginxRoute } from "../config";
 import { quote } from "../shell";
 import { layout } from "./layout";
 import { stepScript } from "./lock";
 
-const upstreamName = (app: string) => `nostromo_${app.replace(/-/g, "_")}`;
+const nginxName = (app: string) => `nostromo_${app.replace(/-/g, "_")}`;
+/** The upstream of one slot of an app. */
+const upstreamName = (app: string, slot: string) => `${nginxName(app)}_${slot}`;
+/** The variable naming the upstream of the app's live slot, set for every request (liveSlotLines). */
+const liveVariable = (app: string) => `$${nginxName(app)}`;
+/** The target of the app's live link (layout's liveLink) for a slot: `<app>.<slot>`, a folder holding a file named `<slot>`. */
+export const liveLinkTarget = (app: string, slot: string) => `${app}.${slot}`;
 
 /**
  * The access log format the bake reads (lib/scripts/bake.ts): end time (s.ms), status, upstream
@@ -14,7 +20,7 @@ const upstreamName = (app: string) => `nostromo_${app.replace(/-/g, "_")}`;
 export const bakeLogFormat = (stack: string) => `nostromo_bake_${stack.replace(/[^A-Za-z0-9]/g, "_")}`;
 export const BAKE_LOG_FIELDS = "$msec $status $upstream_addr $request_time";
 
-/** The web apps the site proxies to (each through its upstream include), by name. */
+/** The web apps the site proxies to (each through its slots' upstreams), by name. */
 function upstreamApps(cfg: DeployConfig): string[] {
   return [...new Set(cfg.nginx.routes.filter((r) => r.serve === "slot").map((r) => r.app))].sort();
 }
@@ -32,7 +38,7 @@ function location(cfg: DeployConfig, route: NginxRoute, rootApp: string | undefi
     // The shorthand's health path, as it has always been written.
     return [
       head,
-      `        proxy_pass http://${upstreamName(route.app)};`,
+      `        proxy_pass http://${liveVariable(route.app)};`,
       `        proxy_http_version 1.1;`,
       `        proxy_set_header Connection "";`,
       `    }`,
@@ -41,7 +47,7 @@ function location(cfg: DeployConfig, route: NginxRoute, rootApp: string | undefi
   if (route.serve === "slot") {
     return [
       head,
-      `        proxy_pass http://${upstreamName(route.app)};`,
+      `        proxy_pass http://${liveVariable(route.app)};`,
       `        proxy_http_version 1.1;`,
       `        proxy_set_header Connection "";`,
       `        proxy_set_header Host $host;`,
@@ -62,27 +68,50 @@ function location(cfg: DeployConfig, route: NginxRoute, rootApp: string | undefi
 }
 
 /**
- * The nginx site, from the config's routes: an upstream per web app routed to (its live slot in
- * `<root>/nginx-upstreams/<app>.conf`, switched by the cutover), a static app routed at / as the
+ * Which slot takes the app's traffic, decided per request: green when the live link leads to a
+ * folder holding `green`, else blue. The cutover renames a new link over the old one: new
+ * requests go to the new slot, requests under way finish on the old one, and no reload closes a
+ * client's kept-alive connection.
+ */
+function liveSlotLines(cfg: DeployConfig, app: string): string[] {
+  const link = layout(cfg.server.root, app).liveLink;
+  return [
+    `    set ${liveVariable(app)} ${upstreamName(app, "blue")};`,
+    `    if (-e ${link}/green) {`,
+    `        set ${liveVariable(app)} ${upstreamName(app, "green")};`,
+    `    }`,
+  ];
+}
+
+/**
+ * The nginx site, from the config's routes: an upstream per slot of each web app routed to (the
+ * live one chosen per request by its link, liveSlotLines), a static app routed at / as the
  * server's root (try_files … /index.html), other static apps and shared folders as aliases.
  */
 export function nginxSite(cfg: DeployConfig): string {
-  const up = layout(cfg.server.root).upstreams;
-  const upstreams = upstreamApps(cfg);
+  const upstreams = upstreamApps(cfg).map((name) => cfg.apps.find((a) => a.name === name)!);
   const rootRoute = cfg.nginx.routes.find((r) => r.path === "/" && r.serve === "release");
   const rootApp = rootRoute && cfg.apps.find((a) => a.name === rootRoute.app)!;
-  const includes = upstreams.map((a) => `${up}/${a}.conf`);
+  const links = upstreams.map((a) => layout(cfg.server.root, a.name).liveLink);
   const header =
-    includes.length === 0
+    links.length === 0
       ? `# Written by nostromo-deploy (stack ${cfg.stack})`
-      : `# Written by nostromo-deploy (stack ${cfg.stack}); the live slot${includes.length > 1 ? "s are" : " is"} in ${includes.join(", ")}`;
+      : `# Written by nostromo-deploy (stack ${cfg.stack}); the live slot${links.length > 1 ? "s are" : " is"} the link${links.length > 1 ? "s" : ""} ${links.join(", ")}`;
   return [
     header,
-    ...upstreams.flatMap((a) => [`upstream ${upstreamName(a)} {`, `    include ${up}/${a}.conf;`, `    keepalive 16;`, `}`]),
+    ...upstreams.flatMap((a) =>
+      (["blue", "green"] as const).flatMap((slot) => [
+        `upstream ${upstreamName(a.name, slot)} {`,
+        `    server 127.0.0.1:${a.ports![slot]};`,
+        `    keepalive 16;`,
+        `}`,
+      ]),
+    ),
     ...(cfg.bake ? [`log_format ${bakeLogFormat(cfg.stack)} '${BAKE_LOG_FIELDS}';`] : []),
     `server {`,
     `    listen ${cfg.nginx.listen};`,
     ...(cfg.bake ? [`    access_log ${layout(cfg.server.root).accessLog} ${bakeLogFormat(cfg.stack)};`] : []),
+    ...upstreams.flatMap((a) => liveSlotLines(cfg, a.name)),
     ...(rootApp ? [`    root ${cfg.server.root}/current/${rootApp.name}/${rootApp.output};`] : []),
     ...sortedRoutes(cfg.nginx.routes).flatMap((r) => location(cfg, r, rootApp?.name)),
     `}`,
@@ -90,7 +119,23 @@ export function nginxSite(cfg: DeployConfig): string {
   ].join("\n");
 }
 
-/** Installs the nginx site (kept if unchanged) with a first upstream per web app, tested before reload. */
+/**
+ * Each web app's slot folders and live link: a link already there is kept; a new one names the
+ * slot the app's `live` file names (a server deployed before the link existed), else blue.
+ */
+function liveLinkLines(cfg: DeployConfig, app: AppConfig): string[] {
+  const L = layout(cfg.server.root, app.name);
+  const folder = (slot: string) => `${L.upstreams}/${liveLinkTarget(app.name, slot)}`;
+  return [
+    `mkdir -p ${quote(folder("blue"))} ${quote(folder("green"))} && : > ${quote(`${folder("blue")}/blue`)} && : > ${quote(`${folder("green")}/green`)}`,
+    `if [ ! -L ${quote(L.liveLink)} ]; then`,
+    `  live=$(cat ${quote(`${L.slots}/live`)} 2>/dev/null || true); [ "$live" = green ] || live=blue`,
+    `  ln -sfn ${quote(`${app.name}.`)}"$live" ${quote(L.liveLink)}`,
+    `fi`,
+  ];
+}
+
+/** Installs the nginx site (kept if unchanged) with each web app's live link, tested before reload. */
 export function nginxSiteScript(cfg: DeployConfig): string {
   const apps = upstreamApps(cfg).map((name) => cfg.apps.find((a) => a.name === name)!);
   const upstreams = layout(cfg.server.root).upstreams;
@@ -98,10 +143,7 @@ export function nginxSiteScript(cfg: DeployConfig): string {
   return stepScript(
     cfg,
     `mkdir -p ${quote(upstreams)} ${quote(cfg.nginx.sitesDir)}${cfg.bake ? ` ${quote(`${cfg.server.root}/logs`)}` : ""}`,
-    ...apps.map((app) => {
-      const up = `${upstreams}/${app.name}.conf`;
-      return `[ -f ${quote(up)} ] || printf 'server 127.0.0.1:%s;\\n' ${app.ports!.blue} > ${quote(up)}`;
-    }),
+    ...apps.flatMap((app) => liveLinkLines(cfg, app)),
     `[ -f ${quote(site)} ] && cp -p ${quote(site)} ${quote(`${site}.previous`)} || true`,
     `printf '%s' ${quote(nginxSite(cfg))} > ${quote(`${site}.new`)} && mv -f ${quote(`${site}.new`)} ${quote(site)}`,
     `if ! ${cfg.nginx.testCommand} >"$nostromo_tmp/nginx" 2>&1; then`,
@@ -110,6 +152,8 @@ export function nginxSiteScript(cfg: DeployConfig): string {
     `  echo "nginx rejected the site; the previous one was put back" >&2; exit 1`,
     `fi`,
     cfg.nginx.reloadCommand,
+    // The upstream includes of sites written before the live link: nothing reads them now.
+    ...apps.map((app) => `rm -f ${quote(`${upstreams}/${app.name}.conf`)} ${quote(`${upstreams}/${app.name}.conf.previous`)}`),
     `echo "nginx site installed: ${site}"`,
     `nostromo_result site=${quote(site)}`,
   );

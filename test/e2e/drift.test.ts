@@ -6,7 +6,6 @@ import { REPO_ROOT } from "../../local/backend";
 import { addVersion } from "../../local/exampleRepos";
 import { DeployHarness } from "../../local/harness";
 import { get } from "../../local/http";
-import { freePort } from "../../local/target";
 import { outputOf } from "../../local/stack";
 import { showPreview } from "../support/preview";
 
@@ -19,9 +18,8 @@ describe("e2e: the servers' real state is read, and the cutover is all or nothin
   const port = () => h.target.nginx.port;
   const slotsDir = () => path.join(h.target.root, "slots", "orchestrator");
   const live = () => fs.readFileSync(path.join(slotsDir(), "live"), "utf8").trim();
-  const include = () => path.join(h.target.root, "nginx-upstreams", "orchestrator.conf");
+  const liveLink = () => path.join(h.target.root, "nginx-upstreams", "orchestrator");
   const pm2 = (...args: string[]) => execFileSync("pm2", args, { encoding: "utf8", env: { ...process.env, ...h.target.env } });
-  const reloadNginx = () => execFileSync("bash", ["-c", h.target.nginx.reloadCommand], { env: { ...process.env, ...h.target.env } });
   const frontendVersion = async () => {
     const r = await get(port(), "/version.json");
     return r.status === 200 ? JSON.parse(r.body).version : `HTTP ${r.status}`;
@@ -53,26 +51,32 @@ describe("e2e: the servers' real state is read, and the cutover is all or nothin
     assert.strictEqual(r.code, 0, outputOf(r));
     assert.strictEqual(await h.servedVersion(), "1.2.2");
     assert.notStrictEqual(live(), before, "the API did not come back in a new slot through the health gate");
-    assert.strictEqual(fs.readFileSync(include(), "utf8").trim(), `server 127.0.0.1:${h.opts.slotPorts[live() as "blue" | "green"]};`);
+    assert.strictEqual(fs.readlinkSync(liveLink()), `orchestrator.${live()}`);
     const again = await h.up("up --refresh with nothing drifted", ["--refresh"]);
     assert.strictEqual(again.code, 0, outputOf(again));
     assert.doesNotMatch(outputOf(again), /updated/);
   });
 
-  it("3. a hand-edited nginx include: refresh shows the drift, up puts traffic back on the live slot", async () => {
-    const expected = fs.readFileSync(include(), "utf8");
-    fs.writeFileSync(include(), `server 127.0.0.1:${await freePort()};\n`);
-    reloadNginx();
+  it("3. nginx's live link turned by hand to the other slot (stopped): refresh shows the drift, up puts traffic back on the live slot", async () => {
+    const expected = fs.readlinkSync(liveLink());
+    const other = live() === "blue" ? "green" : "blue";
+    try {
+      pm2("delete", `orchestrator-${other}`);
+    } catch {
+      // Not running: nothing to stop.
+    }
+    fs.unlinkSync(liveLink());
+    fs.symlinkSync(`orchestrator.${other}`, liveLink());
     assert.strictEqual((await get(port(), "/health")).status, 502);
 
     const refresh = await h.backend.pulumiAsync(REPO_ROOT, ["refresh", "--yes", "--skip-preview", "--stack", h.stack]);
     assert.strictEqual(refresh.code, 0, outputOf(refresh));
     const preview = await h.backend.pulumiAsync(REPO_ROOT, ["preview", "--diff", "--stack", h.stack]);
-    showPreview("hand-edited include, after refresh", outputOf(preview));
+    showPreview("live link turned by hand, after refresh", outputOf(preview));
     assert.match(outputOf(preview), /traffic drifted for: orchestrator/);
-    const r = await h.up("up after a hand-edited include");
+    const r = await h.up("up after a live link turned by hand");
     assert.strictEqual(r.code, 0, outputOf(r));
-    assert.strictEqual(fs.readFileSync(include(), "utf8"), expected);
+    assert.strictEqual(fs.readlinkSync(liveLink()), expected);
     assert.strictEqual(await h.servedVersion(), "1.2.2");
   });
 
@@ -116,24 +120,15 @@ describe("e2e: the servers' real state is read, and the cutover is all or nothin
     }
   });
 
-  it("4. a broken foreign nginx file: the API's switch is refused, no app is switched, and the next up after the fix switches both", async () => {
+  it("4. a broken foreign nginx file does not stop a switch (nothing is reloaded): both apps switch and serve", async () => {
     const foreign = path.join(h.target.nginx.sitesDir, "zz-foreign.conf");
     fs.writeFileSync(foreign, "this is not nginx configuration;\n");
     try {
       const r = await h.up("broken foreign nginx file");
-      assert.notStrictEqual(r.code, 0);
-      assert.match(outputOf(r), /switch of orchestrator failed: nginx refused the new upstream/);
-      assert.match(
-        outputOf(r),
-        /cutover failed; switched back: orchestrator\. Serving now: orchestrator=\w{12}\/(blue|green) sevastopol=\w{12}/,
-      );
-      assert.strictEqual(await frontendVersion(), "1.2.2");
-      assert.strictEqual(await h.servedVersion(), "1.2.2");
+      assert.strictEqual(r.code, 0, outputOf(r));
     } finally {
       fs.rmSync(foreign, { force: true });
     }
-    const r = await h.up("after the foreign file is gone");
-    assert.strictEqual(r.code, 0, outputOf(r));
     assert.strictEqual(await frontendVersion(), "1.2.3");
     assert.strictEqual(await h.servedVersion(), "1.2.3");
     const last = h.journal().at(-1);

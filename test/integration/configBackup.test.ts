@@ -29,14 +29,15 @@ const tarList = (archive: string) => {
 
 /**
  * Issue 10: the config backup a deploy takes before its first change, run with bash against a
- * temporary root (the nginx site, an upstream include, PM2's dump and the shared .env files under
- * it), and the restore that puts an archive back.
+ * temporary root (the nginx site, PM2's dump and the shared .env files under it; the live link
+ * beside them is no config), and the restore that puts an archive back.
  */
 describe("integration: config backup and restore (built scripts, bash, a temp root)", () => {
   let root: string;
   let cfg: DeployConfig;
   let site: string;
-  let upstream: string;
+  /** nginx's live link of the node app: which slot serves, switched by deploys alone. */
+  let liveLink: string;
   let dump: string;
   let env: string;
   let backups: string;
@@ -54,12 +55,12 @@ describe("integration: config backup and restore (built scripts, bash, a temp ro
     cfg = parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
     backups = path.join(root, "backups");
     site = path.join(cfg.nginx.sitesDir, "nostromo.conf");
-    upstream = path.join(root, "nginx-upstreams", "orchestrator.conf");
+    liveLink = path.join(root, "nginx-upstreams", "orchestrator");
     dump = path.join(root, "pm2", "dump.pm2");
     env = path.join(root, "shared", "orchestrator", ".env");
-    for (const f of [site, upstream, dump, env]) fs.mkdirSync(path.dirname(f), { recursive: true });
+    for (const f of [site, liveLink, dump, env]) fs.mkdirSync(path.dirname(f), { recursive: true });
     fs.writeFileSync(site, SITE, { mode: 0o644 });
-    fs.writeFileSync(upstream, "server 127.0.0.1:8001;\n");
+    fs.symlinkSync("orchestrator.blue", liveLink);
     fs.writeFileSync(dump, "[]\n");
     fs.writeFileSync(env, "JWT_SECRET='v1'\n", { mode: 0o600 });
     // Earlier config archives (older stamps) and more database dumps than backup.keep.
@@ -79,9 +80,9 @@ describe("integration: config backup and restore (built scripts, bash, a temp ro
     assert.strictEqual(r.code, 0, r.stderr);
     taken = resultOf(r.stdout);
     assert.match(taken.path, new RegExp(`^${backups}/unit-config-\\d{8}T\\d{6}Z\\.tar\\.gz$`));
-    assert.strictEqual(taken.files, "4");
+    assert.strictEqual(taken.files, "3");
     assert.strictEqual(taken.lease, "unit/lease-1");
-    assert.deepStrictEqual(tarList(taken.path), [upstream, site, dump, env].map((f) => f.slice(1)).sort());
+    assert.deepStrictEqual(tarList(taken.path), [site, dump, env].map((f) => f.slice(1)).sort());
     assert.strictEqual(mode(taken.path), "600");
     assert.strictEqual(mode(`${taken.path}.sha256`), "600");
     assert.strictEqual(mode(backups), "700");
@@ -99,8 +100,8 @@ describe("integration: config backup and restore (built scripts, bash, a temp ro
     const ev = events.find((e) => e.event === "config-backup");
     assert.strictEqual(ev.path, taken.path);
     assert.strictEqual(ev.sha256, sum);
-    assert.strictEqual(ev.count, 4);
-    assert.deepStrictEqual(ev.files, [upstream, site, dump, env].sort());
+    assert.strictEqual(ev.count, 3);
+    assert.deepStrictEqual(ev.files, [site, dump, env].sort());
     assert.strictEqual(ev.lease, "unit/lease-1");
     // Modes are kept in the archive: the .env comes back 0600.
     const listing = spawnSync("tar", ["-tzvf", taken.path], { encoding: "utf8" }).stdout;
@@ -131,7 +132,8 @@ describe("integration: config backup and restore (built scripts, bash, a temp ro
     fs.chmodSync(site, 0o600);
     fs.rmSync(env);
     // A later deploy switched traffic to the other slot (health-gated): a restore must not undo that.
-    fs.writeFileSync(upstream, "server 127.0.0.1:8000;\n");
+    fs.unlinkSync(liveLink);
+    fs.symlinkSync("orchestrator.green", liveLink);
     const surveyed = run(configSurveyScript(cfg, taken.path));
     assert.strictEqual(surveyed.code, 0, surveyed.stderr);
     const survey = parseConfigSurvey(surveyed.stdout);
@@ -140,7 +142,6 @@ describe("integration: config backup and restore (built scripts, bash, a temp ro
     assert.deepStrictEqual(Object.fromEntries(survey.files.map((f) => [f.path, `${f.state} ${f.mode}`])), {
       [site]: "differs 644",
       [env]: "absent 600",
-      [upstream]: "differs 644",
       [dump]: "same 644",
     });
 
@@ -148,8 +149,7 @@ describe("integration: config backup and restore (built scripts, bash, a temp ro
     assert.strictEqual(r.code, 0, r.stderr);
     const info = JSON.parse(r.stdout.trim().split("\n").pop()!);
     assert.strictEqual(info.files, 3);
-    assert.strictEqual(fs.readFileSync(upstream, "utf8"), "server 127.0.0.1:8000;\n", "the restore switched traffic to an unchecked slot");
-    assert.match(r.stderr, /kept as it is \(the live slot is switched only by a deploy, after its health gate\): \S+orchestrator\.conf/);
+    assert.strictEqual(fs.readlinkSync(liveLink), "orchestrator.green", "the restore switched traffic to an unchecked slot");
     assert.strictEqual(fs.readFileSync(site, "utf8"), SITE);
     assert.strictEqual(mode(site), "644");
     assert.strictEqual(fs.readFileSync(env, "utf8"), "JWT_SECRET='v1'\n");
@@ -170,7 +170,7 @@ describe("integration: config backup and restore (built scripts, bash, a temp ro
     assert.strictEqual(ev.safety, info.safety);
     assert.deepStrictEqual(
       Object.fromEntries(parseConfigSurvey(run(configSurveyScript(cfg, taken.path)).stdout).files.map((f) => [f.path, f.state])),
-      { [site]: "same", [env]: "same", [upstream]: "differs", [dump]: "same" },
+      { [site]: "same", [env]: "same", [dump]: "same" },
     );
   });
 
@@ -195,5 +195,24 @@ describe("integration: config backup and restore (built scripts, bash, a temp ro
     assert.strictEqual(fs.readFileSync(site, "utf8"), "edited\n");
     assert.ok(!fs.existsSync(env), "a file absent before the refused restore stayed");
     assert.ok(!fs.existsSync(path.join(root, ".lock")));
+  });
+
+  it("an archive made before the live link: its upstream include is kept out (listed as kept), the rest is put back", () => {
+    fs.rmSync(path.join(root, "nginx-refuses"), { force: true });
+    const include = path.join(root, "nginx-upstreams", "orchestrator.conf");
+    fs.writeFileSync(include, "server 127.0.0.1:8000;\n");
+    fs.writeFileSync(site, SITE);
+    const old = path.join(backups, "unit-config-20200101T000009Z.tar.gz");
+    const made = spawnSync("tar", ["-czf", old, "-C", "/", include.slice(1), site.slice(1)], { encoding: "utf8" });
+    assert.strictEqual(made.status, 0, made.stderr);
+    fs.rmSync(include);
+    fs.writeFileSync(site, "edited\n");
+    const sum = spawnSync("sha256sum", [old], { encoding: "utf8" }).stdout.split(" ")[0];
+    const r = run(configRestoreScript(cfg, old, sum));
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.match(r.stderr, /kept as it is \(the live slot is switched only by a deploy, after its health gate\): \S+orchestrator\.conf/);
+    assert.ok(!fs.existsSync(include), "the restore brought back an include that would send traffic to a slot nothing checked");
+    assert.strictEqual(fs.readFileSync(site, "utf8"), SITE);
+    assert.strictEqual(fs.readlinkSync(liveLink), "orchestrator.green");
   });
 });

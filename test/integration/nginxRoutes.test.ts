@@ -6,7 +6,7 @@ import * as os from "os";
 import * as path from "path";
 import { DeployConfig, parseDeployConfig } from "../../lib/config";
 import { envEntries, nginxSiteScript } from "../../lib/scripts";
-import { get } from "../../local/http";
+import { get, request } from "../../local/http";
 import { nginxReloadScript } from "../../local/nginxReload";
 import { freePort } from "../../local/target";
 import { validRaw } from "../support/validConfig";
@@ -47,6 +47,13 @@ describe("integration: nginx routes in a real nginx", function () {
   const servers: http.Server[] = [];
   let cfg: DeployConfig;
   let ports: { nginx: number; iactBlue: number; iactGreen: number; orch: number };
+
+  /** The cutover's switch: a new live link renamed over the app's. */
+  function switchLink(app: string, slot: string): void {
+    const link = path.join(root, "nginx-upstreams", app);
+    fs.symlinkSync(`${app}.${slot}`, `${link}.new`);
+    fs.renameSync(`${link}.new`, link);
+  }
 
   before(async function () {
     if (!fs.existsSync(NGINX)) {
@@ -155,13 +162,8 @@ http {
   it("the site step installs the routes: /, /api/, /orch/ and /static/ go where they should; an old hashed file still answers after a new release", async () => {
     const step = runStep(nginxSiteScript(cfg));
     assert.strictEqual(step.code, 0, step.stderr);
-    // A first include per routed web app, on its blue slot.
-    for (const [app, port] of [
-      ["iact", ports.iactBlue],
-      ["orchestrator", ports.orch],
-    ] as const) {
-      assert.strictEqual(fs.readFileSync(path.join(root, "nginx-upstreams", `${app}.conf`), "utf8"), `server 127.0.0.1:${port};\n`);
-    }
+    // A first live link per routed web app, to its blue slot.
+    for (const app of ["iact", "orchestrator"]) assert.strictEqual(fs.readlinkSync(path.join(root, "nginx-upstreams", app)), `${app}.blue`);
 
     // collectstatic of the first release writes where the .env says; nginx serves that folder.
     const staticRoot = envEntries(
@@ -187,21 +189,61 @@ http {
     assert.strictEqual((await get(ports.nginx, "/static/core/app.000000.css")).status, 404);
 
     // A new release: its collectstatic writes new hashed files beside the old ones, its slot
-    // (green) starts, and the cutover switches the include. A page the old slot rendered
-    // still names app.abc123.css: it answers.
+    // (green) starts, and the cutover renames the live link, without a reload. A page the old
+    // slot rendered still names app.abc123.css: it answers.
     fs.writeFileSync(path.join(staticRoot, "core", "app.def456.css"), "body { color: navy }\n");
     fs.writeFileSync(path.join(staticRoot, "core", "app.css"), "body { color: navy }\n");
     servers.push(await backend("iact-green", ports.iactGreen));
-    fs.writeFileSync(path.join(root, "nginx-upstreams", "iact.conf"), `server 127.0.0.1:${ports.iactGreen};\n`);
-    const reload = spawnSync("bash", ["-c", cfg.nginx.reloadCommand], { encoding: "utf8" });
-    assert.strictEqual(reload.status, 0, reload.stderr);
+    switchLink("iact", "green");
     assert.deepStrictEqual(await get(ports.nginx, "/api/x"), { status: 200, body: "iact-green /api/x\n" });
     assert.deepStrictEqual(await get(ports.nginx, "/static/core/app.def456.css"), { status: 200, body: "body { color: navy }\n" });
     assert.deepStrictEqual(await get(ports.nginx, "/static/core/app.abc123.css"), { status: 200, body: "body { color: black }\n" });
 
-    // The site step again keeps the switched include (it only writes a missing one).
+    // The site step again keeps the switched link (it only makes a missing one).
     const again = runStep(nginxSiteScript(cfg));
     assert.strictEqual(again.code, 0, again.stderr);
     assert.deepStrictEqual(await get(ports.nginx, "/api/x"), { status: 200, body: "iact-green /api/x\n" });
+  });
+
+  it("a switch drops no kept-alive client connection: 40 switches under 10 keep-alive clients, every request answered, by both slots", async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 10 });
+    const tally = { ok: 0, failed: [] as string[], bodies: new Set<string>() };
+    let running = true;
+    const client = async () => {
+      while (running) {
+        const r = await request(ports.nginx, "GET", "/api/ka", { agent });
+        if (r.status === 200) {
+          tally.ok++;
+          tally.bodies.add(r.body);
+        } else tally.failed.push(`HTTP ${r.status} ${r.body}`);
+      }
+    };
+    const clients = Array.from({ length: 10 }, client);
+    for (let i = 0; i < 40; i++) {
+      switchLink("iact", i % 2 === 0 ? "blue" : "green");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    running = false;
+    await Promise.all(clients);
+    agent.destroy();
+    assert.deepStrictEqual(tally.failed, [], `${tally.failed.length} of ${tally.ok + tally.failed.length} requests failed`);
+    assert.ok(tally.ok > 100, `only ${tally.ok} requests`);
+    assert.deepStrictEqual([...tally.bodies].sort(), ["iact-blue /api/ka\n", "iact-green /api/ka\n"]);
+  });
+
+  it("a server deployed before the live link: the site step links the slot its live file names and removes the old include", async () => {
+    const up = path.join(root, "nginx-upstreams");
+    fs.unlinkSync(path.join(up, "orchestrator"));
+    fs.writeFileSync(
+      path.join(up, "orchestrator.conf"),
+      `server 127.0.0.1:${cfg.apps.find((a) => a.name === "orchestrator")!.ports!.green};\n`,
+    );
+    fs.mkdirSync(path.join(root, "slots", "orchestrator"), { recursive: true });
+    fs.writeFileSync(path.join(root, "slots", "orchestrator", "live"), "green\n");
+    const step = runStep(nginxSiteScript(cfg));
+    assert.strictEqual(step.code, 0, step.stderr);
+    assert.strictEqual(fs.readlinkSync(path.join(up, "orchestrator")), "orchestrator.green");
+    assert.ok(!fs.existsSync(path.join(up, "orchestrator.conf")), "the old include is still there");
+    assert.strictEqual(fs.readlinkSync(path.join(up, "iact")), "iact.green");
   });
 });

@@ -16,7 +16,7 @@ const NEW = "1111111111111111111111111111111111111111"; // the release serving n
  * Issue 11: the rollback tool's switch, run with bash against a temporary root: orchestrator's
  * blue slot serves 1.2.3, its green slot still runs 1.2.2 (two loopback HTTP servers answering
  * /health), sevastopol's 1.2.2 release is still on disk. The probe finds green; the switch moves
- * the upstream include, the live slot and both `current` links, under a lock of its own.
+ * nginx's live link, the live slot and both `current` links, under a lock of its own.
  */
 describe("integration: the rollback switch (built scripts, bash, a temp root, two slots answering)", () => {
   let root: string;
@@ -44,8 +44,6 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
     const raw = validRaw();
     raw.server.root = root;
     raw.apps.orchestrator.ports = ports;
-    raw.nginx.testCommand = `test ! -e ${root}/nginx-refuses`;
-    raw.nginx.reloadCommand = `touch ${root}/reloaded`;
     cfg = parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
     for (const d of ["releases/orchestrator", "releases/sevastopol", "slots/orchestrator", "current", "nginx-upstreams"])
       fs.mkdirSync(L(d), { recursive: true });
@@ -57,7 +55,7 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
     fs.symlinkSync(L("releases", "orchestrator", NEW), L("slots", "orchestrator", "blue"));
     fs.symlinkSync(L("releases", "orchestrator", OLD), L("slots", "orchestrator", "green"));
     fs.writeFileSync(L("slots", "orchestrator", "live"), "blue\n");
-    fs.writeFileSync(L("nginx-upstreams", "orchestrator.conf"), `server 127.0.0.1:${ports.blue};\n`);
+    fs.symlinkSync("orchestrator.blue", L("nginx-upstreams", "orchestrator"));
     fs.symlinkSync(L("releases", "orchestrator", NEW), L("current", "orchestrator"));
     fs.symlinkSync(L("releases", "sevastopol", NEW), L("current", "sevastopol"));
   });
@@ -71,12 +69,12 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
     { app: cfg.apps[1], sha: OLD },
   ];
   const serving = () => ({
-    upstream: fs.readFileSync(L("nginx-upstreams", "orchestrator.conf"), "utf8").trim(),
+    link: fs.readlinkSync(L("nginx-upstreams", "orchestrator")),
     live: fs.readFileSync(L("slots", "orchestrator", "live"), "utf8").trim(),
     orchestrator: path.basename(fs.readlinkSync(L("current", "orchestrator"))),
     sevastopol: path.basename(fs.readlinkSync(L("current", "sevastopol"))),
   });
-  const servedBefore = () => ({ upstream: `server 127.0.0.1:${ports.blue};`, live: "blue", orchestrator: NEW, sevastopol: NEW });
+  const servedBefore = () => ({ link: "orchestrator.blue", live: "blue", orchestrator: NEW, sevastopol: NEW });
 
   it("the probe names the slot that runs the old release and answers with its version; otherwise why not", async () => {
     const r = await runBash(switchProbeScript(cfg, targets()));
@@ -109,8 +107,9 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
     }
   });
 
-  it("nginx refusing the switch puts everything back and says what serves", async () => {
-    fs.writeFileSync(L("nginx-refuses"), "");
+  it("a switch failing half way (the static app's link cannot be swapped) puts everything back and says what serves", async () => {
+    // A folder where the new `current` link is made: mv -T refuses to put it over the link.
+    fs.mkdirSync(L("current", "sevastopol.new"));
     try {
       const r = await runBash(rollbackSwitchScript(cfg, switchTargets()));
       assert.strictEqual(r.code, 1);
@@ -121,14 +120,14 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
       assert.deepStrictEqual(serving(), servedBefore());
       assert.ok(!fs.existsSync(L(".lock")), "the lock was left behind");
     } finally {
-      fs.rmSync(L("nginx-refuses"));
+      fs.rmSync(L("current", "sevastopol.new"), { recursive: true });
     }
   });
 
-  it("switches both apps to the old release (green slot, its include, the current links), records it, releases the lock", async () => {
+  it("switches both apps to the old release (green slot, its live link, the current links), records it, releases the lock", async () => {
     const r = await runBash(rollbackSwitchScript(cfg, switchTargets()));
     assert.strictEqual(r.code, 0, r.stderr);
-    assert.deepStrictEqual(serving(), { upstream: `server 127.0.0.1:${ports.green};`, live: "green", orchestrator: OLD, sevastopol: OLD });
+    assert.deepStrictEqual(serving(), { link: "orchestrator.green", live: "green", orchestrator: OLD, sevastopol: OLD });
     assert.match(
       r.stdout,
       /nostromo-result \{"lease":"unit\/rollback-switch-[^"]+","serving":"orchestrator=000000000000\/green sevastopol=000000000000"\}/,

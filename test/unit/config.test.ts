@@ -212,7 +212,7 @@ describe("unit: config", () => {
       { path: "/api/", app: "orchestrator", serve: "slot" },
       { path: "/health", app: "orchestrator", serve: "slot", exact: true },
     ]);
-    assert.match(nginxSite(cfg), /location = \/health \{\n\s+proxy_pass http:\/\/nostromo_orchestrator;/);
+    assert.match(nginxSite(cfg), /location = \/health \{\n\s+proxy_pass http:\/\/\$nostromo_orchestrator;/);
   });
 
   it("refuses bad nginx.routes by their paths: unknown keys and apps, paths, duplicates, apps without a web slot, mixing with site (issue 10)", () => {

@@ -24,6 +24,7 @@ describe("unit: script builders", () => {
       "healthGate", // slot.test.ts
       "layout", // layout.test.ts
       "leaseGuard", // lock.test.ts
+      "liveLinkTarget", // nginx.test.ts
       "lockScript", // lock.test.ts
       "migrateScript", // release.test.ts
       "nginxSite", // nginx.test.ts

@@ -3,7 +3,7 @@ import { configBackupScript, eventFunction } from "../../../lib/scripts";
 import { parse, stepText } from "./fixture";
 
 describe("unit: scripts/configBackup (exact text)", () => {
-  it("archives the nginx site and upstreams, the served apps' units, PM2's dump and every shared .env that exist (0600 in 0700, verified, sha256, newest backup.keep of its own name kept) and records itself in the journal", () => {
+  it("archives the nginx site (not the live links), the served apps' units, PM2's dump and every shared .env that exist (0600 in 0700, verified, sha256, newest backup.keep of its own name kept) and records itself in the journal", () => {
     const cfg = parse((raw) => {
       raw.backup = { keep: 3 };
       raw.nginx.sitesDir = "/etc/nginx/sites-enabled";
@@ -22,7 +22,6 @@ describe("unit: scripts/configBackup (exact text)", () => {
         `: > "$nostromo_tmp/skipped"`,
         `nostromo_add() { found=""; for f in "$@"; do if [ -f "$f" ]; then printf '%s\\n' "$f" >> "$nostromo_tmp/files"; found=1; fi; done; [ -n "$found" ] || printf '%s\\n' "$1" >> "$nostromo_tmp/skipped"; }`,
         "nostromo_add '/etc/nginx/sites-enabled/nostromo.conf'",
-        "nostromo_add '/srv/nostromo/nginx-upstreams'/*.conf",
         "nostromo_add '/etc/systemd/system/nostromo-orchestrator-'*.service",
         `nostromo_add "\${PM2_HOME:-$HOME/.pm2}/dump.pm2"`,
         "nostromo_add '/srv/nostromo/shared/orchestrator/.env'",
@@ -60,7 +59,6 @@ describe("unit: scripts/configBackup (exact text)", () => {
       .split("\n")
       .filter((l) => l.startsWith("nostromo_add "));
     assert.deepStrictEqual(adds, [
-      "nostromo_add '/srv/nostromo/nginx-upstreams'/*.conf",
       "nostromo_add '/etc/systemd/system/nostromo-orchestrator-'*.service",
       "nostromo_add '/srv/nostromo/shared/orchestrator/.env'",
       "nostromo_add '/srv/nostromo/shared/sevastopol/.env'",

@@ -15,6 +15,7 @@ describe("unit: scripts/layout (exact text)", () => {
       lock: "/srv/nostromo/.lock",
       journal: "/srv/nostromo/deploys.jsonl",
       upstreams: "/srv/nostromo/nginx-upstreams",
+      liveLink: "/srv/nostromo/nginx-upstreams/orchestrator",
       accessLog: "/srv/nostromo/logs/access.log",
     });
   });

@@ -19,25 +19,43 @@ function config(): DeployConfig {
   return parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
 }
 
-/** The site file of `config()`. */
-const SITE = [
-  "# Written by nostromo-deploy (stack unit); the live slot is in /srv/nostromo/nginx-upstreams/api-core.conf",
-  "upstream nostromo_api_core {",
-  "    include /srv/nostromo/nginx-upstreams/api-core.conf;",
+/** The upstreams of an app's two slots. */
+const slotUpstreams = (name: string, blue: number, green: number) => [
+  `upstream ${name}_blue {`,
+  `    server 127.0.0.1:${blue};`,
   "    keepalive 16;",
   "}",
+  `upstream ${name}_green {`,
+  `    server 127.0.0.1:${green};`,
+  "    keepalive 16;",
+  "}",
+];
+
+/** The live slot of an app, read per request from its link (green when it leads to `green`). */
+const liveSlot = (app: string, name: string) => [
+  `    set $${name} ${name}_blue;`,
+  `    if (-e /srv/nostromo/nginx-upstreams/${app}/green) {`,
+  `        set $${name} ${name}_green;`,
+  "    }",
+];
+
+/** The site file of `config()`. */
+const SITE = [
+  "# Written by nostromo-deploy (stack unit); the live slot is the link /srv/nostromo/nginx-upstreams/api-core",
+  ...slotUpstreams("nostromo_api_core", 8001, 8002),
   "server {",
   "    listen 127.0.0.1:8080;",
+  ...liveSlot("api-core", "nostromo_api_core"),
   "    root /srv/nostromo/current/web/public;",
   "    location /api/ {",
-  "        proxy_pass http://nostromo_api_core;",
+  "        proxy_pass http://$nostromo_api_core;",
   "        proxy_http_version 1.1;",
   `        proxy_set_header Connection "";`,
   "        proxy_set_header Host $host;",
   "        proxy_next_upstream error timeout;",
   "    }",
   "    location = /health {",
-  "        proxy_pass http://nostromo_api_core;",
+  "        proxy_pass http://$nostromo_api_core;",
   "        proxy_http_version 1.1;",
   `        proxy_set_header Connection "";`,
   "    }",
@@ -48,7 +66,7 @@ const SITE = [
 ];
 
 describe("unit: scripts/nginx (exact text)", () => {
-  it("site: the static app at /, the API app's live slot (upstream include) at /api/ and /health", () => {
+  it("site: the static app at /, the API app's live slot (by its link, no reload to switch) at /api/ and /health", () => {
     assert.strictEqual(nginxSite(config()), [...SITE, ""].join("\n"));
   });
 
@@ -56,7 +74,7 @@ describe("unit: scripts/nginx (exact text)", () => {
     const cfg = { ...config(), bake: { seconds: 5 } } as DeployConfig;
     const lines = [...SITE];
     lines.splice(
-      5,
+      9,
       2,
       "log_format nostromo_bake_unit '$msec $status $upstream_addr $request_time';",
       "server {",
@@ -68,38 +86,15 @@ describe("unit: scripts/nginx (exact text)", () => {
     assert.strictEqual(bakeLogFormat("iact-staging"), "nostromo_bake_iact_staging");
   });
 
-  it("site step: first upstream, site written beside the previous one, tested (put back if refused), reloaded", () => {
+  it("site step: each web app's slot folders and live link (kept if there; else the slot its live file names, or blue), site written beside the previous one, tested (put back if refused), reloaded, old includes removed", () => {
     const cfg = config();
     assert.strictEqual(
       nginxSiteScript(cfg),
       stepText(cfg, [
         "mkdir -p '/srv/nostromo/nginx-upstreams' '/etc/nginx/conf.d'",
-        `[ -f '/srv/nostromo/nginx-upstreams/api-core.conf' ] || printf 'server 127.0.0.1:%s;\\n' 8001 > '/srv/nostromo/nginx-upstreams/api-core.conf'`,
+        ...liveLinkLines("api-core"),
         "[ -f '/etc/nginx/conf.d/nostromo.conf' ] && cp -p '/etc/nginx/conf.d/nostromo.conf' '/etc/nginx/conf.d/nostromo.conf.previous' || true",
-        "printf '%s' '# Written by nostromo-deploy (stack unit); the live slot is in /srv/nostromo/nginx-upstreams/api-core.conf",
-        "upstream nostromo_api_core {",
-        "    include /srv/nostromo/nginx-upstreams/api-core.conf;",
-        "    keepalive 16;",
-        "}",
-        "server {",
-        "    listen 127.0.0.1:8080;",
-        "    root /srv/nostromo/current/web/public;",
-        "    location /api/ {",
-        "        proxy_pass http://nostromo_api_core;",
-        "        proxy_http_version 1.1;",
-        `        proxy_set_header Connection "";`,
-        "        proxy_set_header Host $host;",
-        "        proxy_next_upstream error timeout;",
-        "    }",
-        "    location = /health {",
-        "        proxy_pass http://nostromo_api_core;",
-        "        proxy_http_version 1.1;",
-        `        proxy_set_header Connection "";`,
-        "    }",
-        "    location / {",
-        "        try_files $uri $uri/ /index.html;",
-        "    }",
-        "}",
+        `printf '%s' '${SITE.join("\n")}`,
         "' > '/etc/nginx/conf.d/nostromo.conf.new' && mv -f '/etc/nginx/conf.d/nostromo.conf.new' '/etc/nginx/conf.d/nostromo.conf'",
         `if ! nginx -t -q >"$nostromo_tmp/nginx" 2>&1; then`,
         `  cat "$nostromo_tmp/nginx" >&2`,
@@ -107,6 +102,7 @@ describe("unit: scripts/nginx (exact text)", () => {
         `  echo "nginx rejected the site; the previous one was put back" >&2; exit 1`,
         "fi",
         "systemctl reload nginx",
+        "rm -f '/srv/nostromo/nginx-upstreams/api-core.conf' '/srv/nostromo/nginx-upstreams/api-core.conf.previous'",
         `echo "nginx site installed: /etc/nginx/conf.d/nostromo.conf"`,
         "nostromo_result site='/etc/nginx/conf.d/nostromo.conf'",
       ]),
@@ -143,6 +139,15 @@ function routesConfig(): DeployConfig {
   return parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
 }
 
+/** The site step's lines making an app's slot folders and live link. */
+const liveLinkLines = (app: string) => [
+  `mkdir -p '/srv/nostromo/nginx-upstreams/${app}.blue' '/srv/nostromo/nginx-upstreams/${app}.green' && : > '/srv/nostromo/nginx-upstreams/${app}.blue/blue' && : > '/srv/nostromo/nginx-upstreams/${app}.green/green'`,
+  `if [ ! -L '/srv/nostromo/nginx-upstreams/${app}' ]; then`,
+  `  live=$(cat '/srv/nostromo/slots/${app}/live' 2>/dev/null || true); [ "$live" = green ] || live=blue`,
+  `  ln -sfn '${app}.'"$live" '/srv/nostromo/nginx-upstreams/${app}'`,
+  "fi",
+];
+
 /** A proxied location to `upstream`. */
 const proxied = (path: string, upstream: string) => [
   `    location ${path} {`,
@@ -155,24 +160,20 @@ const proxied = (path: string, upstream: string) => [
 ];
 
 const ROUTES_SITE = [
-  "# Written by nostromo-deploy (stack unit); the live slots are in /srv/nostromo/nginx-upstreams/iact.conf, /srv/nostromo/nginx-upstreams/orchestrator.conf",
-  "upstream nostromo_iact {",
-  "    include /srv/nostromo/nginx-upstreams/iact.conf;",
-  "    keepalive 16;",
-  "}",
-  "upstream nostromo_orchestrator {",
-  "    include /srv/nostromo/nginx-upstreams/orchestrator.conf;",
-  "    keepalive 16;",
-  "}",
+  "# Written by nostromo-deploy (stack unit); the live slots are the links /srv/nostromo/nginx-upstreams/iact, /srv/nostromo/nginx-upstreams/orchestrator",
+  ...slotUpstreams("nostromo_iact", 8101, 8102),
+  ...slotUpstreams("nostromo_orchestrator", 8001, 8002),
   "server {",
   "    listen 127.0.0.1:8080;",
+  ...liveSlot("iact", "nostromo_iact"),
+  ...liveSlot("orchestrator", "nostromo_orchestrator"),
   "    root /srv/nostromo/current/sevastopol/public;",
-  ...proxied("/api/", "nostromo_iact"),
+  ...proxied("/api/", "$nostromo_iact"),
   "    location /docs/ {",
   "        alias /srv/nostromo/current/docs/site/;",
   "        try_files $uri $uri/ /docs/index.html;",
   "    }",
-  ...proxied("/orchestrator/", "nostromo_orchestrator"),
+  ...proxied("/orchestrator/", "$nostromo_orchestrator"),
   "    location /static/ {",
   "        alias /srv/nostromo/shared/iact/static/;",
   "    }",
@@ -203,14 +204,12 @@ describe("unit: scripts/nginx routes (exact text, issue 10)", () => {
     assert.strictEqual(
       nginxSite(web),
       [
-        "# Written by nostromo-deploy (stack unit); the live slot is in /srv/nostromo/nginx-upstreams/orchestrator.conf",
-        "upstream nostromo_orchestrator {",
-        "    include /srv/nostromo/nginx-upstreams/orchestrator.conf;",
-        "    keepalive 16;",
-        "}",
+        "# Written by nostromo-deploy (stack unit); the live slot is the link /srv/nostromo/nginx-upstreams/orchestrator",
+        ...slotUpstreams("nostromo_orchestrator", 8001, 8002),
         "server {",
         "    listen 8080;",
-        ...proxied("/", "nostromo_orchestrator"),
+        ...liveSlot("orchestrator", "nostromo_orchestrator"),
+        ...proxied("/", "$nostromo_orchestrator"),
         "}",
         "",
       ].join("\n"),
@@ -232,14 +231,14 @@ describe("unit: scripts/nginx routes (exact text, issue 10)", () => {
     );
   });
 
-  it("site step: a first upstream for every routed web app (blue slot), by app name", () => {
+  it("site step: slot folders and a live link for every routed web app, by app name", () => {
     const cfg = routesConfig();
     assert.strictEqual(
       nginxSiteScript(cfg),
       stepText(cfg, [
         "mkdir -p '/srv/nostromo/nginx-upstreams' '/srv/nostromo/nginx'",
-        `[ -f '/srv/nostromo/nginx-upstreams/iact.conf' ] || printf 'server 127.0.0.1:%s;\\n' 8101 > '/srv/nostromo/nginx-upstreams/iact.conf'`,
-        `[ -f '/srv/nostromo/nginx-upstreams/orchestrator.conf' ] || printf 'server 127.0.0.1:%s;\\n' 8001 > '/srv/nostromo/nginx-upstreams/orchestrator.conf'`,
+        ...liveLinkLines("iact"),
+        ...liveLinkLines("orchestrator"),
         "[ -f '/srv/nostromo/nginx/nostromo.conf' ] && cp -p '/srv/nostromo/nginx/nostromo.conf' '/srv/nostromo/nginx/nostromo.conf.previous' || true",
         `printf '%s' '${ROUTES_SITE.join("\n")}`,
         "' > '/srv/nostromo/nginx/nostromo.conf.new' && mv -f '/srv/nostromo/nginx/nostromo.conf.new' '/srv/nostromo/nginx/nostromo.conf'",
@@ -249,6 +248,8 @@ describe("unit: scripts/nginx routes (exact text, issue 10)", () => {
         `  echo "nginx rejected the site; the previous one was put back" >&2; exit 1`,
         "fi",
         "nginx -s reload",
+        "rm -f '/srv/nostromo/nginx-upstreams/iact.conf' '/srv/nostromo/nginx-upstreams/iact.conf.previous'",
+        "rm -f '/srv/nostromo/nginx-upstreams/orchestrator.conf' '/srv/nostromo/nginx-upstreams/orchestrator.conf.previous'",
         `echo "nginx site installed: /srv/nostromo/nginx/nostromo.conf"`,
         "nostromo_result site='/srv/nostromo/nginx/nostromo.conf'",
       ]),
