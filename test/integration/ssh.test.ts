@@ -26,15 +26,29 @@ function fingerprint(line: string): string {
 async function oddServer(onSession: (n: number, accept: () => import("ssh2").Session, reject: () => void, end: () => void) => void) {
   const hostKey = utils.generateKeyPairSync("ed25519");
   let sessions = 0;
+  const clients = new Set<import("ssh2").Connection>();
   const server = new Server({ hostKeys: [hostKey.private] }, (client) => {
+    clients.add(client);
+    client.on("close", () => clients.delete(client));
     client.on("authentication", (ctx) => ctx.accept());
     client.on("ready", () => client.on("session", (accept, reject) => onSession(++sessions, accept, reject, () => client.end())));
     client.on("error", () => undefined);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
-  return { port, hostKey: hostKey.public, sessions: () => sessions, close: () => server.close() };
+  // Closing ends the connections the runner keeps for later execs too.
+  const close = () => (server.close(), clients.forEach((c) => c.end()));
+  return { port, hostKey: hostKey.public, sessions: () => sessions, close };
 }
+
+/** Shell: sets $p to the sshd process serving this session's connection (the first sshd above it), else 1. */
+const OWN_SSHD = `p=$$; while [ "$p" -gt 1 ] && [ "$(ps -o comm= -p "$p")" != sshd ]; do p=$(ps -o ppid= -p "$p" | tr -d ' '); done`;
+
+/** Shell: kills the sshd process serving this session's connection: the connection drops. */
+const KILL_OWN_SSHD = `${OWN_SSHD}; [ "$p" -gt 1 ] && kill -9 "$p"`;
+
+/** Shell: prints the client's port of this session's connection: one per TCP connection. */
+const CLIENT_PORT = `echo "$SSH_CONNECTION" | cut -d' ' -f2`;
 
 /** Issue 8, observation 5: SSH retries only the connection; a timeout kills the script where it runs. */
 describe("integration: steps over SSH against a real sshd", function () {
@@ -55,13 +69,7 @@ describe("integration: steps over SSH against a real sshd", function () {
     const counter = path.join(dir, "runs");
     // The script kills the sshd process serving its own session (`sshd: user@notty`, the first
     // sshd above it): its connection drops mid-run, and no other session is touched.
-    const script = [
-      `echo run >> '${counter}'`,
-      `echo started`,
-      `sleep 0.3`,
-      `p=$$; while [ "$p" -gt 1 ]; do if [ "$(ps -o comm= -p "$p")" = sshd ]; then kill -9 "$p"; break; fi; p=$(ps -o ppid= -p "$p" | tr -d ' '); done`,
-      `sleep 5`,
-    ].join("\n");
+    const script = [`echo run >> '${counter}'`, `echo started`, `sleep 0.3`, KILL_OWN_SSHD, `sleep 5`].join("\n");
     await assert.rejects(
       commandProvider.create({ step: "migration", app: "api", connection: connection(), create: script } as any),
       (err: Error) => {
@@ -78,6 +86,82 @@ describe("integration: steps over SSH against a real sshd", function () {
     );
     await new Promise((r) => setTimeout(r, 1500)); // a retry would have appended by now
     assert.strictEqual(fs.readFileSync(counter, "utf8"), "run\n", "the script ran more than once");
+  });
+
+  it("sequential execs to a server share one connection, each with its own output", async () => {
+    const ports = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      const r = await runOverSsh(connection(), `${CLIENT_PORT}; echo out-${i}`, undefined, 10_000);
+      const [port, out] = r.stdout.trim().split("\n");
+      assert.deepStrictEqual([r.code, out], [0, `out-${i}`], r.stderr);
+      ports.add(port);
+    }
+    assert.strictEqual(ports.size, 1, `TCP connections used: ${[...ports].join(", ")}`);
+  });
+
+  it("concurrent execs take at most 8 channels a connection and open more connections, none refused", async () => {
+    // One attempt each: a refused channel would fail its exec.
+    const runs = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        runOverSsh({ ...connection(), dialAttempts: 1 }, `${CLIENT_PORT}; sleep 1; echo ran-${i}`, undefined, 10_000),
+      ),
+    );
+    const perPort = new Map<string, number>();
+    runs.forEach((r, i) => {
+      const [port, out] = r.stdout.trim().split("\n");
+      assert.deepStrictEqual([r.code, out], [0, `ran-${i}`], r.stderr);
+      perPort.set(port, (perPort.get(port) ?? 0) + 1);
+    });
+    // 8 channels on one connection, 4 on another.
+    assert.deepStrictEqual([...perPort.values()].sort(), [4, 8], `channels by connection: ${[...perPort]}`);
+  });
+
+  it("a pooled connection that died between two execs: the next runs once on a new connection, costing no attempt", async () => {
+    const counter = path.join(dir, "runs-after-death");
+    const first = await runOverSsh(connection(), `${OWN_SSHD}; echo "$p"; ${CLIENT_PORT}`, undefined, 10_000);
+    const [pid, firstPort] = first.stdout.trim().split("\n");
+    assert.ok(Number(pid) > 1, `no sshd above the session: ${first.stdout}`);
+    // Killed now, the exec below starts before this process has seen the connection go: it asks
+    // the dead connection for a channel. One attempt: a retry counted as one would fail.
+    process.kill(Number(pid), "SIGKILL");
+    const started = Date.now();
+    const next = await runOverSsh({ ...connection(), dialAttempts: 1 }, `echo run >> '${counter}'; ${CLIENT_PORT}`, undefined, 10_000);
+    assert.strictEqual(next.code, 0, next.stderr);
+    assert.notStrictEqual(next.stdout.trim(), firstPort, "ran on the dead connection");
+    assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
+    assert.strictEqual(fs.readFileSync(counter, "utf8"), "run\n", "the script ran more than once");
+  });
+
+  it("a pooled connection dropped while its script runs fails the step saying so, and the script ran once", async () => {
+    const counter = path.join(dir, "runs-pooled");
+    const warm = await runOverSsh(connection(), CLIENT_PORT, undefined, 10_000);
+    const script = [`echo run >> '${counter}'`, CLIENT_PORT, `sleep 0.3`, KILL_OWN_SSHD, `sleep 5`].join("\n");
+    await assert.rejects(runOverSsh(connection(), script, undefined, 10_000), (err: Error) => {
+      assert.match(err.message, /: the connection dropped after the script started; it may have partly run and was not retried/);
+      // The same client port as the exec before: it ran on the pooled connection.
+      assert.ok(err.message.endsWith(`\n--- stdout so far ---\n${warm.stdout.trim()}`), err.message);
+      return true;
+    });
+    await new Promise((r) => setTimeout(r, 1500)); // a retry would have appended by now
+    assert.strictEqual(fs.readFileSync(counter, "utf8"), "run\n", "the script ran more than once");
+  });
+
+  it("a process whose execs are done exits at once: pooled connections do not hold it", function () {
+    this.timeout(120_000);
+    const script = `
+      const { runOverSsh } = require("./components/ssh");
+      runOverSsh(JSON.parse(process.env.NOSTROMO_TEST_CONN), "echo done", undefined, 10000)
+        .then((r) => process.stdout.write(r.stdout + Date.now() + "\\n"));`;
+    const r = spawnSync(process.execPath, ["-r", "ts-node/register", "-e", script], {
+      cwd: REPO_ROOT,
+      encoding: "utf8",
+      env: { ...process.env, TS_NODE_TRANSPILE_ONLY: "true", NOSTROMO_TEST_CONN: JSON.stringify(connection()) },
+      timeout: 110_000,
+    });
+    const exitedAt = Date.now();
+    const [out, doneAt] = r.stdout.trim().split("\n");
+    assert.deepStrictEqual([r.status, out], [0, "done"], r.stderr);
+    assert.ok(exitedAt - Number(doneAt) < 1000, `exited ${exitedAt - Number(doneAt)} ms after its exec`);
   });
 
   it("a step past its timeout is killed on the server, and its output so far is shown", async () => {
