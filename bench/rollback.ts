@@ -18,7 +18,7 @@ import { outputOf } from "../local/stack";
 
 const RUNS = 5;
 
-type Timed = { untilOld: number; wall: number; said: string; rebuilt: boolean };
+type Timed = { untilOld: number; wall: number; said: string; phases: string; rebuilt: boolean };
 
 async function main(): Promise<void> {
   const h = new DeployHarness(`t-bench${process.pid}`);
@@ -51,7 +51,8 @@ async function main(): Promise<void> {
         const wall = (Date.now() - start) / 1000;
         if (code !== 0) return reject(new Error(`${label} failed:\n${out}`));
         const said = /^switched at once, .*$/m.exec(out)?.[0] ?? /^no switch at once .*$/m.exec(out)?.[0] ?? "";
-        resolve({ untilOld: untilOld || wall, wall, said, rebuilt: /^release orchestrator@\w+ built$/m.test(out) });
+        const phases = /^ {2}\(tool loaded .*\)$/m.exec(out)?.[0].trim() ?? "";
+        resolve({ untilOld: untilOld || wall, wall, said, phases, rebuilt: /^release orchestrator@\w+ built$/m.test(out) });
       });
     });
   const stats = (xs: number[]) => {
@@ -83,6 +84,7 @@ async function main(): Promise<void> {
     console.log(`  old version answers after (from the command):  ${stats(kept.map((k) => k.untilOld))}`);
     console.log(`  whole rollback (tool exits):                    ${stats(kept.map((k) => k.wall))}`);
     console.log(`  the tool said: ${kept[0].said}`);
+    for (const k of kept) console.log(`  where the time went: ${k.phases}`);
     console.log(
       `rollback to a pruned release: old version after ${pruned.untilOld.toFixed(1)} s, whole ${pruned.wall.toFixed(1)} s (${pruned.rebuilt ? "rebuilt" : "NOT rebuilt?"}; ${pruned.said})`,
     );

@@ -2,10 +2,11 @@
  * What the operator tools (history, metrics, rollback) share: argument parsing with clear errors,
  * the stack on the Automation API, its history as rows, plain config, the server, notifications.
  */
-import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { ConfigMap, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { execFile } from "child_process";
 import * as path from "path";
 import * as readline from "readline";
-import { parseArgs, ParseArgsConfig } from "util";
+import { parseArgs, ParseArgsConfig, promisify } from "util";
 import { configObject, DeployRow, deployRows, HistoryEntry, lastSuccessful, PROJECT, readAllHistory } from "../lib/history";
 import { NotifyEvent, notificationPayload, postNotification } from "../lib/notify";
 import { RunResult, SshConnection, runOverSsh } from "../components/ssh";
@@ -85,10 +86,16 @@ export async function openStack(stackName: string): Promise<Stack> {
   }
 }
 
-/** Stack outputs as plain values (`{ value, secret }` unwrapped). */
+/**
+ * Stack outputs as plain values, a secret one as "[secret]": one CLI call that decrypts nothing
+ * (Stack.outputs makes two in a row, one of them decrypting every secret).
+ */
 export async function plainOutputs(stack: Stack): Promise<Record<string, unknown>> {
-  const out = await stack.outputs();
-  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.value]));
+  const ws = stack.workspace as LocalWorkspace;
+  const env = { ...process.env, ...ws.envVars, ...(ws.pulumiHome ? { PULUMI_HOME: ws.pulumiHome } : {}) };
+  const args = ["stack", "output", "--json", "--stack", stack.name];
+  const { stdout } = await promisify(execFile)(ws.pulumiCommand.command, args, { cwd: ws.workDir, env, maxBuffer: 64 << 20 });
+  return JSON.parse(stdout) as Record<string, unknown>;
 }
 
 export interface StackView {
@@ -103,7 +110,8 @@ export interface StackView {
  */
 export async function loadHistory(stack: Stack): Promise<StackView> {
   const [history, outputs] = await Promise.all([
-    readAllHistory((pageSize, page) => stack.history(pageSize, page) as unknown as Promise<HistoryEntry[]>),
+    // Secrets stay encrypted: the rows read plain values only (and decrypting costs a key derivation).
+    readAllHistory((pageSize, page) => stack.history(pageSize, page, false) as unknown as Promise<HistoryEntry[]>),
     plainOutputs(stack),
   ]);
   const plainRows = deployRows(history as unknown as HistoryEntry[]);
@@ -116,7 +124,21 @@ export async function loadHistory(stack: Stack): Promise<StackView> {
 
 /** The stack's plain (non-secret) config, keys without the project prefix, JSON values parsed. */
 export async function plainConfig(stack: Stack): Promise<Record<string, unknown>> {
+  return plainOf(await stack.getAllConfig());
+}
+
+/** The plain config and the secret values (decrypted: never printed) from one CLI call. */
+export async function configAndSecrets(stack: Stack): Promise<{ config: Record<string, unknown>; secrets: Record<string, string> }> {
   const all = await stack.getAllConfig();
+  const secrets = Object.fromEntries(
+    Object.entries(all)
+      .filter(([key, v]) => v.secret && key.startsWith(`${PROJECT}:`))
+      .map(([key, v]) => [key.slice(PROJECT.length + 1), v.value]),
+  );
+  return { config: plainOf(all), secrets };
+}
+
+function plainOf(all: ConfigMap): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(all)) {
     if (v.secret || !key.startsWith(`${PROJECT}:`)) continue;

@@ -30,16 +30,16 @@ import {
 } from "../lib/history";
 import { STEP } from "../lib/steps";
 import {
+  configAndSecrets,
   confirm,
   loadHistory,
   notifyIfConfigured,
   openStack,
   parseToolArgs,
-  plainConfig,
   REPO_ROOT,
   requireStackName,
   runMain,
-  secretConfig,
+  sshRun,
   targetOf,
   ToolError,
   updateNumber,
@@ -121,14 +121,18 @@ runMain("rollback", async () => {
     throw new ToolError(`--backup names the backup --restore-db restores: add --restore-db\nusage: ${USAGE}`);
 
   const stack = await openStack(name);
-  // The SSH key beside the history and config: the switch at once needs it first thing after them.
+  // The config with the SSH key (one call) beside the history: the switch at once needs them first thing.
   const readStart = Date.now();
-  const [{ rows, outputs }, config, sshKey, stackLocks] = await Promise.all([
+  const configRead = engineCall(`read the config of stack ${name}`, () => configAndSecrets(stack));
+  // The server's SSH connection opens while the history is read (a read-only `true`): the
+  // switch's probe and switch then run on it (components/ssh.ts pools it). Its failure is the probe's to report.
+  configRead.then((c) => sshRun(targetOf(c.config, c.secrets.sshPrivateKey), "true", "", 20_000)).catch(() => undefined);
+  const [{ rows, outputs }, { config, secrets }, stackLocks] = await Promise.all([
     engineCall(`read the history of stack ${name}`, () => loadHistory(stack)),
-    engineCall(`read the config of stack ${name}`, () => plainConfig(stack)),
-    engineCall(`read the sshPrivateKey of stack ${name}`, () => secretConfig(stack, "sshPrivateKey")),
+    configRead,
     fileBackendLocks(stack, name).catch(() => [] as string[]),
   ]);
+  const sshKey = secrets.sshPrivateKey;
   const readSeconds = (Date.now() - readStart) / 1000;
   log(`stack ${name}: history`);
   process.stdout.write(formatTable(rows));
