@@ -106,13 +106,17 @@ export interface StackView {
 
 /**
  * The whole history as rows, oldest first (every page read: `stack.history()` alone returns only
- * the newest 10); the current outputs give the newest successful update its SHAs.
+ * the newest 10); the current outputs (`readOutputs`: plainOutputs) give the newest successful
+ * update its SHAs.
  */
-export async function loadHistory(stack: Stack): Promise<StackView> {
+export async function loadHistory(
+  stack: Stack,
+  readOutputs: (s: Stack) => Promise<Record<string, unknown>> = plainOutputs,
+): Promise<StackView> {
   const [history, outputs] = await Promise.all([
     // Secrets stay encrypted: the rows read plain values only (and decrypting costs a key derivation).
     readAllHistory((pageSize, page) => stack.history(pageSize, page, false) as unknown as Promise<HistoryEntry[]>),
-    plainOutputs(stack),
+    readOutputs(stack),
   ]);
   const plainRows = deployRows(history as unknown as HistoryEntry[]);
   const current = lastSuccessful(plainRows);

@@ -10,7 +10,7 @@ import { quote, script } from "../shell";
 import { EXPECT_FIELDS, expectedText } from "./health";
 import { layout, prelude } from "./layout";
 import { stepScript } from "./lock";
-import { liveLinkTarget } from "./nginx";
+import { liveAnswer, liveAnswerPath, liveLinkTarget } from "./nginx";
 import { restartSlotLine } from "./slot";
 
 /** One app's cutover target: its checked release, and for node apps the checked slot. */
@@ -34,6 +34,21 @@ function servingTest(cfg: DeployConfig, t: CutoverTarget): string {
     `[ "$(cat ${quote(`${L.slots}/live`)} 2>/dev/null)" = ${quote(String(t.slot))} ]`,
     `[ "$(readlink ${quote(L.liveLink)} 2>/dev/null)" = ${quote(liveLinkTarget(t.app.name, String(t.slot)))} ]`,
   ].join(" && ");
+}
+
+/**
+ * nginx's own word that it routes the app to `slot` now (nginx.ts liveAnswerLocation), for an app
+ * nginx routes: a worker that cannot read the link would keep routing to blue. Else the switch
+ * failed (and is put back).
+ */
+function nginxSeesLines(cfg: DeployConfig, app: AppConfig, slot: string): string[] {
+  if (!cfg.nginx.routes.some((r) => r.serve === "slot" && r.app === app.name)) return [];
+  const url = `http://127.0.0.1:${cfg.nginx.port}${liveAnswerPath(app.name)}`;
+  const link = layout(cfg.server.root, app.name).liveLink;
+  return [
+    `  seen=$(curl -sS -m 5 ${quote(url)} 2>&1) || true`,
+    `  [ "$seen" = ${quote(liveAnswer(app.name, slot))} ] || { echo "switch of ${app.name} failed: nginx answers "${quote(url)}" with '$seen', not ${liveAnswer(app.name, slot)}: it reads ${link} for every request (can its workers read that path? does it run this site?)" >&2; exit 1; }`,
+  ];
 }
 
 /** Renames a new live link (to the shell word `target`) over the app's: new requests go there, no reload (nginx.ts). */
@@ -92,6 +107,7 @@ function switchLines(cfg: DeployConfig, t: CutoverTarget): string[] {
       `  cat ${quote(`${L.slots}/live`)} > ${quote(`${L.slots}/previous`)} 2>/dev/null || true`,
       `  ${linkLine(L, quote(liveLinkTarget(app.name, String(t.slot))))}`,
       `  printf '%s\\n' ${quote(String(t.slot))} > ${quote(`${L.slots}/live`)}`,
+      ...nginxSeesLines(cfg, app, String(t.slot)),
     );
   }
   lines.push(

@@ -9,6 +9,10 @@ const nginxName = (app: string) => `nostromo_${app.replace(/-/g, "_")}`;
 const upstreamName = (app: string, slot: string) => `${nginxName(app)}_${slot}`;
 /** The variable naming the upstream of the app's live slot, set for every request (liveSlotLines). */
 const liveVariable = (app: string) => `$${nginxName(app)}`;
+/** Where nginx answers, to this machine only, the upstream it routes the app's requests to now (liveSlotLines). */
+export const liveAnswerPath = (app: string) => `/.nostromo/live/${app}`;
+/** What that answer is when the app's `slot` takes its traffic. */
+export const liveAnswer = (app: string, slot: string) => upstreamName(app, slot);
 /** The target of the app's live link (layout's liveLink) for a slot: `<app>.<slot>`, a folder holding a file named `<slot>`. */
 export const liveLinkTarget = (app: string, slot: string) => `${app}.${slot}`;
 
@@ -84,6 +88,22 @@ function liveSlotLines(cfg: DeployConfig, app: string): string[] {
 }
 
 /**
+ * nginx's own word on the switch: the cutover asks it which upstream it picks for the app
+ * (a worker that cannot read the link picks blue whatever the link says).
+ */
+function liveAnswerLocation(app: string): string[] {
+  return [
+    `    location = ${liveAnswerPath(app)} {`,
+    `        allow 127.0.0.1;`,
+    `        allow ::1;`,
+    `        deny all;`,
+    `        default_type text/plain;`,
+    `        return 200 "${liveVariable(app)}\\n";`,
+    `    }`,
+  ];
+}
+
+/**
  * The nginx site, from the config's routes: an upstream per slot of each web app routed to (the
  * live one chosen per request by its link, liveSlotLines), a static app routed at / as the
  * server's root (try_files … /index.html), other static apps and shared folders as aliases.
@@ -114,6 +134,7 @@ export function nginxSite(cfg: DeployConfig): string {
     ...upstreams.flatMap((a) => liveSlotLines(cfg, a.name)),
     ...(rootApp ? [`    root ${cfg.server.root}/current/${rootApp.name}/${rootApp.output};`] : []),
     ...sortedRoutes(cfg.nginx.routes).flatMap((r) => location(cfg, r, rootApp?.name)),
+    ...upstreams.flatMap((a) => liveAnswerLocation(a.name)),
     `}`,
     ``,
   ].join("\n");

@@ -231,6 +231,23 @@ http {
     assert.deepStrictEqual([...tally.bodies].sort(), ["iact-blue /api/ka\n", "iact-green /api/ka\n"]);
   });
 
+  it("nginx answers this machine which slot it routes to, as its workers see the link: one that cannot read it stays on blue", async () => {
+    switchLink("iact", "green");
+    assert.deepStrictEqual(await get(ports.nginx, "/.nostromo/live/iact"), { status: 200, body: "nostromo_iact_green\n" });
+    assert.deepStrictEqual(await get(ports.nginx, "/api/x"), { status: 200, body: "iact-green /api/x\n" });
+    // The green folder unreadable to nginx's workers: the link says green, nginx routes to blue,
+    // and says so (the cutover asks it after every switch, and puts the switch back).
+    const green = path.join(root, "nginx-upstreams", "iact.green");
+    fs.chmodSync(green, 0);
+    try {
+      assert.deepStrictEqual(await get(ports.nginx, "/.nostromo/live/iact"), { status: 200, body: "nostromo_iact_blue\n" });
+      assert.deepStrictEqual(await get(ports.nginx, "/api/x"), { status: 200, body: "iact-blue /api/x\n" });
+    } finally {
+      fs.chmodSync(green, 0o755);
+    }
+    assert.deepStrictEqual(await get(ports.nginx, "/.nostromo/live/iact"), { status: 200, body: "nostromo_iact_green\n" });
+  });
+
   it("a server deployed before the live link: the site step links the slot its live file names and removes the old include", async () => {
     const up = path.join(root, "nginx-upstreams");
     fs.unlinkSync(path.join(up, "orchestrator"));

@@ -16,7 +16,8 @@ const NEW = "1111111111111111111111111111111111111111"; // the release serving n
  * Issue 11: the rollback tool's switch, run with bash against a temporary root: orchestrator's
  * blue slot serves 1.2.3, its green slot still runs 1.2.2 (two loopback HTTP servers answering
  * /health), sevastopol's 1.2.2 release is still on disk. The probe finds green; the switch moves
- * nginx's live link, the live slot and both `current` links, under a lock of its own.
+ * nginx's live link, the live slot and both `current` links, under a lock of its own. nginx is a
+ * stand-in answering what nginx would: the upstream the live link leads to (nginx.ts).
  */
 describe("integration: the rollback switch (built scripts, bash, a temp root, two slots answering)", () => {
   let root: string;
@@ -24,6 +25,8 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
   let ports: { blue: number; green: number };
   const servers: http.Server[] = [];
   let greenVersion = "1.2.2";
+  /** The stand-in nginx cannot read the live link (as a worker without the rights): it keeps blue. */
+  let nginxBlind = false;
   const L = (...p: string[]) => path.join(root, ...p);
   const targets = () => [
     { app: cfg.apps[0], sha: OLD },
@@ -41,11 +44,29 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
       await new Promise<void>((r) => s.listen(ports[slot], "127.0.0.1", () => r()));
       servers.push(s);
     }
+    const nginxPort = await freePort();
+    const nginx = http.createServer((req, res) =>
+      res.end(
+        req.url === "/.nostromo/live/orchestrator"
+          ? `nostromo_orchestrator_${!nginxBlind && fs.existsSync(L("nginx-upstreams", "orchestrator", "green")) ? "green" : "blue"}\n`
+          : "",
+      ),
+    );
+    await new Promise<void>((r) => nginx.listen(nginxPort, "127.0.0.1", () => r()));
+    servers.push(nginx);
     const raw = validRaw();
     raw.server.root = root;
+    raw.nginx.port = nginxPort;
     raw.apps.orchestrator.ports = ports;
     cfg = parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
-    for (const d of ["releases/orchestrator", "releases/sevastopol", "slots/orchestrator", "current", "nginx-upstreams"])
+    for (const d of [
+      "releases/orchestrator",
+      "releases/sevastopol",
+      "slots/orchestrator",
+      "current",
+      "nginx-upstreams/orchestrator.blue",
+      "nginx-upstreams/orchestrator.green",
+    ])
       fs.mkdirSync(L(d), { recursive: true });
     for (const sha of [OLD, NEW]) {
       fs.mkdirSync(L("releases", "orchestrator", sha));
@@ -55,6 +76,7 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
     fs.symlinkSync(L("releases", "orchestrator", NEW), L("slots", "orchestrator", "blue"));
     fs.symlinkSync(L("releases", "orchestrator", OLD), L("slots", "orchestrator", "green"));
     fs.writeFileSync(L("slots", "orchestrator", "live"), "blue\n");
+    fs.writeFileSync(L("nginx-upstreams", "orchestrator.green", "green"), "");
     fs.symlinkSync("orchestrator.blue", L("nginx-upstreams", "orchestrator"));
     fs.symlinkSync(L("releases", "orchestrator", NEW), L("current", "orchestrator"));
     fs.symlinkSync(L("releases", "sevastopol", NEW), L("current", "sevastopol"));
@@ -121,6 +143,22 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
       assert.ok(!fs.existsSync(L(".lock")), "the lock was left behind");
     } finally {
       fs.rmSync(L("current", "sevastopol.new"), { recursive: true });
+    }
+  });
+
+  it("nginx not routing to the new slot after the switch (it cannot read the link): the switch fails, everything goes back", async () => {
+    nginxBlind = true;
+    try {
+      const r = await runBash(rollbackSwitchScript(cfg, switchTargets()));
+      assert.strictEqual(r.code, 1);
+      assert.match(
+        r.stderr,
+        /switch of orchestrator failed: nginx answers \S+\/\.nostromo\/live\/orchestrator\S* with 'nostromo_orchestrator_blue', not nostromo_orchestrator_green/,
+      );
+      assert.match(r.stderr, /rollback switch failed; switched back: orchestrator\. Serving now: orchestrator=111111111111\/blue/);
+      assert.deepStrictEqual(serving(), servedBefore());
+    } finally {
+      nginxBlind = false;
     }
   });
 

@@ -358,12 +358,12 @@ function fakeStack(entries: HistoryEntry[], outputs: Record<string, unknown> = {
       const p = Math.max(1, page ?? 1);
       return entries.slice((p - 1) * pageSize, p * pageSize);
     },
-    async outputs() {
-      return Object.fromEntries(Object.entries(outputs).map(([k, value]) => [k, { value, secret: false }]));
-    },
   };
-  return { stack: stack as unknown as Stack, calls };
+  return { stack: stack as unknown as Stack, calls, outputsOf: async () => outputs };
 }
+
+/** loadHistory of a fake stack. */
+const loaded = (f: ReturnType<typeof fakeStack>) => loadHistory(f.stack, f.outputsOf);
 
 /** 12 updates: 1 deployed v1.2.2; the 11 after it v1.2.3 (two failed, four changed nothing, a refresh). */
 function twelve(): Spec[] {
@@ -385,8 +385,8 @@ function twelve(): Spec[] {
 
 describe("lib/history: the whole history, numbered stably (more than 10 updates)", () => {
   it("reads every page until a short one; numbers by start time, oldest = 1", async () => {
-    const { stack, calls } = fakeStack(fileHistory(twelve()));
-    const { rows } = await loadHistory(stack);
+    const { stack, calls, outputsOf } = fakeStack(fileHistory(twelve()));
+    const { rows } = await loadHistory(stack, outputsOf);
     assert.deepStrictEqual(
       rows.map((r) => r.version),
       [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
@@ -418,9 +418,9 @@ describe("lib/history: the whole history, numbered stably (more than 10 updates)
   });
 
   it("numbers never shift when new updates arrive", async () => {
-    const before = (await loadHistory(fakeStack(fileHistory(twelve())).stack)).rows;
+    const before = (await loaded(fakeStack(fileHistory(twelve())))).rows;
     const more = [...twelve(), { orch: "v1.2.4" }, { orch: "v1.2.4", result: "failed" }, { orch: "v1.2.5" }];
-    const after = (await loadHistory(fakeStack(fileHistory(more)).stack)).rows;
+    const after = (await loaded(fakeStack(fileHistory(more)))).rows;
     assert.strictEqual(after.length, 15);
     for (const row of before) {
       const same = after.find((r) => r.version === row.version)!;
@@ -439,13 +439,13 @@ describe("lib/history: the whole history, numbered stably (more than 10 updates)
   const current = { orchestrator: "v1.2.3", sevastopol: "v1.2.3" };
 
   it("after 12 updates the target is update 1 (the only other release)", async () => {
-    const { rows } = await loadHistory(fakeStack(fileHistory(twelve())).stack);
+    const { rows } = await loaded(fakeStack(fileHistory(twelve())));
     const target = pickRollbackTarget(rows, current);
     assert.deepStrictEqual([target.version, target.apps.orchestrator.ref, target.message], [1, "v1.2.2", "first deploy"]);
   });
 
   it("--to N is exactly update N of the whole history", async () => {
-    const { rows } = await loadHistory(fakeStack(fileHistory(twelve())).stack);
+    const { rows } = await loaded(fakeStack(fileHistory(twelve())));
     // --to 2: the second update ever (day 2), not the second of the newest ten.
     const two = pickRollbackTarget(rows, { orchestrator: "v1.2.4", sevastopol: "v1.2.3" }, 2);
     assert.deepStrictEqual([two.version, two.start.getTime(), two.message], [2, startOf(2).getTime(), "update #2"]);

@@ -24,6 +24,8 @@ describe("unit: script builders", () => {
       "healthGate", // slot.test.ts
       "layout", // layout.test.ts
       "leaseGuard", // lock.test.ts
+      "liveAnswer", // nginx.test.ts (the name in the site), cutover.test.ts
+      "liveAnswerPath", // nginx.test.ts (the location in the site), cutover.test.ts
       "liveLinkTarget", // nginx.test.ts
       "lockScript", // lock.test.ts
       "migrateScript", // release.test.ts

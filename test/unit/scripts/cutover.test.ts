@@ -55,6 +55,8 @@ const CUTOVER = [
   "  cat '/srv/nostromo/slots/orchestrator/live' > '/srv/nostromo/slots/orchestrator/previous' 2>/dev/null || true",
   "  ln -sfn 'orchestrator.green' '/srv/nostromo/nginx-upstreams/orchestrator.new' && mv -T '/srv/nostromo/nginx-upstreams/orchestrator.new' '/srv/nostromo/nginx-upstreams/orchestrator'",
   `  printf '%s\\n' 'green' > '/srv/nostromo/slots/orchestrator/live'`,
+  "  seen=$(curl -sS -m 5 'http://127.0.0.1:8080/.nostromo/live/orchestrator' 2>&1) || true",
+  `  [ "$seen" = 'nostromo_orchestrator_green' ] || { echo "switch of orchestrator failed: nginx answers "'http://127.0.0.1:8080/.nostromo/live/orchestrator'" with '$seen', not nostromo_orchestrator_green: it reads /srv/nostromo/nginx-upstreams/orchestrator for every request (can its workers read that path? does it run this site?)" >&2; exit 1; }`,
   "  ln -sfn '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' '/srv/nostromo/current/orchestrator.new' && mv -T '/srv/nostromo/current/orchestrator.new' '/srv/nostromo/current/orchestrator'",
   `  echo "switched orchestrator to 0123456789ab (slot green, port 8002)"`,
   "fi",

@@ -39,6 +39,17 @@ const liveSlot = (app: string, name: string) => [
   "    }",
 ];
 
+/** Where nginx answers this machine which upstream it picks for the app (the cutover asks it). */
+const liveAnswer = (app: string, name: string) => [
+  `    location = /.nostromo/live/${app} {`,
+  "        allow 127.0.0.1;",
+  "        allow ::1;",
+  "        deny all;",
+  "        default_type text/plain;",
+  `        return 200 "$${name}\\n";`,
+  "    }",
+];
+
 /** The site file of `config()`. */
 const SITE = [
   "# Written by nostromo-deploy (stack unit); the live slot is the link /srv/nostromo/nginx-upstreams/api-core",
@@ -62,6 +73,7 @@ const SITE = [
   "    location / {",
   "        try_files $uri $uri/ /index.html;",
   "    }",
+  ...liveAnswer("api-core", "nostromo_api_core"),
   "}",
 ];
 
@@ -180,6 +192,8 @@ const ROUTES_SITE = [
   "    location / {",
   "        try_files $uri $uri/ /index.html;",
   "    }",
+  ...liveAnswer("iact", "nostromo_iact"),
+  ...liveAnswer("orchestrator", "nostromo_orchestrator"),
   "}",
 ];
 
@@ -210,6 +224,7 @@ describe("unit: scripts/nginx routes (exact text, issue 10)", () => {
         "    listen 8080;",
         ...liveSlot("orchestrator", "nostromo_orchestrator"),
         ...proxied("/", "$nostromo_orchestrator"),
+        ...liveAnswer("orchestrator", "nostromo_orchestrator"),
         "}",
         "",
       ].join("\n"),
