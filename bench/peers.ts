@@ -557,39 +557,21 @@ function table(tools: Tool[], figs: Figures[]): string {
       (f) => [pick(f).reduce((n, t) => n + t.load.failed.keepAlive, 0)],
     ],
   ];
+  /** A row of times: min / median / max in the cell, the values for the ratio. */
+  const timeRow = (what: string, values: (f: Figures) => (number | undefined)[], digits: number): Row => [
+    what,
+    (f) => cell(values(f), digits),
+    values,
+  ];
   const bad = (f: Figures) => (f.bad ? [f.bad] : []);
   const rows: Row[] = [
     ["apps deployed", (f) => tools[figs.indexOf(f)].apps],
-    [
-      "upgrade v1.2.2 → v1.2.3 (s)",
-      (f) =>
-        cell(
-          f.upgrade.map((t) => t.seconds),
-          1,
-        ),
-      (f) => f.upgrade.map((t) => t.seconds),
-    ],
+    timeRow("upgrade v1.2.2 → v1.2.3 (s)", (f) => f.upgrade.map((t) => t.seconds), 1),
     ...loadRows("upgrade", (f) => f.upgrade),
-    [
-      "rollback to v1.2.2 (s)",
-      (f) =>
-        cell(
-          f.rollback.map((t) => t.seconds),
-          1,
-        ),
-      (f) => f.rollback.map((t) => t.seconds),
-    ],
-    [
-      "rollback: command start → /health answers 1.2.2 (s)",
-      (f) =>
-        cell(
-          f.rollback.map((t) => t.toOld),
-          2,
-        ),
-      (f) => f.rollback.map((t) => t.toOld),
-    ],
+    timeRow("rollback to v1.2.2 (s)", (f) => f.rollback.map((t) => t.seconds), 1),
+    timeRow("rollback: command start → /health answers 1.2.2 (s)", (f) => f.rollback.map((t) => t.toOld), 2),
     ...loadRows("rollback", (f) => f.rollback),
-    ["no-change deploy (s)", (f) => cell(f.noop, 1), (f) => f.noop],
+    timeRow("no-change deploy (s)", (f) => f.noop, 1),
     [
       "bad release (/health 500) (s)",
       (f) => (f.bad ? `${f.bad.seconds.toFixed(1)} (exit ${f.bad.code})` : "not run"),
