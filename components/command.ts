@@ -1,9 +1,10 @@
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { redact } from "../lib/redact";
 import type { StepKind } from "../lib/steps";
-import { RunResult, SshConnection, runLocally, runOverSsh, shellQuote } from "./ssh";
+import type { SshConnection } from "./ssh";
 
 export type { RunResult, SshConnection } from "./ssh";
+export { commandProvider, parseStepResult } from "./commandProvider";
 
 export interface CommandArgs {
   /** What the step is (lib/steps.ts): the policy pack, tools and mocks find steps by it. */
@@ -39,174 +40,38 @@ export interface CommandArgs {
   readonly redact?: pulumi.Input<string[]>;
 }
 
-interface CommandInputs {
-  step: StepKind;
-  app?: string;
-  lease?: string;
-  check?: string;
-  connection?: SshConnection;
-  create: string;
-  update?: string;
-  delete?: string;
-  stdin?: string;
-  triggers?: unknown[];
-  timeoutSeconds?: number;
-  redact?: string[];
-}
-
 /**
- * Inputs whose change re-runs the step. Not `lease` (it changes on every `pulumi up`), `step` or
- * `app`: a change of them alone leaves the step unchanged; nor `connection` alone (a rotated key),
- * `delete` or `check`, which update the state without running anything (so `refresh` asks the
- * server the new way), nor `timeoutSeconds` or `redact`.
+ * The provider the engine runs for Command resources: a stub that loads commandProvider.ts
+ * (through ts-node, as the program is) into the dynamic provider's process on first use. The
+ * engine stores a dynamic provider's serialized code in every resource's state and the program
+ * serializes it at every start: for the whole implementation that was 31 KB per step (a third of
+ * the state) and 0.5 s of every `pulumi up`; the stub is a few lines. The project's folder is
+ * where this file is now, or, for a state written from a folder since moved, the provider's
+ * working directory (the project's).
  */
-const RERUN_KEYS = ["create", "update", "stdin", "triggers"] as const;
-
-/** Seconds a script may run when the step sets no `timeoutSeconds`. */
-const DEFAULT_TIMEOUT_SECONDS = 1800;
-
-function same(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+function providerStub(componentsDir: string): pulumi.dynamic.ResourceProvider {
+  const load = (): pulumi.dynamic.ResourceProvider => {
+    const g = globalThis as { __nostromoCommandProvider?: pulumi.dynamic.ResourceProvider };
+    if (g.__nostromoCommandProvider) return g.__nostromoCommandProvider;
+    const fs = require("fs");
+    const p = require("path");
+    const dir = fs.existsSync(p.join(componentsDir, "commandProvider.ts")) ? componentsDir : p.join(process.cwd(), "components");
+    const req = require("module").createRequire(p.join(dir, "commandProvider.ts"));
+    if (!require.extensions[".ts"])
+      req("ts-node").register({ project: p.join(dir, "..", "tsconfig.json"), transpileOnly: true, swc: true });
+    g.__nostromoCommandProvider = req("./commandProvider").commandProvider as pulumi.dynamic.ResourceProvider;
+    return g.__nostromoCommandProvider;
+  };
+  return {
+    diff: (id, olds, news) => load().diff!(id, olds, news),
+    create: (inputs) => load().create(inputs),
+    update: (id, olds, news) => load().update!(id, olds, news),
+    delete: (id, props) => load().delete!(id, props),
+    read: (id, props) => load().read!(id, props),
+  };
 }
 
-/** What a run adds to the inputs: its output, its parsed result line, and no drift. */
-interface RunOutputs {
-  stdout: string;
-  stderr: string;
-  result: Record<string, unknown>;
-  drift: string;
-}
-
-/**
- * Runs a script through the engine, as @pulumi/command's Command does: create/update/delete
- * scripts, triggers, stdin, stdout/stderr outputs. It is a dynamic provider because the
- * command provider's Go module cannot be had from the module proxy on our machines (README).
- * On top: the result line every step ends with (`result`), the update's lease in the script's
- * environment, and `read` (`pulumi refresh`) running the step's `check` to see drift.
- */
-export const commandProvider: pulumi.dynamic.ResourceProvider = {
-  /** Changes: a re-run key, drift found by `read`, or what the state keeps for later (connection, delete script). */
-  async diff(_id: string, olds: CommandInputs & Partial<RunOutputs>, news: CommandInputs) {
-    const moved = !same(olds.connection?.host, news.connection?.host) || !same(olds.connection?.port, news.connection?.port);
-    const changed = [
-      ...RERUN_KEYS.filter((k) => !same(olds[k], news[k])),
-      ...(olds.drift ? ["drift"] : []),
-      ...(["connection", "delete", "check"] as const).filter((k) => !same(olds[k], news[k])),
-    ];
-    return { changes: changed.length > 0, replaces: moved ? ["connection"] : [], deleteBeforeReplace: false };
-  },
-  async create(inputs: CommandInputs) {
-    const out = await runStep(inputs, inputs.create);
-    return { id: `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`, outs: { ...inputs, ...out } };
-  },
-  async update(_id: string, olds: CommandInputs & Partial<RunOutputs>, news: CommandInputs) {
-    const rerun = !!olds.drift || RERUN_KEYS.some((k) => !same(olds[k], news[k]));
-    const out: RunOutputs = rerun
-      ? await runStep(news, news.update ?? news.create)
-      : { stdout: olds.stdout ?? "", stderr: olds.stderr ?? "", result: olds.result ?? {}, drift: "" };
-    return { outs: { ...news, ...out } };
-  },
-  async delete(_id: string, props: CommandInputs) {
-    if (props.delete) {
-      await runStep(props, props.delete);
-    }
-  },
-  /**
-   * `pulumi refresh`: asks the server whether what the step made is still there (its `check`, run
-   * like the step). Exit 0: `drift` "", exit 3: `drift` is the check's output; anything else
-   * fails the refresh. Drift goes into the outputs (diff and update see it as `olds.drift`) and
-   * into the inputs: the dynamic provider protocol carries no detailed diff, so the preview names
-   * the change by the inputs' `drift` (old) against the program's (none).
-   */
-  async read(id: string, props: CommandInputs & Partial<RunOutputs>) {
-    if (!props.check) return { id, props };
-    const r = await runScript({ ...props, stdin: undefined }, props.check);
-    if (r.code !== 0 && r.code !== 3) throw new Error(failureText(props, r, "refresh: the check of this step"));
-    const drift = r.code === 3 ? `${r.stdout}${r.stderr}`.trim().slice(0, 500) || "drifted" : "";
-    const inputs: Record<string, unknown> = { ...props, drift };
-    for (const k of ["stdout", "stderr", "result"]) delete inputs[k];
-    return { id, props: { ...props, drift }, inputs };
-  },
-};
-
-const RESULT_PREFIX = "nostromo-result ";
-
-/**
- * The step's result: its last non-empty line of output, `nostromo-result {…}` (a JSON object).
- * The one parser of step results; a missing or malformed line fails the step, naming it.
- */
-export function parseStepResult(stdout: string, what: string): Record<string, unknown> {
-  const last = stdout.trimEnd().split("\n").pop() ?? "";
-  const prefix = RESULT_PREFIX;
-  if (!last.startsWith(prefix)) throw new Error(`step ${what}: no result line at the end of its output`);
-  let value: unknown;
-  try {
-    value = JSON.parse(last.slice(prefix.length));
-  } catch {
-    value = undefined;
-  }
-  if (!value || typeof value !== "object" || Array.isArray(value))
-    throw new Error(`step ${what}: malformed result line: ${last.slice(0, 200)}`);
-  return value as Record<string, unknown>;
-}
-
-/**
- * Runs one script (with the lease in its environment) locally (bash) or over SSH, under `timeout`.
- * Its output comes back with the secret values redacted: the state, the errors and the drift
- * text all read it from here.
- */
-async function runScript(inputs: CommandInputs, text: string): Promise<RunResult> {
-  const timeoutMs = (inputs.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000;
-  const script = inputs.lease ? `export NOSTROMO_LEASE=${shellQuote(inputs.lease)}\n${text}` : text;
-  const r = await (inputs.connection
-    ? runOverSsh(inputs.connection, script, inputs.stdin, timeoutMs)
-    : runLocally(script, inputs.stdin, timeoutMs));
-  return { ...r, stdout: redact(r.stdout, inputs.redact, RESULT_PREFIX), stderr: redact(r.stderr, inputs.redact) };
-}
-
-/**
- * The error of a failed run, `<subject> failed on <where> (exit N)` or `<subject> timed out after
- * N s on <where> (…)`, then the tail of both outputs (so far, for a timeout).
- */
-function failureText(inputs: CommandInputs, r: RunResult, subject = "step"): string {
-  const where = inputs.connection ? `${inputs.connection.user}@${inputs.connection.host}:${inputs.connection.port}` : "localhost";
-  const seconds = inputs.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
-  const how =
-    r.timedOut === "killed"
-      ? `timed out after ${seconds} s on ${where} (the script was killed ${inputs.connection ? "on the server" : "where it ran"})`
-      : r.timedOut
-        ? `timed out after ${seconds} s on ${where} (no answer from the server ${seconds + 30} s after the start; its \`timeout\` kills the script there)`
-        : `failed on ${where} (${r.code === null ? "no exit status" : `exit ${r.code}`})`;
-  return `${subject} ${how}${outputTail(r, r.timedOut ? " so far" : "")}`;
-}
-
-/** The last 60 lines of stderr and stdout (a failure bundle: logs of the slot and nginx), each under a header (`--- stdout ---`). */
-function outputTail(r: RunResult, soFar = ""): string {
-  const tail = (s: string) => s.replace(/\n+$/, "").split("\n").slice(-60).join("\n");
-  return (
-    (r.stderr.trim() ? `\n--- stderr${soFar} ---\n${tail(r.stderr)}` : "") +
-    (r.stdout.trim() ? `\n--- stdout${soFar} ---\n${tail(r.stdout)}` : "")
-  );
-}
-
-/** Runs the step's script, returning its output and result line or throwing with its tail. */
-async function runStep(inputs: CommandInputs, text: string): Promise<RunOutputs> {
-  const result = await runScript(inputs, text);
-  if (result.code !== 0) throw new Error(failureText(inputs, result));
-  const what = inputs.app ? `${inputs.step} (${inputs.app})` : String(inputs.step);
-  let parsed: Record<string, unknown> | undefined;
-  let problem = "";
-  try {
-    parsed = parseStepResult(result.stdout, what);
-  } catch (err) {
-    problem = (err as Error).message;
-  }
-  // The step ran, but did not end as a step must: its output is shown with the reason.
-  if (!parsed) throw new Error(problem + outputTail(result));
-  const trim = (s: string) => s.replace(/\n+$/, "");
-  return { stdout: trim(result.stdout), stderr: trim(result.stderr), result: parsed, drift: "" };
-}
-
+const commandProviderStub = providerStub(path.resolve(__dirname));
 /** A script run by the engine on a server (or locally); see CommandArgs. */
 export class Command extends pulumi.dynamic.Resource {
   declare public readonly stdout: pulumi.Output<string>;
@@ -216,7 +81,7 @@ export class Command extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: CommandArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      commandProvider,
+      commandProviderStub,
       name,
       { ...args, stdout: undefined, stderr: undefined, result: undefined, drift: undefined },
       opts,

@@ -86,6 +86,9 @@ _np_main() {
   printf 'export PULUMI_SKIP_UPDATE_CHECK=true\n'
   printf 'export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true\n'
   printf 'export PULUMI_IGNORE_AMBIENT_PLUGINS=true\n'
+  # Every node process of a run (the program, the dynamic provider, the tools) keeps its compiled
+  # modules here: the Pulumi SDK then loads in about half the time (bench/engine.ts).
+  printf 'export NODE_COMPILE_CACHE=%q\n' "$cache/node-compile-cache"
 }
 
 # Builds pulumi, pulumi-language-nodejs and copies the SDK scripts into $2.

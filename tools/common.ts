@@ -77,13 +77,35 @@ export function updateNumber(flag: string, value: string | undefined): number | 
 }
 
 export async function openStack(stackName: string): Promise<Stack> {
-  try {
-    return await LocalWorkspace.selectStack({ stackName, workDir: REPO_ROOT });
-  } catch (err) {
-    const text = String((err as { stderr?: string }).stderr || (err as Error).message);
-    const line = text.split("\n").find((l) => /error:/i.test(l)) ?? text.split("\n")[0];
-    throw new ToolError(`cannot select stack '${stackName}': ${line.replace(/^.*error:\s*/i, "").trim()}`);
-  }
+  const { stack, selected } = await openStackAtOnce(stackName);
+  await selected;
+  return stack;
+}
+
+/**
+ * What `Stack.select` constructs before it awaits the select's `ready` (the constructor and
+ * `ready` are private in the class's types only).
+ */
+const StackSelecting = Stack as unknown as new (name: string, ws: LocalWorkspace, mode: "select") => Stack;
+
+/**
+ * The stack, usable at once, beside its `pulumi stack select` (`selected`; a missing stack
+ * rejects it with a ToolError): every Stack call names the stack itself (`--stack`), so reads
+ * need not wait for the select. Await `selected` before trusting a read's failure.
+ */
+export async function openStackAtOnce(stackName: string): Promise<{ stack: Stack; selected: Promise<void> }> {
+  const ws = await LocalWorkspace.create({ workDir: REPO_ROOT });
+  const stack = new StackSelecting(stackName, ws, "select");
+  const selected = (stack as unknown as { ready: Promise<void> }).ready.then(
+    () => undefined,
+    (err: unknown) => {
+      const text = String((err as { stderr?: string }).stderr || (err as Error).message);
+      const line = text.split("\n").find((l) => /error:/i.test(l)) ?? text.split("\n")[0];
+      throw new ToolError(`cannot select stack '${stackName}': ${line.replace(/^.*error:\s*/i, "").trim()}`);
+    },
+  );
+  selected.catch(() => undefined); // awaited by the caller; never an unhandled rejection meanwhile
+  return { stack, selected };
 }
 
 /**

@@ -7,6 +7,7 @@
  *
  * Usage: npm run deploy -- [--version 1.2.3] [--once]
  */
+import "../lib/compileCache"; // first: every module after it loads from the compile cache
 import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";

@@ -3,6 +3,7 @@
  * numbered stably (a file backend's by start time, oldest = 1): result, start, duration, per-app
  * refs (and SHAs where the outputs are known), rollbacks and the deploys they rolled back from marked.
  */
+import "../lib/compileCache"; // first: every module after it loads from the compile cache
 import { formatTable } from "../lib/history";
 import { loadHistory, openStack, parseToolArgs, requireStackName, runMain, ToolError } from "./common";
 

@@ -5,6 +5,7 @@
  * The whole history is read (every page); a deploy is an update that failed or changed something
  * on a server: a `pulumi up` that left every resource `same` is not counted.
  */
+import "../lib/compileCache"; // first: every module after it loads from the compile cache
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";

@@ -3,6 +3,7 @@
  * (`notifyWebhookUrl`) that a deploy failed. For CI, after a failed `pulumi up`: a failure
  * cannot be posted from inside the deploy graph, since no step runs after the failing one.
  */
+import "../lib/compileCache"; // first: every module after it loads from the compile cache
 import { loadHistory, notifyIfConfigured, openStack, parseToolArgs, plainConfig, requireStackName, runMain, ToolError } from "./common";
 import { refsOf } from "../lib/history";
 

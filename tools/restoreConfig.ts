@@ -9,6 +9,7 @@
  * holds it), after a safety archive of the files as they are; nginx tests and reloads the result
  * (a refusal puts every file back).
  */
+import "../lib/compileCache"; // first: every module after it loads from the compile cache
 import { ConfigError, DeployConfig, parseDeployConfig } from "../lib/config";
 import { configRestoreScript, configSurveyScript, parseConfigSurvey } from "../lib/restore";
 import { layout } from "../lib/scripts";

@@ -14,6 +14,7 @@
  * migrations against the serving code (tools/restoreDb.ts). Without it the database is left alone,
  * and the tool says when its schema may be ahead of the code.
  */
+import "../lib/compileCache"; // first: every module after it loads from the compile cache
 import { Stack } from "@pulumi/pulumi/automation";
 import {
   DeployRow,
@@ -34,7 +35,7 @@ import {
   confirm,
   loadHistory,
   notifyIfConfigured,
-  openStack,
+  openStackAtOnce,
   parseToolArgs,
   REPO_ROOT,
   requireStackName,
@@ -52,7 +53,7 @@ const USAGE = "npm run rollback -- --stack <name> [--to <update>] [--restore-db 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const seconds = (ms: number) => (ms / 1000).toFixed(1);
 
-type OutputApps = Record<string, { ref?: string; sha?: string; version?: string }>;
+type OutputApps = Record<string, { ref?: string; sha?: string; version?: string; slot?: string }>;
 
 /** `orchestrator 1.2.3 (v1.2.3, 0123456789ab), sevastopol …` from outputs, falling back to refs. */
 function describe(refs: Record<string, string>, apps: OutputApps | undefined): string {
@@ -120,18 +121,21 @@ runMain("rollback", async () => {
   if (args.backup !== undefined && !restoreDb)
     throw new ToolError(`--backup names the backup --restore-db restores: add --restore-db\nusage: ${USAGE}`);
 
-  const stack = await openStack(name);
-  // The config with the SSH key (one call) beside the history: the switch at once needs them first thing.
+  const { stack, selected } = await openStackAtOnce(name);
+  // The config with the SSH key (one call) beside the history and the select: the switch at once needs them first thing.
   const readStart = Date.now();
   const configRead = engineCall(`read the config of stack ${name}`, () => configAndSecrets(stack));
   // The server's SSH connection opens while the history is read (a read-only `true`): the
   // switch's probe and switch then run on it (components/ssh.ts pools it). Its failure is the probe's to report.
   configRead.then((c) => sshRun(targetOf(c.config, c.secrets.sshPrivateKey), "true", "", 20_000)).catch(() => undefined);
-  const [{ rows, outputs }, { config, secrets }, stackLocks] = await Promise.all([
+  const reads = Promise.all([
     engineCall(`read the history of stack ${name}`, () => loadHistory(stack)),
     configRead,
     fileBackendLocks(stack, name).catch(() => [] as string[]),
   ]);
+  reads.catch(() => undefined); // a missing stack fails the reads too: the select's error is the one to report
+  await selected;
+  const [{ rows, outputs }, { config, secrets }, stackLocks] = await reads;
   const sshKey = secrets.sshPrivateKey;
   const readSeconds = (Date.now() - readStart) / 1000;
   log(`stack ${name}: history`);
@@ -190,14 +194,20 @@ runMain("rollback", async () => {
   const fast =
     stackLocks.length > 0
       ? ({ switched: false, why: `another update holds the stack lock (${stackLocks.join(", ")})` } as const)
-      : await switchAtOnce(targetOf(config, sshKey), name, config, target);
+      : await switchAtOnce(
+          targetOf(config, sshKey),
+          name,
+          config,
+          target,
+          Object.fromEntries(Object.entries(beforeApps ?? {}).map(([n, a]) => [n, a.slot])),
+        );
   const switchedAt = (Date.now() - started) / 1000;
   if (fast.switched) {
     const p = fast.phases;
     log(`\nswitched at once, ${switchedAt.toFixed(1)} s after the command started: serving ${fast.serving} (read from the server)`);
     log(
-      `  (tool loaded ${((loaded - started) / 1000).toFixed(1)} s, stack selected ${((readStart - loaded) / 1000).toFixed(1)} s, history, config and key read ${readSeconds.toFixed(1)} s, ` +
-        `refs ${p.refs.toFixed(1)} s, probe ${p.probe.toFixed(1)} s, switch ${p.switch.toFixed(1)} s)`,
+      `  (tool loaded ${((loaded - started) / 1000).toFixed(1)} s, workspace ${((readStart - loaded) / 1000).toFixed(1)} s, stack selected and history, config and key read ${readSeconds.toFixed(1)} s, ` +
+        `refs ${p.refs.toFixed(1)} s, ${p.probe > 0 ? `probe ${p.probe.toFixed(1)} s` : "no probe: the kept slot held it"}, switch ${p.switch.toFixed(1)} s)`,
     );
   } else log(`\nno switch at once (${fast.why}): the update starts what is needed`);
 

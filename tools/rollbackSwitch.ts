@@ -4,18 +4,46 @@
  * before the rollback's `pulumi up` records it (lib/scripts/rollbackSwitch.ts). Otherwise it
  * says why, changes nothing, and the normal path runs.
  */
-import { ConfigError, parseDeployConfig } from "../lib/config";
+import { ConfigError, DeployConfig, parseDeployConfig } from "../lib/config";
 import { Stack } from "@pulumi/pulumi/automation";
 import * as fs from "fs";
 import * as path from "path";
 import { fileURLToPath } from "url";
 import { resolveRef } from "../lib/git";
 import { DeployRow } from "../lib/history";
-import { CutoverTarget, parseProbe, rollbackSwitchScript, switchProbeScript } from "../lib/scripts";
+import { CutoverTarget, parseProbe, ROLLBACK_SWITCH_REFUSED, rollbackSwitchScript, switchProbeScript } from "../lib/scripts";
 import { sshRun, Target } from "./common";
 
-/** Where the switch's time went (seconds): resolving the refs, the probe's SSH run, the switch's. */
+/**
+ * Where the switch's time went (seconds): resolving the refs, the probe's SSH run (0 when the
+ * first guess was right), the switch's.
+ */
 export type SwitchPhases = { refs: number; probe: number; switch: number };
+
+/**
+ * The first guess, no probe: each node app's release to go back to runs in the slot that does not
+ * serve now (`servingSlots`, the stack's outputs), where the update before kept it. Undefined when
+ * an app's serving slot is not known. The switch checks the guess before it switches anything.
+ */
+export function guessTargets(
+  apps: DeployConfig["apps"],
+  shas: Map<string, string>,
+  servingSlots: Record<string, string | undefined>,
+): CutoverTarget[] | undefined {
+  const guesses: CutoverTarget[] = [];
+  for (const app of apps) {
+    const sha = shas.get(app.name)!;
+    if (app.kind === "static") {
+      guesses.push({ app, sha });
+      continue;
+    }
+    const serving = servingSlots[app.name];
+    if (serving !== "blue" && serving !== "green") return undefined;
+    const slot = serving === "blue" ? "green" : "blue";
+    guesses.push({ app, sha, slot, port: app.ports![slot] });
+  }
+  return guesses;
+}
 /**
  * The lock files another update holds on the stack in a file backend (`file://…`), as paths; none
  * for another backend (which this cannot see: the update finds out). The switch at once happens
@@ -44,6 +72,7 @@ export async function switchAtOnce(
   name: string,
   config: Record<string, unknown>,
   target: DeployRow,
+  servingSlots: Record<string, string | undefined> = {},
 ): Promise<SwitchOutcome> {
   const appsConfig = target.appsConfig;
   if (!appsConfig) return { switched: false, why: `the history holds no apps config of update ${target.version}` };
@@ -67,6 +96,14 @@ export async function switchAtOnce(
   }
 
   const refs = since(t0);
+  const guess = guessTargets(cfg.apps, new Map(targets.map((t) => [t.app.name, t.sha])), servingSlots);
+  if (guess) {
+    // One SSH run when the guess is right; a refusal (nothing switched) falls back to the probe.
+    const t1 = Date.now();
+    const r = await sshRun(server, rollbackSwitchScript(cfg, guess));
+    if (r.code === 0) return { switched: true, serving: servingOf(r.stdout), phases: { refs, probe: 0, switch: since(t1) } };
+    if (r.code !== ROLLBACK_SWITCH_REFUSED) return { switched: false, why: r.stderr.trim() || `the switch exited ${r.code}` };
+  }
   const t1 = Date.now();
   const probe = await sshRun(server, switchProbeScript(cfg, targets));
   const probed = since(t1);
@@ -82,6 +119,7 @@ export async function switchAtOnce(
   const t2 = Date.now();
   const r = await sshRun(server, rollbackSwitchScript(cfg, cutover));
   if (r.code !== 0) return { switched: false, why: r.stderr.trim() || `the switch exited ${r.code}` };
-  const serving = /"serving":"([^"]*)"/.exec(r.stdout)?.[1] ?? "";
-  return { switched: true, serving, phases: { refs, probe: probed, switch: since(t2) } };
+  return { switched: true, serving: servingOf(r.stdout), phases: { refs, probe: probed, switch: since(t2) } };
 }
+
+const servingOf = (stdout: string) => /"serving":"([^"]*)"/.exec(stdout)?.[1] ?? "";

@@ -56,31 +56,34 @@ function linkLine(L: ReturnType<typeof layout>, target: string): string {
   return `ln -sfn ${target} ${quote(`${L.liveLink}.new`)} && mv -T ${quote(`${L.liveLink}.new`)} ${quote(L.liveLink)}`;
 }
 
-/** Checks one app's new release before anything is switched (static: its site; node: its slot). */
-function verifyLines(cfg: DeployConfig, t: CutoverTarget): string[] {
+/**
+ * Checks one app's new release before anything is switched (static: its site; node: its slot);
+ * a failed check exits `refusedExit`.
+ */
+function verifyLines(cfg: DeployConfig, t: CutoverTarget, refusedExit: number): string[] {
   const { app, sha } = t;
   const L = layout(cfg.server.root, app.name);
   const release = `${L.releases}/${sha}`;
   if (app.kind === "static") {
     const index = `${release}/${app.output}/index.html`;
     return [
-      `[ -s ${quote(index)} ] || { echo "check failed for ${app.name}: ${index} is missing or empty; nothing was switched" >&2; exit 1; }`,
+      `[ -s ${quote(index)} ] || { echo "check failed for ${app.name}: ${index} is missing or empty; nothing was switched" >&2; exit ${refusedExit}; }`,
     ];
   }
   return [
-    `[ "$(readlink ${quote(`${L.slots}/${t.slot}`)} 2>/dev/null)" = ${quote(release)} ] || { echo "check failed for ${app.name}: slot ${t.slot} does not hold release ${sha.slice(0, 12)}; nothing was switched" >&2; exit 1; }`,
+    `[ "$(readlink ${quote(`${L.slots}/${t.slot}`)} 2>/dev/null)" = ${quote(release)} ] || { echo "check failed for ${app.name}: slot ${t.slot} does not hold release ${sha.slice(0, 12)}; nothing was switched" >&2; exit ${refusedExit}; }`,
     // Every health path again, each with its own fields (the version where it is compared).
     ...app.health!.checks.flatMap((check) => {
       const url = `http://127.0.0.1:${t.port}${check.path}`;
       const expect = expectedText(check, app.version);
       if (!expect) {
         return [
-          `curl -fsS -m 5 -o /dev/null ${quote(url)} 2>"$nostromo_tmp/verify" || { echo "check failed for ${app.name}: "${quote(url)}" does not answer ($(cat "$nostromo_tmp/verify")); nothing was switched" >&2; exit 1; }`,
+          `curl -fsS -m 5 -o /dev/null ${quote(url)} 2>"$nostromo_tmp/verify" || { echo "check failed for ${app.name}: "${quote(url)}" does not answer ($(cat "$nostromo_tmp/verify")); nothing was switched" >&2; exit ${refusedExit}; }`,
         ];
       }
       return [
-        `curl -fsS -m 5 -o "$nostromo_tmp/verify-body" ${quote(url)} 2>"$nostromo_tmp/verify" || { echo "check failed for ${app.name}: "${quote(url)}" does not answer ($(cat "$nostromo_tmp/verify")); nothing was switched" >&2; exit 1; }`,
-        `why=$(node -e ${quote(EXPECT_FIELDS)} ${quote(expect)} "$(cat "$nostromo_tmp/verify-body")") || { echo "check failed for ${app.name}: "${quote(url)}" expected HTTP 200 with "${quote(expect)}", got HTTP 200 ($why): $(head -c 300 "$nostromo_tmp/verify-body"); nothing was switched" >&2; exit 1; }`,
+        `curl -fsS -m 5 -o "$nostromo_tmp/verify-body" ${quote(url)} 2>"$nostromo_tmp/verify" || { echo "check failed for ${app.name}: "${quote(url)}" does not answer ($(cat "$nostromo_tmp/verify")); nothing was switched" >&2; exit ${refusedExit}; }`,
+        `why=$(node -e ${quote(EXPECT_FIELDS)} ${quote(expect)} "$(cat "$nostromo_tmp/verify-body")") || { echo "check failed for ${app.name}: "${quote(url)}" expected HTTP 200 with "${quote(expect)}", got HTTP 200 ($why): $(head -c 300 "$nostromo_tmp/verify-body"); nothing was switched" >&2; exit ${refusedExit}; }`,
       ];
     }),
   ];
@@ -221,7 +224,7 @@ const get = (o, p) => p.split(".").reduce((v, k) => (v == null ? undefined : v[k
  * exit handler runs nostromo_cleanup) puts every switched app back and says what serves now.
  * Shared by the cutover and the rollback tool's switch (`what` names which in the error).
  */
-export function verifyAndSwitchLines(cfg: DeployConfig, targets: CutoverTarget[], what: string): string[] {
+export function verifyAndSwitchLines(cfg: DeployConfig, targets: CutoverTarget[], what: string, refusedExit = 1): string[] {
   const apps = targets.map((t) => t.app);
   return [
     `mkdir -p ${quote(`${cfg.server.root}/current`)}`,
@@ -234,7 +237,7 @@ export function verifyAndSwitchLines(cfg: DeployConfig, targets: CutoverTarget[]
     ...servingLines(cfg, apps).map((l) => `  ${l}`),
     `  echo "${what} failed; $([ -n "$switched" ] && echo "switched back:$switched" || echo "nothing was switched"). Serving now: $serving" >&2`,
     `}`,
-    ...targets.flatMap((t) => verifyLines(cfg, t)),
+    ...targets.flatMap((t) => verifyLines(cfg, t, refusedExit)),
     ...targets.flatMap((t) => switchLines(cfg, t)),
   ];
 }

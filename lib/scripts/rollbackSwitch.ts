@@ -12,6 +12,9 @@ import { EXPECT_FIELDS, expectedText } from "./health";
 import { eventFunction } from "./journal";
 import { layout, prelude } from "./layout";
 
+/** rollbackSwitchScript's exit when a target fails its check before anything is switched. */
+export const ROLLBACK_SWITCH_REFUSED = 4;
+
 /** What the probe says of one app: the slot (and port) that runs its release and answers, or why not. */
 export type ProbeAnswer = { app: string; slot: string; port: number } | { app: string; why: string };
 
@@ -62,7 +65,7 @@ export function parseProbe(stdout: string): ProbeAnswer[] {
  * The switch itself, under the deploy lock taken for it alone: refused (exit 3, nothing changed)
  * while anyone holds the lock. Every target verified again, then switched (a failure puts every
  * switched app back); a `rollback-switch` event goes to the journal; the lock is released on
- * exit. Result: serving.
+ * exit. Result: serving. A target that fails its check exits ROLLBACK_SWITCH_REFUSED, nothing switched.
  */
 export function rollbackSwitchScript(cfg: DeployConfig, targets: CutoverTarget[]): string {
   const root = cfg.server.root;
@@ -81,7 +84,7 @@ export function rollbackSwitchScript(cfg: DeployConfig, targets: CutoverTarget[]
     `printf '%s\\n' ${quote(cfg.stack)} > "$lock/stack"; printf '%s\\n' "$NOSTROMO_LEASE" > "$lock/lease"; printf '%s@%s\\n' "$(id -un)" "$(hostname)" > "$lock/owner"; date -u +%Y-%m-%dT%H:%M:%SZ > "$lock/since"; date +%s > "$lock/started"`,
     `flock -u 9`,
     `exec 9>&-`,
-    ...verifyAndSwitchLines(cfg, targets, "rollback switch"),
+    ...verifyAndSwitchLines(cfg, targets, "rollback switch", ROLLBACK_SWITCH_REFUSED),
     // Committed: traffic is on the releases gone back to.
     `nostromo_cleanup() { :; }`,
     ...servingLines(

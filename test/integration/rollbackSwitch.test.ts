@@ -4,7 +4,8 @@ import * as http from "http";
 import * as os from "os";
 import * as path from "path";
 import { DeployConfig, parseDeployConfig } from "../../lib/config";
-import { parseProbe, rollbackSwitchScript, switchProbeScript } from "../../lib/scripts";
+import { parseProbe, ROLLBACK_SWITCH_REFUSED, rollbackSwitchScript, switchProbeScript } from "../../lib/scripts";
+import { guessTargets } from "../../tools/rollbackSwitch";
 import { freePort } from "../../local/postgres";
 import { runBash } from "../support/bash";
 import { validRaw } from "../support/validConfig";
@@ -162,7 +163,39 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
     }
   });
 
+  const shas = () => new Map(cfg.apps.map((a) => [a.name, OLD]));
+
+  it("a wrong first guess (the slot that does not serve holds another release): refused before any switch, so the tool probes", async () => {
+    // Blue serves 1.2.3, yet the outputs say green does (a hand-made switch, say): the guess is blue.
+    const guess = guessTargets(cfg.apps, shas(), { orchestrator: "green" })!;
+    assert.deepStrictEqual(
+      guess.map((t) => t.slot),
+      ["blue", undefined],
+    );
+    const r = await runBash(rollbackSwitchScript(cfg, guess));
+    assert.strictEqual(r.code, ROLLBACK_SWITCH_REFUSED, r.stderr);
+    assert.match(r.stderr, /check failed for orchestrator: slot blue does not hold release 000000000000; nothing was switched/);
+    assert.deepStrictEqual(serving(), servedBefore());
+    assert.ok(!fs.existsSync(L(".lock")), "the lock was left behind");
+    // No serving slot known for a node app: no guess at all.
+    assert.strictEqual(guessTargets(cfg.apps, shas(), {}), undefined);
+  });
+
+  it("a green slot whose release no longer answers its version: refused before any switch", async () => {
+    greenVersion = "1.2.4";
+    try {
+      const r = await runBash(rollbackSwitchScript(cfg, switchTargets()));
+      assert.strictEqual(r.code, ROLLBACK_SWITCH_REFUSED, r.stderr);
+      assert.match(r.stderr, /check failed for orchestrator: .*nothing was switched/);
+      assert.deepStrictEqual(serving(), servedBefore());
+    } finally {
+      greenVersion = "1.2.2";
+    }
+  });
+
   it("switches both apps to the old release (green slot, its live link, the current links), records it, releases the lock", async () => {
+    // The first guess from the outputs (blue serves): green, which holds it.
+    assert.deepStrictEqual(guessTargets(cfg.apps, shas(), { orchestrator: "blue" }), switchTargets());
     const r = await runBash(rollbackSwitchScript(cfg, switchTargets()));
     assert.strictEqual(r.code, 0, r.stderr);
     assert.deepStrictEqual(serving(), { link: "orchestrator.green", live: "green", orchestrator: OLD, sevastopol: OLD });

@@ -11,6 +11,7 @@ describe("unit: script builders", () => {
       "PIP_INSTALL_FUNCTION", // python.test.ts
       "RELEASE_ENV", // release.test.ts
       "RESULT_FUNCTION", // layout.test.ts (in the prelude)
+      "ROLLBACK_SWITCH_REFUSED", // integration/rollbackSwitch.test.ts (the exit of a refused switch)
       "SYSTEMD_UNIT_DIR", // lock.test.ts, slot-start.test.ts
       "TABLE_STATS_SQL", // backup.test.ts
       "WORKER_SETTLE_SECONDS", // workers.test.ts
