@@ -49,7 +49,7 @@ export interface CommandArgs {
  * where this file is now, or, for a state written from a folder since moved, the provider's
  * working directory (the project's).
  */
-function providerStub(componentsDir: string): pulumi.dynamic.ResourceProvider {
+export function providerStub(componentsDir: string): pulumi.dynamic.ResourceProvider {
   const load = (): pulumi.dynamic.ResourceProvider => {
     const g = globalThis as { __nostromoCommandProvider?: pulumi.dynamic.ResourceProvider };
     if (g.__nostromoCommandProvider) return g.__nostromoCommandProvider;

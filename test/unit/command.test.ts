@@ -1,5 +1,6 @@
 import * as assert from "assert";
 import { spawnSync } from "child_process";
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { Registered, installMocks } from "../support/mocks";
 
@@ -27,6 +28,21 @@ describe("unit: Command resource (mocks) and its provider", () => {
     assert.strictEqual(r.inputs.create, "echo hi");
     assert.strictEqual(r.inputs.lease, "unit/lease");
     assert.deepStrictEqual(r.inputs.triggers, ["abc123"]);
+  });
+
+  it("the engine stores a stub of the provider, which loads it from the project's folder, or from the working directory for a folder since moved", async () => {
+    const { providerStub } = await import("../../components/command");
+    const engineStub = providerStub(path.resolve("components"));
+    const serialized = await pulumi.runtime.serializeFunction(() => engineStub);
+    assert.ok(serialized.text.length < 4000, `the serialized provider is ${serialized.text.length} characters`);
+    assert.doesNotMatch(serialized.text, /runOverSsh|ssh2/);
+    const base = { step: "release", create: "build", triggers: ["sha1"] } as any;
+    for (const dir of [path.resolve("components"), "/nonexistent/moved/components"]) {
+      delete (globalThis as { __nostromoCommandProvider?: unknown }).__nostromoCommandProvider;
+      const stub = providerStub(dir);
+      assert.strictEqual((await stub.diff!("id", base, { ...base, triggers: ["sha2"] })).changes, true, dir);
+      assert.strictEqual((await stub.diff!("id", base, { ...base, lease: "s/2" })).changes, false, dir);
+    }
   });
 
   it("parses the one result line a step ends with, and refuses a missing or malformed one naming the step", async () => {
