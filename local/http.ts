@@ -14,12 +14,13 @@ export function request(
   port: number,
   method: string,
   p: string,
-  opts: { json?: unknown; headers?: Record<string, string>; agent?: http.Agent } = {},
+  opts: { json?: unknown; headers?: Record<string, string>; agent?: http.Agent; host?: string } = {},
 ): Promise<HttpAnswer> {
   return new Promise((resolve) => {
     const body = opts.json === undefined ? undefined : JSON.stringify(opts.json);
     const headers = { ...(body === undefined ? {} : { "content-type": "application/json" }), ...opts.headers };
-    const req = http.request({ host: "127.0.0.1", port, path: p, method, headers, agent: opts.agent ?? false, timeout: 5000 }, (res) => {
+    const host = opts.host ?? "127.0.0.1";
+    const req = http.request({ host, port, path: p, method, headers, agent: opts.agent ?? false, timeout: 5000 }, (res) => {
       let text = "";
       res.on("data", (d) => (text += d));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
@@ -31,7 +32,7 @@ export function request(
   });
 }
 
-/** GET on a new connection (see `request`). */
-export function get(port: number, p: string): Promise<HttpAnswer> {
-  return request(port, "GET", p);
+/** GET on a new connection (see `request`), to 127.0.0.1 unless `host` says otherwise (a fleet host's address). */
+export function get(port: number, p: string, opts: { host?: string } = {}): Promise<HttpAnswer> {
+  return request(port, "GET", p, opts);
 }

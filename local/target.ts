@@ -13,7 +13,9 @@ export interface LocalTarget {
   /** Deploy root (created empty), e.g. <tmp>/opt/nostromo. */
   root: string;
   /** hostKey is the "ssh-ed25519 AAAA..." line of the server's host key, to pin. */
-  ssh: { host: "127.0.0.1"; port: number; user: string; privateKey: string; hostKey: string };
+  ssh: { host: string; port: number; user: string; privateKey: string; hostKey: string };
+  /** The address sshd and nginx listen on: 127.0.0.1, or the host's own in its network namespace (local/fleet.ts). */
+  address: string;
   /** reloadCommand reloads gracefully and returns once new connections get the new config. */
   nginx: { port: number; confPath: string; reloadCommand: string; testCommand: string; sitesDir: string; errorLog: string };
   pm2Home: string;
@@ -43,10 +45,10 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** True when something accepts a TCP connection on 127.0.0.1:port. */
-export function accepts(port: number): Promise<boolean> {
+/** True when something accepts a TCP connection on host:port (127.0.0.1 by default). */
+export function accepts(port: number, host = "127.0.0.1"): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = net.connect({ host: "127.0.0.1", port });
+    const s = net.connect({ host, port });
     s.setTimeout(1000);
     s.once("connect", () => (s.destroy(), resolve(true)));
     s.once("error", () => resolve(false));
@@ -54,10 +56,10 @@ export function accepts(port: number): Promise<boolean> {
   });
 }
 
-function httpAnswers(port: number): Promise<boolean> {
+function httpAnswers(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
     // agent: false, so no keep-alive socket outlives this check.
-    const req = http.get({ host: "127.0.0.1", port, path: "/", agent: false, timeout: 1000 }, (res) => {
+    const req = http.get({ host, port, path: "/", agent: false, timeout: 1000 }, (res) => {
       res.resume();
       resolve(true);
     });
@@ -98,11 +100,13 @@ function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): void {
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.error?.message ?? ""}${r.stderr}${r.stdout}`);
 }
 
-/** A daemon as our child, its stdout/stderr appended to `log`. */
-function spawnLogged(cmd: string, args: string[], log: string): ChildProcess {
+/** A daemon as our child (in network namespace `netns` when given), its stdout/stderr appended to `log`. */
+function spawnLogged(cmd: string, args: string[], log: string, netns?: string): ChildProcess {
   const fd = fs.openSync(log, "a");
   try {
-    const child = spawn(cmd, args, { stdio: ["ignore", fd, fd] });
+    const child = netns
+      ? spawn("ip", ["netns", "exec", netns, cmd, ...args], { stdio: ["ignore", fd, fd] })
+      : spawn(cmd, args, { stdio: ["ignore", fd, fd] });
     child.on("error", (e) => fs.appendFileSync(log, `spawn ${cmd}: ${e.message}\n`));
     return child;
   } finally {
@@ -128,9 +132,14 @@ function findOnPath(tools: string[]): string | undefined {
 
 /**
  * `hostKeyTypes`: host keys sshd has besides its ed25519 one (a Debian server has rsa and ecdsa
- * too); `ssh.hostKey` stays the ed25519 one.
+ * too); `ssh.hostKey` stays the ed25519 one. `netns` and `address`: sshd and nginx run in that
+ * network namespace (made by local/fleet.ts) on its address, ports 22 and 80, and everything a
+ * deploy starts over SSH (PM2, the slots) runs there too, with the host's own loopback.
  */
-export async function startLocalTarget(opts: { root?: string; hostKeyTypes?: ("rsa" | "ecdsa")[] } = {}): Promise<LocalTarget> {
+export async function startLocalTarget(
+  opts: { root?: string; hostKeyTypes?: ("rsa" | "ecdsa")[]; netns?: string; address?: string } = {},
+): Promise<LocalTarget> {
+  const address = opts.address ?? "127.0.0.1";
   const pm2Dir = findOnPath(["pm2"]);
   const pgDir = findOnPath(["initdb", "pg_ctl", "pg_dump", "pg_restore"]);
   for (const [what, dir] of [
@@ -199,12 +208,12 @@ export async function startLocalTarget(opts: { root?: string; hostKeyTypes?: ("r
       run("ssh-keygen", ["-q", "-t", t, "-N", "", "-C", "nostromo-local-target", "-f", file]);
       return file;
     });
-    const sshPort = await freePort();
+    const sshPort = opts.netns ? 22 : await freePort();
     const sshdConfig = path.join(sshDir, "sshd_config");
     fs.writeFileSync(
       sshdConfig,
       [
-        `ListenAddress 127.0.0.1`,
+        `ListenAddress ${address}`,
         `Port ${sshPort}`,
         `HostKey ${hostKeyFile}`,
         ...extraKeyFiles.map((f) => `HostKey ${f}`),
@@ -226,8 +235,8 @@ export async function startLocalTarget(opts: { root?: string; hostKeyTypes?: ("r
     );
     fs.mkdirSync("/run/sshd", { recursive: true }); // privilege separation dir, checked at start
     // Absolute path: sshd re-executes itself per connection.
-    sshd = spawnLogged("/usr/sbin/sshd", ["-D", "-e", "-f", sshdConfig], log);
-    await waitFor("sshd", () => accepts(sshPort), sshd);
+    sshd = spawnLogged("/usr/sbin/sshd", ["-D", "-e", "-f", sshdConfig], log, opts.netns);
+    await waitFor("sshd", () => accepts(sshPort, address), sshd);
     const [keyType, keyBlob] = fs
       .readFileSync(hostKeyFile + ".pub", "utf8")
       .trim()
@@ -245,7 +254,7 @@ export async function startLocalTarget(opts: { root?: string; hostKeyTypes?: ("r
     // --- nginx: own prefix; every path it writes (pid, logs, temp) inside the temp dir.
     part = "nginx";
     log = path.join(ngxDir, "logs", "error.log");
-    const ngxPort = await freePort();
+    const ngxPort = opts.netns ? 80 : await freePort();
     const confPath = path.join(ngxDir, "nginx.conf");
     const isRoot = process.getuid?.() === 0;
     fs.writeFileSync(
@@ -274,7 +283,7 @@ http {
     // Placeholder until the first deploy overwrites it: nginx needs a server to listen.
     fs.writeFileSync(
       path.join(sitesDir, "nostromo.conf"),
-      `server {\n  listen 127.0.0.1:${ngxPort};\n  default_type text/plain;\n  location / { return 503 "no release yet\\n"; }\n}\n`,
+      `server {\n  listen ${address}:${ngxPort};\n  default_type text/plain;\n  location / { return 503 "no release yet\\n"; }\n}\n`,
     );
     const reloadScript = path.join(ngxDir, "reload.sh");
     const ngx = `/usr/sbin/nginx ${ngxArgs.map(q).join(" ")}`;
@@ -289,13 +298,14 @@ http {
       { mode: 0o755 },
     );
     // Foreground child (daemon off): its exit is seen at once, and stop() can wait for it.
-    nginx = spawnLogged("/usr/sbin/nginx", ngxArgs, log);
-    await waitFor("nginx", () => httpAnswers(ngxPort), nginx);
+    nginx = spawnLogged("/usr/sbin/nginx", ngxArgs, log, opts.netns);
+    await waitFor("nginx", () => httpAnswers(ngxPort, address), nginx);
 
     return {
       root,
+      address,
       ssh: {
-        host: "127.0.0.1",
+        host: address,
         port: sshPort,
         user: os.userInfo().username,
         privateKey: fs.readFileSync(clientKeyFile, "utf8"),
