@@ -64,6 +64,24 @@ describe("integration: fleet hosts (network namespaces with their own address, l
     assert.strictEqual(r.status, 503);
   });
 
+  it("a host cut off the network in the middle of a step: the step fails within seconds as dropped (TCP keepalive), not after its timeout", async () => {
+    const web1 = fleet.host("web1");
+    await run(web1, "true"); // a pooled connection, as a deploy's steps have
+    const started = Date.now();
+    const step = runOverSsh(conn(web1), "echo started; sleep 120; echo done", undefined, 600_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    fleet.cut("web1");
+    try {
+      await assert.rejects(step, /the connection dropped after the script started;[\s\S]*started/);
+      const took = Date.now() - started;
+      assert.ok(took < 40_000, `the step failed after ${took} ms`);
+      console.log(`      (the step on the cut host failed after ${took} ms)`);
+    } finally {
+      fleet.restore("web1");
+    }
+    assert.strictEqual(await run(web1, "echo back"), "back");
+  });
+
   it("a host cut off the network stops answering while the others go on; put back, it answers again", async () => {
     const [web1, web2] = [fleet.host("web1"), fleet.host("web2")];
     fleet.cut("web2");
