@@ -72,6 +72,7 @@ export function providerStub(componentsDir: string): pulumi.dynamic.ResourceProv
 }
 
 const commandProviderStub = providerStub(path.resolve(__dirname));
+
 /** A script run by the engine on a server (or locally); see CommandArgs. */
 export class Command extends pulumi.dynamic.Resource {
   declare public readonly stdout: pulumi.Output<string>;

@@ -94,14 +94,22 @@ const StackSelecting = Stack as unknown as new (name: string, ws: LocalWorkspace
  * need not wait for the select. Await `selected` before trusting a read's failure.
  */
 export async function openStackAtOnce(stackName: string): Promise<{ stack: Stack; selected: Promise<void> }> {
-  const ws = await LocalWorkspace.create({ workDir: REPO_ROOT });
+  const refused = (err: unknown) => {
+    const text = String((err as { stderr?: string }).stderr || (err as Error).message);
+    const line = text.split("\n").find((l) => /error:/i.test(l)) ?? text.split("\n")[0];
+    return new ToolError(`cannot select stack '${stackName}': ${line.replace(/^.*error:\s*/i, "").trim()}`);
+  };
+  let ws: LocalWorkspace;
+  try {
+    ws = await LocalWorkspace.create({ workDir: REPO_ROOT });
+  } catch (err) {
+    throw refused(err);
+  }
   const stack = new StackSelecting(stackName, ws, "select");
   const selected = (stack as unknown as { ready: Promise<void> }).ready.then(
     () => undefined,
     (err: unknown) => {
-      const text = String((err as { stderr?: string }).stderr || (err as Error).message);
-      const line = text.split("\n").find((l) => /error:/i.test(l)) ?? text.split("\n")[0];
-      throw new ToolError(`cannot select stack '${stackName}': ${line.replace(/^.*error:\s*/i, "").trim()}`);
+      throw refused(err);
     },
   );
   selected.catch(() => undefined); // awaited by the caller; never an unhandled rejection meanwhile
