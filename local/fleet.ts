@@ -25,6 +25,8 @@ export interface Fleet {
   readonly hosts: FleetHost[];
   /** The bridge's address: where the hosts see this machine. */
   readonly gateway: string;
+  /** The hosts' subnet, e.g. 10.231.7.0/24. */
+  readonly subnet: string;
   host(name: string): FleetHost;
   /** Takes the host off the network (its link down); `restore` puts it back. */
   cut(name: string): void;
@@ -48,10 +50,19 @@ export async function startFleet(names: string[]): Promise<Fleet> {
   const hosts: FleetHost[] = [];
   const links: Record<string, string> = {};
   const namespaces: string[] = [];
+  // NAT: the hosts reach what this machine reaches (a release's `npm ci` the package registry).
+  const natRules = [
+    ["-t", "nat", "POSTROUTING", "-s", `${subnet}.0/24`, "!", "-o", bridge, "-j", "MASQUERADE"],
+    ["FORWARD", "-i", bridge, "-j", "ACCEPT"],
+    ["FORWARD", "-o", bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"],
+  ];
+  const rule = (op: "-I" | "-D", r: string[]) => (r[0] === "-t" ? [r[0], r[1], op, ...r.slice(2)] : [op, ...r]);
+  const added: string[][] = [];
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
+    for (const r of added) spawnSync("iptables", rule("-D", r));
     for (const h of hosts) await h.target.stop().catch(() => undefined);
     // What outlived its daemon (an sshd session of a client's kept connection, a process a test
     // left) would keep the namespace, its link and address alive after the delete.
@@ -68,6 +79,12 @@ export async function startFleet(names: string[]): Promise<Fleet> {
     ip(["link", "add", bridge, "type", "bridge"]);
     ip(["addr", "add", `${subnet}.1/24`, "dev", bridge]);
     ip(["link", "set", bridge, "up"]);
+    spawnSync("sysctl", ["-q", "-w", "net.ipv4.ip_forward=1"]);
+    for (const r of natRules) {
+      const res = spawnSync("iptables", rule("-I", r), { encoding: "utf8" });
+      if (res.status !== 0) throw new Error(`iptables ${rule("-I", r).join(" ")} failed: ${res.error?.message ?? ""}${res.stderr}`.trim());
+      added.push(r);
+    }
     for (const [i, name] of names.entries()) {
       const netns = `nostromo-${id}-${name}`;
       const link = `nfl${id}h${i}`;
@@ -95,6 +112,7 @@ export async function startFleet(names: string[]): Promise<Fleet> {
   return {
     hosts,
     gateway: `${subnet}.1`,
+    subnet: `${subnet}.0/24`,
     host,
     cut: (name) => ip(["link", "set", links[host(name).name], "down"]),
     restore: (name) => ip(["link", "set", links[host(name).name], "up"]),

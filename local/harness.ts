@@ -13,6 +13,8 @@ import { LocalTarget, freePort, startLocalTarget } from "./target";
  * (sshd, nginx, PM2), a throwaway PostgreSQL, the example repos, and a stack of this project
  * configured to deploy them. The main command (`tools/deploy-local.ts`) starts and stops it; the
  * e2e tests and the bench also change its config, run `pulumi up` timed, and read its outputs.
+ * On a fleet host (`onHost`, local/fleet.ts) the deploy goes to that host's sshd, nginx and
+ * loopback, and PostgreSQL answers it on the fleet's gateway address; the fleet stops the host.
  */
 export class DeployHarness {
   backend!: TempBackend;
@@ -22,7 +24,10 @@ export class DeployHarness {
   work!: string;
   readonly timings: Record<string, number> = {};
 
-  constructor(readonly stack: string) {}
+  constructor(
+    readonly stack: string,
+    readonly onHost?: { target: LocalTarget; gateway: string; subnet: string },
+  ) {}
 
   async start(
     refs = { orchestrator: "v1.2.2", sevastopol: "v1.2.2" },
@@ -33,25 +38,27 @@ export class DeployHarness {
     this.work = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-e2e-"));
     fs.chmodSync(this.work, 0o755);
     this.backend = new TempBackend(this.stack);
-    this.target = await startLocalTarget();
-    this.pg = await startPostgres();
+    const host = this.onHost;
+    this.target = host?.target ?? (await startLocalTarget());
+    this.pg = await startPostgres(host ? { address: host.gateway, subnet: host.subnet } : undefined);
+    const databaseUrl = host ? this.pg.url.replace("@127.0.0.1:", `@${host.gateway}:`) : this.pg.url;
     const repos = await makeExampleRepos(path.join(this.work, "repos"));
     this.opts = {
       target: this.target,
-      databaseUrl: this.pg.url,
+      databaseUrl,
       repos,
       refs,
       slotPorts: { blue: await freePort(), green: await freePort() },
       extra,
     };
-    writeStack(this.backend, this.stack, localConfig(this.opts), { ...localSecrets(this.target.ssh.privateKey, this.pg.url), ...secrets });
+    writeStack(this.backend, this.stack, localConfig(this.opts), { ...localSecrets(this.target.ssh.privateKey, databaseUrl), ...secrets });
   }
 
   async stop(): Promise<void> {
     if (Object.keys(this.timings).length > 0) console.log(`      timings (s): ${JSON.stringify(this.timings)}`);
     if (this.backend) this.backend.pulumi(REPO_ROOT, ["stack", "rm", "--yes", "--force", "--stack", this.stack]);
     removeStackFile(this.stack);
-    await this.target?.stop();
+    if (!this.onHost) await this.target?.stop();
     await this.pg?.stop();
     this.backend?.remove();
     if (this.work) fs.rmSync(this.work, { recursive: true, force: true });
@@ -82,7 +89,7 @@ export class DeployHarness {
 
   /** The version the public port serves (from /health through nginx). */
   async servedVersion(): Promise<string> {
-    const r = await get(this.target.nginx.port, "/health");
+    const r = await get(this.target.nginx.port, "/health", { host: this.target.address });
     return r.status === 200 ? JSON.parse(r.body).version : `HTTP ${r.status}: ${r.body}`;
   }
 }

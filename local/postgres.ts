@@ -86,8 +86,9 @@ function run(runAs: RunAs, cwd: string, cmd: string, args: string[], input?: str
  * Starts a throwaway PostgreSQL cluster on 127.0.0.1 with database `nostromo`.
  * TCP logins need the generated password of user `postgres` (scram-sha-256);
  * the unix socket lives in the cluster's private dir (trust, not reachable by others).
+ * `reachableFrom`: also on that address, for logins from that subnet (fleet hosts: local/fleet.ts).
  */
-export async function startPostgres(): Promise<PostgresInstance> {
+export async function startPostgres(reachableFrom?: { address: string; subnet: string }): Promise<PostgresInstance> {
   const bin = pgBinDir();
   const runAs = unprivilegedUser();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-pg-"));
@@ -134,6 +135,7 @@ export async function startPostgres(): Promise<PostgresInstance> {
       "--locale=C",
     ]);
     fs.rmSync(pwfile);
+    if (reachableFrom) fs.appendFileSync(path.join(data, "pg_hba.conf"), `host all all ${reachableFrom.subnet} scram-sha-256\n`);
     // Create the database in single-user mode: needs no client tools (psql/createdb).
     await run(runAs, dir, path.join(bin, "postgres"), ["--single", "-D", data, "postgres"], "create database nostromo;\n");
 
@@ -143,7 +145,7 @@ export async function startPostgres(): Promise<PostgresInstance> {
       // Appended settings win over earlier ones; the file stays owned by the cluster user.
       fs.appendFileSync(
         path.join(data, "postgresql.conf"),
-        `\nlisten_addresses = '127.0.0.1'\nport = ${port}\nunix_socket_directories = '${dir}'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n`,
+        `\nlisten_addresses = '127.0.0.1${reachableFrom ? `,${reachableFrom.address}` : ""}'\nport = ${port}\nunix_socket_directories = '${dir}'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n`,
       );
       try {
         await run(runAs, dir, path.join(bin, "pg_ctl"), ["start", "-D", data, "-l", path.join(dir, "postgres.log"), "-w", "-t", "60"]);

@@ -9,7 +9,7 @@ import { LocalTarget } from "./target";
 /** What the stack config needs of a target: the PM2 LocalTarget or the SystemdHost. */
 export interface StackTarget {
   root: string;
-  ssh: Pick<LocalTarget["ssh"], "port" | "user" | "hostKey">;
+  ssh: Pick<LocalTarget["ssh"], "port" | "user" | "hostKey"> & { host?: string };
   nginx: Pick<LocalTarget["nginx"], "port" | "sitesDir" | "reloadCommand" | "testCommand"> & { errorLog?: string };
   binPath: string[];
   env: Record<string, string>;
@@ -50,7 +50,7 @@ export function localSecrets(
 /** The `server` config of a local target (SSH on loopback, its PATH and environment). */
 export function targetServer(t: StackTarget, env: Record<string, string> = {}): Record<string, unknown> {
   return {
-    host: "127.0.0.1",
+    host: t.ssh.host ?? "127.0.0.1",
     port: t.ssh.port,
     user: t.ssh.user,
     root: t.root,
@@ -65,7 +65,8 @@ export function targetServer(t: StackTarget, env: Record<string, string> = {}): 
 export function targetNginx(t: StackTarget): Record<string, unknown> {
   return {
     port: t.nginx.port,
-    listen: `127.0.0.1:${t.nginx.port}`,
+    // A fleet host's nginx answers on its address and its own loopback (where the smoke steps ask).
+    listen: `${(t.ssh.host ?? "127.0.0.1") === "127.0.0.1" ? "127.0.0.1" : "0.0.0.0"}:${t.nginx.port}`,
     sitesDir: t.nginx.sitesDir,
     reloadCommand: t.nginx.reloadCommand,
     testCommand: t.nginx.testCommand,

@@ -280,10 +280,11 @@ http {
 }
 `,
     );
-    // Placeholder until the first deploy overwrites it: nginx needs a server to listen.
+    // Placeholder until the first deploy overwrites it: nginx needs a server to listen. A fleet
+    // host's on every address of its own (the deploy's site listens so too: local/stack.ts).
     fs.writeFileSync(
       path.join(sitesDir, "nostromo.conf"),
-      `server {\n  listen ${address}:${ngxPort};\n  default_type text/plain;\n  location / { return 503 "no release yet\\n"; }\n}\n`,
+      `server {\n  listen ${opts.netns ? "0.0.0.0" : address}:${ngxPort};\n  default_type text/plain;\n  location / { return 503 "no release yet\\n"; }\n}\n`,
     );
     const reloadScript = path.join(ngxDir, "reload.sh");
     const ngx = `/usr/sbin/nginx ${ngxArgs.map(q).join(" ")}`;
