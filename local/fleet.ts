@@ -10,6 +10,7 @@
  */
 import { spawnSync } from "child_process";
 import { randomBytes } from "crypto";
+import * as fs from "fs";
 import { LocalTarget, startLocalTarget } from "./target";
 
 export interface FleetHost {
@@ -58,6 +59,8 @@ export async function startFleet(names: string[]): Promise<Fleet> {
   ];
   const rule = (op: "-I" | "-D", r: string[]) => (r[0] === "-t" ? [r[0], r[1], op, ...r.slice(2)] : [op, ...r]);
   const added: string[][] = [];
+  const FORWARD = "/proc/sys/net/ipv4/ip_forward";
+  const forwardBefore = fs.readFileSync(FORWARD, "utf8").trim();
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -74,12 +77,14 @@ export async function startFleet(names: string[]): Promise<Fleet> {
     // A namespace whose sockets are still closing outlives its delete, and its veth pair with it.
     for (const link of Object.values(links)) spawnSync("ip", ["link", "delete", link]);
     spawnSync("ip", ["link", "delete", bridge]);
+    // The machine's forwarding as it was (a fleet turns it on for its NAT).
+    if (forwardBefore !== "1") fs.writeFileSync(FORWARD, forwardBefore);
   };
   try {
     ip(["link", "add", bridge, "type", "bridge"]);
     ip(["addr", "add", `${subnet}.1/24`, "dev", bridge]);
     ip(["link", "set", bridge, "up"]);
-    spawnSync("sysctl", ["-q", "-w", "net.ipv4.ip_forward=1"]);
+    fs.writeFileSync(FORWARD, "1");
     for (const r of natRules) {
       const res = spawnSync("iptables", rule("-I", r), { encoding: "utf8" });
       if (res.status !== 0) throw new Error(`iptables ${rule("-I", r).join(" ")} failed: ${res.error?.message ?? ""}${res.stderr}`.trim());
