@@ -26,13 +26,11 @@ export type SwitchPhases = { refs: number; probe: number; switch: number };
  * an app's serving slot is not known. The switch checks the guess before it switches anything.
  */
 export function guessTargets(
-  apps: DeployConfig["apps"],
-  shas: Map<string, string>,
+  targets: { app: DeployConfig["apps"][number]; sha: string }[],
   servingSlots: Record<string, string | undefined>,
 ): CutoverTarget[] | undefined {
   const guesses: CutoverTarget[] = [];
-  for (const app of apps) {
-    const sha = shas.get(app.name)!;
+  for (const { app, sha } of targets) {
     if (app.kind === "static") {
       guesses.push({ app, sha });
       continue;
@@ -96,7 +94,7 @@ export async function switchAtOnce(
   }
 
   const refs = since(t0);
-  const guess = guessTargets(cfg.apps, new Map(targets.map((t) => [t.app.name, t.sha])), servingSlots);
+  const guess = guessTargets(targets, servingSlots);
   if (guess) {
     // One SSH run when the guess is right; a refusal (nothing switched) falls back to the probe.
     const t1 = Date.now();

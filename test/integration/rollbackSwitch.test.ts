@@ -163,11 +163,9 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
     }
   });
 
-  const shas = () => new Map(cfg.apps.map((a) => [a.name, OLD]));
-
   it("a wrong first guess (the slot that does not serve holds another release): refused before any switch, so the tool probes", async () => {
     // Blue serves 1.2.3, yet the outputs say green does (a hand-made switch, say): the guess is blue.
-    const guess = guessTargets(cfg.apps, shas(), { orchestrator: "green" })!;
+    const guess = guessTargets(targets(), { orchestrator: "green" })!;
     assert.deepStrictEqual(
       guess.map((t) => t.slot),
       ["blue", undefined],
@@ -178,7 +176,7 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
     assert.deepStrictEqual(serving(), servedBefore());
     assert.ok(!fs.existsSync(L(".lock")), "the lock was left behind");
     // No serving slot known for a node app: no guess at all.
-    assert.strictEqual(guessTargets(cfg.apps, shas(), {}), undefined);
+    assert.strictEqual(guessTargets(targets(), {}), undefined);
   });
 
   it("a green slot whose release no longer answers its version: refused before any switch", async () => {
@@ -195,7 +193,7 @@ describe("integration: the rollback switch (built scripts, bash, a temp root, tw
 
   it("switches both apps to the old release (green slot, its live link, the current links), records it, releases the lock", async () => {
     // The first guess from the outputs (blue serves): green, which holds it.
-    assert.deepStrictEqual(guessTargets(cfg.apps, shas(), { orchestrator: "blue" }), switchTargets());
+    assert.deepStrictEqual(guessTargets(targets(), { orchestrator: "blue" }), switchTargets());
     const r = await runBash(rollbackSwitchScript(cfg, switchTargets()));
     assert.strictEqual(r.code, 0, r.stderr);
     assert.deepStrictEqual(serving(), { link: "orchestrator.green", live: "green", orchestrator: OLD, sevastopol: OLD });
