@@ -35,6 +35,18 @@ export function startCommand(app: AppConfig, command: string): string {
 export const SYSTEMD_UNIT_DIR = "/etc/systemd/system";
 
 /**
+ * The state of systemd unit `unit` (a shell word) on one line, for a failure report. A unit that
+ * crashes and restarts is caught, most of the time, in its next start ("running", Result=success,
+ * ExecMainStatus=0): then this waits up to 3 s for that start to end, so the line shows how it ends.
+ */
+export function unitStateCommand(unit: string): string {
+  return (
+    `{ i=0; while [ $i -lt 30 ] && [ "$(systemctl show -p NRestarts --value ${unit})" != 0 ] && [ "$(systemctl show -p SubState --value ${unit})" = running ]; do sleep 0.1; i=$((i + 1)); done; ` +
+    `systemctl show -p ActiveState,SubState,Result,NRestarts,ExecMainStatus ${unit} 2>&1 | tr '\\n' ' '; }`
+  );
+}
+
+/**
  * systemd unit of one slot; the slot symlink points at the release it runs. The app's .env is
  * sourced by bash, as under PM2 (one parser for both managers, and the one that wrote it: the
  * file is shell-quoted), so no EnvironmentFile=. Every value goes through systemd's quoting.
@@ -124,7 +136,7 @@ export function startSlotScript(cfg: DeployConfig, app: AppConfig, sha: string, 
           // On a failed check: the unit's state, its processes' last output lines since this start
           // (not systemd's own lines about it) and nginx's errors, then the slot is stopped and disabled.
           `stop_slot() {`,
-          `  echo "$unit: $(systemctl show -p ActiveState,SubState,Result,NRestarts,ExecMainStatus "$unit" 2>&1 | tr '\\n' ' ')" >&2`,
+          `  echo "$unit: $(${unitStateCommand('"$unit"')})" >&2`,
           slotLogLines(app, '"$target"'),
           nginxErrorLines(cfg),
           `  systemctl disable --now --quiet "$unit" || true`,

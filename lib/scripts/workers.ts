@@ -11,7 +11,7 @@ import { quote, script } from "../shell";
 import { eventFunction } from "./journal";
 import { layout, prelude } from "./layout";
 import { stepScript } from "./lock";
-import { SYSTEMD_UNIT_DIR, startCommand, systemdQuote } from "./slot";
+import { SYSTEMD_UNIT_DIR, startCommand, systemdQuote, unitStateCommand } from "./slot";
 
 /** Seconds a started worker must stay running (checked each second) before the step succeeds. */
 export const WORKER_SETTLE_SECONDS = 5;
@@ -97,9 +97,7 @@ function workerFunctions(app: AppConfig, sha: string): string[] {
     ? // Online and not restarted since its start (PM2 restarts a crashing process at once).
       `[ "$(worker_state "$1")" = "online 0" ]`
     : `systemctl is-active --quiet "$1"`;
-  const state = pm2
-    ? `pm2 jlist | node -e ${quote(PM2_STATE)} "$1"`
-    : `systemctl show -p ActiveState,SubState,Result,NRestarts,ExecMainStatus "$1" 2>&1 | tr '\\n' ' '`;
+  const state = pm2 ? `pm2 jlist | node -e ${quote(PM2_STATE)} "$1"` : unitStateCommand('"$1"');
   const logs = pm2
     ? `pm2 logs "$1" --lines 20 --nostream --raw >&2 2>&1 || true`
     : `journalctl _SYSTEMD_UNIT="$1" --since "@$since" -n 20 --no-pager -o cat >&2 || true`;

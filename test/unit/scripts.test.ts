@@ -49,6 +49,7 @@ describe("unit: script builders", () => {
       "switchProbeScript", // integration/rollbackSwitch.test.ts
       "systemdQuote", // slot.test.ts
       "systemdUnit", // slot.test.ts
+      "unitStateCommand", // slot-start.test.ts, workers.test.ts (in the failure report)
       "venvLine", // python.test.ts
       "workerSystemdUnit", // workers.test.ts
       "workersCheckScript", // workers.test.ts

@@ -136,7 +136,7 @@ describe("unit: scripts/slot, starting a slot (exact text)", () => {
         "since=$(date +%s)",
         `systemctl restart "$unit"`,
         "stop_slot() {",
-        `  echo "$unit: $(systemctl show -p ActiveState,SubState,Result,NRestarts,ExecMainStatus "$unit" 2>&1 | tr '\\n' ' ')" >&2`,
+        `  echo "$unit: $({ i=0; while [ $i -lt 30 ] && [ "$(systemctl show -p NRestarts --value "$unit")" != 0 ] && [ "$(systemctl show -p SubState --value "$unit")" = running ]; do sleep 0.1; i=$((i + 1)); done; systemctl show -p ActiveState,SubState,Result,NRestarts,ExecMainStatus "$unit" 2>&1 | tr '\\n' ' '; })" >&2`,
         `echo "last log lines of "'nostromo-orchestrator-'"$target".service":" >&2`,
         `journalctl _SYSTEMD_UNIT='nostromo-orchestrator-'"$target".service \${since:+--since "@$since"} -n 12 --no-pager -o cat 2>/dev/null | sed 's/^/  /' >&2 || true`,
         ...NGINX_ERROR_LINES,

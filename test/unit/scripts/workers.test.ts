@@ -61,7 +61,7 @@ describe("unit: scripts/workers (issue 10, exact text)", () => {
         "  done 3< '/srv/nostromo/slots/iact/workers'",
         "fi",
         "mkdir -p '/srv/nostromo/slots/iact' && printf '%s\\n' 'iact-celery-worker' > '/srv/nostromo/slots/iact/workers.new' && mv -f '/srv/nostromo/slots/iact/workers.new' '/srv/nostromo/slots/iact/workers'",
-        "worker_state() { systemctl show -p ActiveState,SubState,Result,NRestarts,ExecMainStatus \"$1\" 2>&1 | tr '\\n' ' '; }",
+        'worker_state() { { i=0; while [ $i -lt 30 ] && [ "$(systemctl show -p NRestarts --value "$1")" != 0 ] && [ "$(systemctl show -p SubState --value "$1")" = running ]; do sleep 0.1; i=$((i + 1)); done; systemctl show -p ActiveState,SubState,Result,NRestarts,ExecMainStatus "$1" 2>&1 | tr \'\\n\' \' \'; }; }',
         "worker_up() {",
         "  for i in $(seq 5); do",
         "    sleep 1",
