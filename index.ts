@@ -72,6 +72,8 @@ export const apps = deployment.apps;
 export const backup = deployment.backup;
 export const configBackup = deployment.configBackup;
 export const smokeTests = deployment.smokePassed;
+/** Per host of a fleet (`hosts`): roles, address, slots, its batch and what its cutover did; null for a single server. */
+export const hosts = deployment.hosts ?? null;
 /** The bake window's verdict and figures (requests, 5xx rate, p95 before/after), when one ran. */
 // null, not undefined: the engine warns of an undefined output on every update without a bake.
 export const bake = deployment.bake.apply((b) => b ?? null);
@@ -81,7 +83,7 @@ export const bake = deployment.bake.apply((b) => b ?? null);
 const record = new PlanRecord(
   "nostromo-plan",
   { current: deployment.digests.apply((digests) => previousOf(deployPlan(config, shas, digests))!), lease },
-  { dependsOn: [deployment.recorded] },
+  { dependsOn: deployment.recorded },
 );
 export const plan = pulumi
   .all([record.since(lease), deployment.digests])

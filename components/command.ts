@@ -38,6 +38,13 @@ export interface CommandArgs {
   readonly timeoutSeconds?: pulumi.Input<number>;
   /** Secret values (lib/redact.ts) shown as [secret] in the step's outputs and errors. */
   readonly redact?: pulumi.Input<string[]>;
+  /**
+   * Why the step does not run in this update (a fleet's host that lags); its result is then
+   * `{ skipped }`. Empty or absent: it runs. A change of it re-runs the step.
+   */
+  readonly skip?: pulumi.Input<string>;
+  /** At most this many scripts of the update at once over SSH, all hosts together (a fleet's rolling.connections). */
+  readonly maxConcurrent?: number;
 }
 
 /**
@@ -49,18 +56,19 @@ export interface CommandArgs {
  * where this file is now, or, for a state written from a folder since moved, the provider's
  * working directory (the project's).
  */
-export function providerStub(componentsDir: string): pulumi.dynamic.ResourceProvider {
+export function providerStub(componentsDir: string, module = "commandProvider"): pulumi.dynamic.ResourceProvider {
   const load = (): pulumi.dynamic.ResourceProvider => {
-    const g = globalThis as { __nostromoCommandProvider?: pulumi.dynamic.ResourceProvider };
-    if (g.__nostromoCommandProvider) return g.__nostromoCommandProvider;
+    const g = globalThis as { __nostromoProviders?: Record<string, pulumi.dynamic.ResourceProvider> };
+    g.__nostromoProviders ??= {};
+    if (g.__nostromoProviders[module]) return g.__nostromoProviders[module];
     const fs = require("fs");
     const p = require("path");
-    const dir = fs.existsSync(p.join(componentsDir, "commandProvider.ts")) ? componentsDir : p.join(process.cwd(), "components");
-    const req = require("module").createRequire(p.join(dir, "commandProvider.ts"));
+    const dir = fs.existsSync(p.join(componentsDir, `${module}.ts`)) ? componentsDir : p.join(process.cwd(), "components");
+    const req = require("module").createRequire(p.join(dir, `${module}.ts`));
     if (!require.extensions[".ts"])
       req("ts-node").register({ project: p.join(dir, "..", "tsconfig.json"), transpileOnly: true, swc: true });
-    g.__nostromoCommandProvider = req("./commandProvider").commandProvider as pulumi.dynamic.ResourceProvider;
-    return g.__nostromoCommandProvider;
+    g.__nostromoProviders[module] = req(`./${module}`)[module] as pulumi.dynamic.ResourceProvider;
+    return g.__nostromoProviders[module];
   };
   return {
     diff: (id, olds, news) => load().diff!(id, olds, news),
@@ -72,6 +80,7 @@ export function providerStub(componentsDir: string): pulumi.dynamic.ResourceProv
 }
 
 const commandProviderStub = providerStub(path.resolve(__dirname));
+export const fleetCutoverProviderStub = providerStub(path.resolve(__dirname), "fleetCutoverProvider");
 
 /** A script run by the engine on a server (or locally); see CommandArgs. */
 export class Command extends pulumi.dynamic.Resource {

@@ -20,6 +20,10 @@ export interface CommandInputs {
   triggers?: unknown[];
   timeoutSeconds?: number;
   redact?: string[];
+  /** At most this many scripts of this update at once over SSH, all hosts together (a fleet's rolling.connections). */
+  maxConcurrent?: number;
+  /** Set (why): the step does not run, its result is `{ skipped: why }`; cleared, the next \`up\` runs it. */
+  skip?: string;
 }
 
 /**
@@ -28,13 +32,15 @@ export interface CommandInputs {
  * `delete` or `check`, which update the state without running anything (so `refresh` asks the
  * server the new way), nor `timeoutSeconds` or `redact`.
  */
-const RERUN_KEYS = ["create", "update", "stdin", "triggers"] as const;
+const RERUN_KEYS = ["create", "update", "stdin", "triggers", "skip"] as const;
 
 /** Seconds a script may run when the step sets no `timeoutSeconds`. */
 const DEFAULT_TIMEOUT_SECONDS = 1800;
 
+/** Equal inputs; "" is no value (a `skip` of "" is none). */
 function same(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+  const norm = (v: unknown) => (v === "" || v === undefined ? null : v);
+  return JSON.stringify(norm(a)) === JSON.stringify(norm(b));
 }
 
 /** What a run adds to the inputs: its output, its parsed result line, and no drift. */
@@ -123,20 +129,44 @@ export function parseStepResult(stdout: string, what: string): Record<string, un
  * Its output comes back with the secret values redacted: the state, the errors and the drift
  * text all read it from here.
  */
-async function runScript(inputs: CommandInputs, text: string): Promise<RunResult> {
+export async function runScript(inputs: CommandInputs, text: string): Promise<RunResult> {
   const timeoutMs = (inputs.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000;
   const script = inputs.lease ? `export NOSTROMO_LEASE=${shellQuote(inputs.lease)}\n${text}` : text;
+  const release = inputs.connection && inputs.maxConcurrent ? await sshSlot(inputs.maxConcurrent) : () => undefined;
   const r = await (inputs.connection
-    ? runOverSsh(inputs.connection, script, inputs.stdin, timeoutMs)
+    ? runOverSsh(inputs.connection, script, inputs.stdin, timeoutMs).finally(release)
     : runLocally(script, inputs.stdin, timeoutMs));
   return { ...r, stdout: redact(r.stdout, inputs.redact, RESULT_PREFIX), stderr: redact(r.stderr, inputs.redact) };
+}
+
+/**
+ * One of `limit` places for a script over SSH in this provider process (the engine runs one
+ * for every step of an update): resolves with its release once one is free, first come first served.
+ */
+export function sshSlot(limit: number): Promise<() => void> {
+  const g = globalThis as { __nostromoSshSlots?: { active: number; waiting: (() => void)[] } };
+  const slots = (g.__nostromoSshSlots ??= { active: 0, waiting: [] });
+  const release = () => {
+    slots.active--;
+    slots.waiting.shift()?.();
+  };
+  if (slots.active < limit) {
+    slots.active++;
+    return Promise.resolve(release);
+  }
+  return new Promise((resolve) =>
+    slots.waiting.push(() => {
+      slots.active++;
+      resolve(release);
+    }),
+  );
 }
 
 /**
  * The error of a failed run, `<subject> failed on <where> (exit N)` or `<subject> timed out after
  * N s on <where> (…)`, then the tail of both outputs (so far, for a timeout).
  */
-function failureText(inputs: CommandInputs, r: RunResult, subject = "step"): string {
+export function failureText(inputs: CommandInputs, r: RunResult, subject = "step"): string {
   const where = inputs.connection ? `${inputs.connection.user}@${inputs.connection.host}:${inputs.connection.port}` : "localhost";
   const seconds = inputs.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
   const how =
@@ -159,6 +189,7 @@ function outputTail(r: RunResult, soFar = ""): string {
 
 /** Runs the step's script, returning its output and result line or throwing with its tail. */
 async function runStep(inputs: CommandInputs, text: string): Promise<RunOutputs> {
+  if (inputs.skip) return { stdout: `skipped: ${inputs.skip}`, stderr: "", result: { skipped: inputs.skip }, drift: "" };
   const result = await runScript(inputs, text);
   if (result.code !== 0) throw new Error(failureText(inputs, result));
   const what = inputs.app ? `${inputs.step} (${inputs.app})` : String(inputs.step);

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { recordScript } from "../lib/scripts";
 import { COMPONENT_TYPE, STEP } from "../lib/steps";
 import { Command } from "./command";
-import { ServerTarget, resultField, serverStep } from "./step";
+import { ServerTarget, serverStep } from "./step";
 
 export interface DeployRecordArgs {
   readonly target: ServerTarget;
@@ -10,6 +10,8 @@ export interface DeployRecordArgs {
   readonly entry: pulumi.Input<Record<string, unknown>>;
   /** The steps of this deploy: when any of them ran in this update, the record is written. */
   readonly steps: Command[];
+  /** Why no line is written in this update (a fleet's host that lags: the next `up` writes it). */
+  readonly skip?: pulumi.Input<string>;
 }
 
 /**
@@ -35,10 +37,18 @@ export class DeployRecord extends pulumi.ComponentResource {
       {
         create: pulumi.output(args.entry).apply((entry) => recordScript(config, entry, config.releasesToKeep)),
         triggers: [ranBy],
+        ...(args.skip !== undefined ? { skip: args.skip } : {}),
       },
       opts?.dependsOn,
     );
-    this.durationSeconds = resultField(this.step, this, "durationSeconds").apply(Number);
+    // A skipped record took no time; any other result without the field is an error.
+    this.durationSeconds = this.step.result.apply((r) => {
+      const res = r as Record<string, unknown> | undefined;
+      if (res?.skipped) return 0;
+      if (typeof res?.durationSeconds !== "string")
+        throw new pulumi.ResourceError(`the result line of this step has no "durationSeconds" (got ${JSON.stringify(r)})`, this);
+      return Number(res.durationSeconds);
+    });
     this.registerOutputs({ durationSeconds: this.durationSeconds });
   }
 }

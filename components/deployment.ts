@@ -19,6 +19,7 @@ import { Notification } from "./notification";
 import { notificationPayload } from "../lib/notify";
 import { redactionList } from "../lib/redact";
 import { BakeVerdict, bakeSummary } from "../lib/scripts/bake";
+import { HostOutputs, deployFleet } from "./fleet";
 
 export interface DeploymentArgs {
   readonly config: DeployConfig;
@@ -77,8 +78,10 @@ export class Deployment extends pulumi.ComponentResource {
   /** The bake's verdict and figures (none when no bake ran). */
   readonly bake: pulumi.Output<BakeVerdict | undefined>;
   readonly url: string;
-  /** The journal line's step, the deploy's last: what runs after a successful deploy waits for it. */
-  readonly recorded: pulumi.Resource;
+  /** The journal lines' steps (one per host), the deploy's last: what runs after a successful deploy waits for them. */
+  readonly recorded: pulumi.Resource[];
+  /** Per host of a fleet: roles, slots, batch and what its cutover did (none for a single server). */
+  readonly hosts?: pulumi.Output<Record<string, HostOutputs>>;
 
   constructor(name: string, args: DeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
     super(COMPONENT_TYPE.deployment, name, {}, opts);
@@ -139,6 +142,51 @@ export class Deployment extends pulumi.ComponentResource {
           ...Object.values((smokeJson ? JSON.parse(smokeJson) : {}) as Record<string, string>),
         ]),
       );
+    if (config.fleet) {
+      const f = deployFleet(this, name, {
+        config,
+        shas,
+        sshPrivateKey: args.sshPrivateKey,
+        databaseUrl: args.databaseUrl,
+        lease: args.lease,
+        deployer: args.deployer,
+        desired,
+        redact,
+        envFiles,
+        envDigest,
+        databaseDigest,
+        ...(smokeNames.length > 0 ? { smokeSecrets: { stdin: smokeStdin, digest: smokeDigest } } : {}),
+      });
+      this.apps = pulumi.all(
+        Object.fromEntries(
+          config.apps.map((app) => [
+            app.name,
+            pulumi
+              .all([f.changelogs[app.name], f.slots[app.name]])
+              .apply(([changelog, slot]) => ({ ref: app.ref, sha: shas[app.name], version: app.version, slot, changelog })),
+          ]),
+        ),
+      );
+      this.digests = pulumi.all(digests);
+      this.backup = f.backup;
+      this.configBackup = f.configBackup;
+      this.smokePassed = f.smokePassed;
+      this.bake = pulumi.output(undefined);
+      this.hosts = f.hosts;
+      this.recorded = f.records.map((r) => r.step);
+      const lb = config.fleet.loadBalancer;
+      this.url = lb ? `http://${lb.server.host}:${lb.port}/` : `http://${config.server.host}:${config.nginx.port}/`;
+      this.notify(name, args, desired, f.locked, f.records[0], this.bake);
+      this.registerOutputs({
+        apps: this.apps,
+        hosts: this.hosts,
+        backup: this.backup,
+        configBackup: this.configBackup,
+        smokePassed: this.smokePassed,
+        url: this.url,
+      });
+      return;
+    }
     const server = new Server(`${name}-server`, { config, privateKey: args.sshPrivateKey, lease: args.lease, desired, redact }, child);
     const target = server.target;
     const after = { parent: this, dependsOn: [server.locked] };
@@ -240,10 +288,34 @@ export class Deployment extends pulumi.ComponentResource {
       { target, entry, steps },
       { parent: this, dependsOn: [cutover.step, ...workerSteps] },
     );
-    this.recorded = record.step;
+    this.recorded = [record.step];
+    this.url = `http://${config.server.host}:${config.nginx.port}/`;
+    this.notify(name, args, desired, server.locked, record, cutover.bake);
+    this.smokePassed = cutover.smokePassed;
+    this.bake = cutover.bake;
+    this.registerOutputs({
+      apps: this.apps,
+      backup: this.backup,
+      configBackup: this.configBackup,
+      smokePassed: this.smokePassed,
+      bake: this.bake,
+      url: this.url,
+    });
+  }
+
+  /** The start and success notifications, when a webhook is set. */
+  private notify(
+    name: string,
+    args: DeploymentArgs,
+    desired: pulumi.Output<string>,
+    locked: Command,
+    record: DeployRecord,
+    bakeVerdict: pulumi.Output<BakeVerdict | undefined>,
+  ): void {
+    const { config } = args;
     if (args.notifyWebhookUrl) {
       const versions = Object.fromEntries(config.apps.map((a) => [a.name, a.version ?? a.ref]));
-      const common = { stack: config.stack, versions, by: args.deployer, url: `http://${config.server.host}:${config.nginx.port}/` };
+      const common = { stack: config.stack, versions, by: args.deployer, url: this.url };
       new Notification(
         `${name}-notify-start`,
         {
@@ -252,9 +324,9 @@ export class Deployment extends pulumi.ComponentResource {
           payload: notificationPayload({ kind: "start", ...common }),
           triggers: [desired],
         },
-        { parent: this, dependsOn: [server.locked] },
+        { parent: this, dependsOn: [locked] },
       );
-      const done = pulumi.all([record.durationSeconds, this.apps, cutover.bake]).apply(([durationSeconds, apps, bake]) =>
+      const done = pulumi.all([record.durationSeconds, this.apps, bakeVerdict]).apply(([durationSeconds, apps, bake]) =>
         notificationPayload({
           kind: "success",
           ...common,
@@ -274,16 +346,5 @@ export class Deployment extends pulumi.ComponentResource {
         { parent: this, dependsOn: [record.step] },
       );
     }
-    this.smokePassed = cutover.smokePassed;
-    this.bake = cutover.bake;
-    this.url = `http://${config.server.host}:${config.nginx.port}/`;
-    this.registerOutputs({
-      apps: this.apps,
-      backup: this.backup,
-      configBackup: this.configBackup,
-      smokePassed: this.smokePassed,
-      bake: this.bake,
-      url: this.url,
-    });
   }
 }

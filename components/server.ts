@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DeployConfig } from "../lib/config";
+import { DeployConfig, ServerConfig } from "../lib/config";
 import { lockScript } from "../lib/scripts";
 import { COMPONENT_TYPE, STEP } from "../lib/steps";
 import { Command, SshConnection } from "./command";
@@ -18,6 +18,20 @@ export interface ServerArgs {
   readonly redact?: pulumi.Input<string[]>;
 }
 
+/** How to reach `server` with the deploy user's key (a Pulumi secret). */
+export function sshConnectionTo(server: ServerConfig, privateKey: pulumi.Input<string>): pulumi.Output<SshConnection> {
+  return pulumi.secret(
+    pulumi.output(privateKey).apply((key) => ({
+      host: server.host,
+      port: server.port,
+      user: server.user,
+      privateKey: key,
+      hostKey: server.hostKey,
+      insecureIgnoreHostKey: server.insecureIgnoreHostKey,
+    })),
+  );
+}
+
 /**
  * The target server: how to reach it, and the first step of a deploy, preflight checks and the
  * server-side lock for this update. Every later step checks the lock too (lib/scripts/lock.ts),
@@ -32,19 +46,16 @@ export class Server extends pulumi.ComponentResource {
 
   constructor(name: string, args: ServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super(COMPONENT_TYPE.server, name, {}, opts);
-    const { server } = args.config;
-    this.connection = pulumi.secret(
-      pulumi.output(args.privateKey).apply((privateKey) => ({
-        host: server.host,
-        port: server.port,
-        user: server.user,
-        privateKey,
-        hostKey: server.hostKey,
-        insecureIgnoreHostKey: server.insecureIgnoreHostKey,
-      })),
-    );
+    this.connection = sshConnectionTo(args.config.server, args.privateKey);
     const redact = args.redact === undefined ? undefined : pulumi.secret(args.redact);
-    this.target = { config: args.config, connection: this.connection, lease: args.lease, redact };
+    const maxConcurrent = args.config.fleet?.rolling.connections;
+    this.target = {
+      config: args.config,
+      connection: this.connection,
+      lease: args.lease,
+      redact,
+      ...(maxConcurrent ? { maxConcurrent } : {}),
+    };
     this.locked = serverStep(this, name, this.target, STEP.lock, { create: lockScript(args.config), triggers: [args.desired] });
     this.registerOutputs({ connection: this.connection });
   }

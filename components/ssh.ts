@@ -24,6 +24,8 @@ export interface SshConnection {
   readonly insecureIgnoreHostKey?: boolean;
   /** Attempts to connect before giving up (the server may still be booting). */
   readonly dialAttempts?: number;
+  /** Milliseconds each attempt may take, TCP connect and SSH handshake (default 20 000). */
+  readonly readyTimeoutMs?: number;
 }
 
 export interface RunResult {

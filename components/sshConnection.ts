@@ -214,7 +214,7 @@ function sshDial(conn: SshConnection, key: string, pooling: boolean): PooledSsh 
     port: conn.port,
     username: conn.user,
     privateKey: conn.privateKey,
-    readyTimeout: 20000,
+    readyTimeout: conn.readyTimeoutMs ?? 20000,
     // Ask for the pinned key's type: a server with several host keys (ed25519, ecdsa, rsa, as
     // Debian makes them) would otherwise present the one ssh2 likes best.
     ...(pinAlgorithms.length > 0 ? { algorithms: { serverHostKey: pinAlgorithms } } : {}),

@@ -11,6 +11,8 @@ export interface ServerTarget {
   readonly lease: string;
   /** The secret values no step output may show (lib/redact.ts), a Pulumi secret. */
   readonly redact?: pulumi.Input<string[]>;
+  /** A fleet's bound on scripts over SSH at once (rolling.connections); none for a single server. */
+  readonly maxConcurrent?: number;
 }
 
 export interface StepArgs {
@@ -20,6 +22,8 @@ export interface StepArgs {
   readonly triggers?: pulumi.Input<unknown[]>;
   /** Asked by `pulumi refresh`: exit 3 when what the step made drifted (see Command). */
   readonly check?: pulumi.Input<string>;
+  /** Why the step does not run in this update (see Command's `skip`). */
+  readonly skip?: pulumi.Input<string>;
 }
 
 /** One server step of `kind` under component `owner` (named `<owner name>-<suffix>`, lib/steps.ts). */
@@ -33,7 +37,14 @@ export function serverStep(
 ): Command {
   return new Command(
     stepName(ownerName, kind),
-    { step: kind, connection: target.connection, lease: target.lease, redact: target.redact, ...args },
+    {
+      step: kind,
+      connection: target.connection,
+      lease: target.lease,
+      redact: target.redact,
+      ...(target.maxConcurrent ? { maxConcurrent: target.maxConcurrent } : {}),
+      ...args,
+    },
     { parent: owner, dependsOn },
   );
 }

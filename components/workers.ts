@@ -11,6 +11,8 @@ export interface WorkersArgs {
   readonly sha: string;
   /** Digest of the app's .env: a new environment restarts the workers (they read it at start). */
   readonly envDigest: pulumi.Input<string>;
+  /** Why the workers are not moved in this update (a fleet's host that lags: the next `up` moves them). */
+  readonly skip?: pulumi.Input<string>;
 }
 
 /**
@@ -36,6 +38,7 @@ export class Workers extends pulumi.ComponentResource {
         create: workersScript(config, args.app, args.sha),
         triggers: [args.sha, args.envDigest],
         check: workersCheckScript(config, args.app, args.sha),
+        ...(args.skip !== undefined ? { skip: args.skip } : {}),
       },
       opts?.dependsOn,
     );

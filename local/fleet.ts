@@ -11,6 +11,8 @@
 import { spawnSync } from "child_process";
 import { randomBytes } from "crypto";
 import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { LocalTarget, startLocalTarget } from "./target";
 
 export interface FleetHost {
@@ -79,7 +81,12 @@ export async function startFleet(names: string[]): Promise<Fleet> {
     spawnSync("ip", ["link", "delete", bridge]);
     // The machine's forwarding as it was (a fleet turns it on for its NAT).
     if (forwardBefore !== "1") fs.writeFileSync(FORWARD, forwardBefore);
+    fs.rmSync(keyDir, { recursive: true, force: true });
   };
+  // One deploy key for every host, as a fleet's servers have.
+  const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-fleet-"));
+  const clientKeyFile = path.join(keyDir, "id_ed25519");
+  spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "nostromo-fleet-client", "-f", clientKeyFile]);
   try {
     ip(["link", "add", bridge, "type", "bridge"]);
     ip(["addr", "add", `${subnet}.1/24`, "dev", bridge]);
@@ -103,7 +110,7 @@ export async function startFleet(names: string[]): Promise<Fleet> {
       ip(["-n", netns, "link", "set", "eth0", "up"]);
       ip(["-n", netns, "route", "add", "default", "via", `${subnet}.1`]);
       links[name] = link;
-      hosts.push({ name, address, netns, target: await startLocalTarget({ netns, address }) });
+      hosts.push({ name, address, netns, target: await startLocalTarget({ netns, address, clientKeyFile }) });
     }
   } catch (err) {
     await stop();

@@ -86,9 +86,11 @@ function run(runAs: RunAs, cwd: string, cmd: string, args: string[], input?: str
  * Starts a throwaway PostgreSQL cluster on 127.0.0.1 with database `nostromo`.
  * TCP logins need the generated password of user `postgres` (scram-sha-256);
  * the unix socket lives in the cluster's private dir (trust, not reachable by others).
- * `reachableFrom`: also on that address, for logins from that subnet (fleet hosts: local/fleet.ts).
+ * `reachableFrom`: also on that address, for logins from that subnet (fleet hosts: local/fleet.ts);
+ * with `netns`, the server runs in that network namespace (a fleet's database host, whose address
+ * `address` is), and 127.0.0.1 in the URL is that host's loopback.
  */
-export async function startPostgres(reachableFrom?: { address: string; subnet: string }): Promise<PostgresInstance> {
+export async function startPostgres(reachableFrom?: { address: string; subnet: string; netns?: string }): Promise<PostgresInstance> {
   const bin = pgBinDir();
   const runAs = unprivilegedUser();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-pg-"));
@@ -139,7 +141,8 @@ export async function startPostgres(reachableFrom?: { address: string; subnet: s
     // Create the database in single-user mode: needs no client tools (psql/createdb).
     await run(runAs, dir, path.join(bin, "postgres"), ["--single", "-D", data, "postgres"], "create database nostromo;\n");
 
-    // The port can be taken between freePort() and bind; retry a couple of times.
+    // The port can be taken between freePort() and bind; retry a couple of times (a database
+    // host's own loopback has all its ports free: the same numbers do).
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
       // Appended settings win over earlier ones; the file stays owned by the cluster user.
@@ -148,7 +151,15 @@ export async function startPostgres(reachableFrom?: { address: string; subnet: s
         `\nlisten_addresses = '127.0.0.1${reachableFrom ? `,${reachableFrom.address}` : ""}'\nport = ${port}\nunix_socket_directories = '${dir}'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n`,
       );
       try {
-        await run(runAs, dir, path.join(bin, "pg_ctl"), ["start", "-D", data, "-l", path.join(dir, "postgres.log"), "-w", "-t", "60"]);
+        const start = ["start", "-D", data, "-l", path.join(dir, "postgres.log"), "-w", "-t", "60"];
+        await (reachableFrom?.netns
+          ? run({ user: null, uid: 0, gid: 0 }, dir, "ip", [
+              "netns",
+              "exec",
+              reachableFrom.netns,
+              ...asUser(runAs, path.join(bin, "pg_ctl"), start).flat(),
+            ])
+          : run(runAs, dir, path.join(bin, "pg_ctl"), start));
       } catch (err) {
         if (attempt >= 3) throw err;
         continue;

@@ -137,7 +137,7 @@ function findOnPath(tools: string[]): string | undefined {
  * deploy starts over SSH (PM2, the slots) runs there too, with the host's own loopback.
  */
 export async function startLocalTarget(
-  opts: { root?: string; hostKeyTypes?: ("rsa" | "ecdsa")[]; netns?: string; address?: string } = {},
+  opts: { root?: string; hostKeyTypes?: ("rsa" | "ecdsa")[]; netns?: string; address?: string; clientKeyFile?: string } = {},
 ): Promise<LocalTarget> {
   const address = opts.address ?? "127.0.0.1";
   const pm2Dir = findOnPath(["pm2"]);
@@ -199,9 +199,10 @@ export async function startLocalTarget(
     part = "sshd";
     log = path.join(sshDir, "sshd.log");
     const hostKeyFile = path.join(sshDir, "ssh_host_ed25519_key");
-    const clientKeyFile = path.join(sshDir, "id_ed25519");
+    // A fleet's hosts take one deploy key (`clientKeyFile`), as a fleet's servers do.
+    const clientKeyFile = opts.clientKeyFile ?? path.join(sshDir, "id_ed25519");
     run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "nostromo-local-target", "-f", hostKeyFile]);
-    run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "nostromo-local-client", "-f", clientKeyFile]);
+    if (!opts.clientKeyFile) run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "nostromo-local-client", "-f", clientKeyFile]);
     fs.copyFileSync(clientKeyFile + ".pub", path.join(sshDir, "authorized_keys"));
     const extraKeyFiles = (opts.hostKeyTypes ?? []).map((t) => {
       const file = path.join(sshDir, `ssh_host_${t}_key`);

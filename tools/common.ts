@@ -199,11 +199,19 @@ export async function serverTarget(stack: Stack, config: Record<string, unknown>
   return targetOf(config, await secretConfig(stack, "sshPrivateKey"));
 }
 
-/** serverTarget with the sshPrivateKey secret already read (a tool that reads it beside other calls). */
+/**
+ * serverTarget with the sshPrivateKey secret already read (a tool that reads it beside other
+ * calls). A fleet's server is its primary (`hosts`: the one with the role primary, over `server`'s
+ * defaults): it holds the database backups and the migrations' journal.
+ */
 export function targetOf(config: Record<string, unknown>, privateKey: string | undefined): Target {
-  const s = (config.server ?? {}) as Record<string, unknown>;
+  const hosts = (config.hosts ?? {}) as Record<string, Record<string, unknown>>;
+  const primary = Object.values(hosts).find((h) => Array.isArray(h?.roles) && h.roles.includes("primary"));
+  const s = { ...((config.server ?? {}) as Record<string, unknown>), ...(primary ?? {}) };
   if (typeof s.host !== "string" || typeof s.user !== "string") {
-    throw new ToolError("the stack config has no server.host/server.user");
+    throw new ToolError(
+      `the stack config has no ${config.hosts ? "primary host with host and user (hosts.<name>.roles: [primary])" : "server.host/server.user"}`,
+    );
   }
   if (!privateKey) throw new ToolError("the stack config has no sshPrivateKey secret");
   return {

@@ -194,13 +194,18 @@ runMain("rollback", async () => {
   const fast =
     stackLocks.length > 0
       ? ({ switched: false, why: `another update holds the stack lock (${stackLocks.join(", ")})` } as const)
-      : await switchAtOnce(
-          targetOf(config, sshKey),
-          name,
-          config,
-          target,
-          Object.fromEntries(Object.entries(beforeApps ?? {}).map(([n, a]) => [n, a.slot])),
-        );
+      : config.hosts
+        ? ({
+            switched: false,
+            why: `a fleet (hosts) goes back through its rolling switch, host by host through the load balancer`,
+          } as const)
+        : await switchAtOnce(
+            targetOf(config, sshKey),
+            name,
+            config,
+            target,
+            Object.fromEntries(Object.entries(beforeApps ?? {}).map(([n, a]) => [n, a.slot])),
+          );
   const switchedAt = (Date.now() - started) / 1000;
   if (fast.switched) {
     const p = fast.phases;

@@ -3,7 +3,6 @@
  * validated with path-style errors (`apps.orchestrator.health.path: must start with "/"`)
  * before any resource is created. No @pulumi runtime import: plain values in, plain values out.
  */
-import * as path from "path";
 import { DeployWindow, WEEKDAYS, Weekday, isTimeZone, minutesOf } from "../deployWindow";
 import { Raw, Reader } from "./reader";
 
@@ -15,6 +14,9 @@ export * from "./types";
 export type { BakeConfig } from "./bake";
 import { APP_SECRETS_KEY, checkAppSecrets } from "./appSecrets";
 import { parseBake } from "./bake";
+import { parseFleet } from "./fleet";
+import { ABS_PATH, parseServer } from "./server";
+export { normaliseRoot, parseServer } from "./server";
 import { HEALTH_CHECK_KEYS, HEALTH_SHORTHAND_KEYS, parseHealthChecks } from "./health";
 import { ROUTE_KEYS, SITE_KEYS, parseRoutes } from "./routes";
 import { EXPECT_EVERY_KEYS, SMOKE_KEYS, SMOKE_SECRETS_KEY, parseSmoke } from "./smoke";
@@ -23,12 +25,11 @@ import { AppConfig, ConfigError, DeployConfig, DeploySecretsPresence, NginxConfi
 const NAME = /^[a-z][a-z0-9-]{0,39}$/;
 // What git accepts as a ref name, narrowed: no "..", no leading "-", no control chars or spaces.
 const REF = /^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?<![./])$/;
-const ABS_PATH = /^\/[A-Za-z0-9._/-]*$/;
 const ENV_KEY = /^[A-Z_][A-Z0-9_]*$/;
 
 /** The config keys of this project the deploy reads, at each level; any other key is refused. */
 export const KNOWN_KEYS = {
-  top: ["server", "apps", "nginx", "backup", "smoke", "releasesToKeep", "deployWindow", "bake"],
+  top: ["server", "apps", "nginx", "backup", "smoke", "releasesToKeep", "deployWindow", "bake", "hosts", "loadBalancer", "rolling"],
   /** Secrets, read by index.ts through pulumi.Config.getSecret, never into the plain config. */
   secrets: ["sshPrivateKey", "databaseUrl", "jwtSecret", "notifyWebhookUrl", SMOKE_SECRETS_KEY, APP_SECRETS_KEY],
   server: ["host", "port", "user", "root", "hostKey", "insecureIgnoreHostKey", "path", "env", "minFreeMiB"],
@@ -86,18 +87,6 @@ export function projectConfig(project: string, all: Record<string, string>): Raw
   return out;
 }
 
-/**
- * The deploy root, normalised (`/opt/nostromo/` → `/opt/nostromo`), or why it cannot be one: every
- * path the deploy removes or replaces is under it, so `/` in disguise (`/.`, `//`) and `..` are refused.
- */
-export function normaliseRoot(root: string): { root: string; problem?: string } {
-  if (root.split("/").includes("..")) return { root, problem: "must not contain '..' segments" };
-  const normal = path.posix.normalize(root).replace(/\/+$/, "") || "/";
-  if (normal === "/")
-    return { root: normal, problem: root === "/" ? "must not be /" : `must not be / (${JSON.stringify(root)} is / once normalised)` };
-  return { root: normal };
-}
-
 /** The version a ref names: `v1.2.3` → `1.2.3`; other refs name none. */
 export function versionOfRef(ref: string): string | undefined {
   const m = /^v?(\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?)$/.exec(ref);
@@ -115,39 +104,14 @@ export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecret
   const r = new Reader();
   r.knownKeys(raw, "", [...KNOWN_KEYS.top, ...KNOWN_KEYS.secrets]);
 
-  const s = r.object(raw.server, "server") ?? (r.fail("server", "is required"), {} as Raw);
+  const fleetRaw = raw.hosts !== undefined;
+  const s = r.object(raw.server, "server") ?? (fleetRaw ? {} : (r.fail("server", "is required"), {} as Raw));
   r.knownKeys(s, "server", KNOWN_KEYS.server);
-  const server: ServerConfig = {
-    host:
-      r.string(s.host, "server.host", { required: true, pattern: /^[A-Za-z0-9.:-]+$/, patternText: "must be a host name or IP address" }) ??
-      "",
-    port: r.int(s.port, "server.port", 1, 65535, 22) ?? 22,
-    user:
-      r.string(s.user, "server.user", { required: true, pattern: /^[a-z_][a-z0-9_-]{0,31}$/, patternText: "must be a Unix user name" }) ??
-      "",
-    root:
-      r.string(s.root, "server.root", {
-        required: true,
-        pattern: ABS_PATH,
-        patternText: "must be an absolute path of letters, digits, '.', '_', '-', '/'",
-      }) ?? "",
-    hostKey: r.string(s.hostKey, "server.hostKey", {
-      pattern: /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$/,
-      patternText: "must be an OpenSSH public key line (`ssh-ed25519 AAAA…`), as in known_hosts",
-    }),
-    insecureIgnoreHostKey: r.bool(s.insecureIgnoreHostKey, "server.insecureIgnoreHostKey", false),
-    path: r.stringList(s.path, "server.path", ABS_PATH, "must be an absolute path"),
-    env: r.stringMap(s.env, "server.env", ENV_KEY),
-    minFreeMiB: r.int(s.minFreeMiB, "server.minFreeMiB", 0, 10_000_000, 512) ?? 512,
-  };
-  if (server.root) {
-    const { root, problem } = normaliseRoot(server.root);
-    if (problem) r.fail("server.root", problem);
-    server.root = root;
-  }
-  if (!server.hostKey && !server.insecureIgnoreHostKey) {
-    r.fail("server.hostKey", "is required: pin the server's host key (ssh-keyscan), or set server.insecureIgnoreHostKey: true");
-  }
+  const fleet = fleetRaw ? parseFleet(r, raw, s) : undefined;
+  // A fleet's `server` is its hosts' shared defaults; the primary stands for "the server" where one is meant.
+  const server: ServerConfig = fleet
+    ? (fleet.hosts.find((h) => h.roles.includes("primary")) ?? fleet.hosts[0]).server
+    : parseServer(r, s, "server");
   if (!secrets.sshPrivateKey) r.fail("sshPrivateKey", "is required (pulumi config set --secret sshPrivateKey < key)");
 
   const rawApps = r.object(raw.apps, "apps") ?? {};
@@ -228,6 +192,7 @@ export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecret
     smoke,
     ...(deployWindow ? { deployWindow } : {}),
     ...(bake ? { bake } : {}),
+    ...(fleet ? { fleet } : {}),
   };
 }
 

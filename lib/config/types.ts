@@ -169,6 +169,44 @@ export interface DeployConfig {
   deployWindow?: DeployWindow;
   /** The watch after the switch that sends traffic back on its own; none: no bake window. */
   bake?: BakeConfig;
+  /** More than one server (`hosts`); none: the single `server`, a fleet of one. */
+  fleet?: FleetConfig;
+}
+
+export type HostRole = "web" | "worker" | "primary";
+
+/** One host of a fleet: its own address, port, user and host key; root, path and env from `server`. */
+export interface FleetHost {
+  name: string;
+  roles: HostRole[];
+  server: ServerConfig;
+  /** nginx's site folder on this host, and its commands and error log where they differ from `nginx`'s. */
+  nginx: { sitesDir: string } & Partial<Pick<NginxConfig, "reloadCommand" | "testCommand" | "errorLog">>;
+}
+
+/** nginx on a host of its own in front of the web hosts, written by the deploy. */
+export interface LoadBalancerConfig {
+  server: ServerConfig;
+  /** Port it serves the system on (the web hosts are reached on nginx.port). */
+  port: number;
+  listen: string;
+  sitesDir: string;
+  reloadCommand: string;
+  testCommand: string;
+}
+
+export interface FleetConfig {
+  /** In config order; exactly one has the role `primary` (database backup and migrations). */
+  hosts: FleetHost[];
+  loadBalancer?: LoadBalancerConfig;
+  rolling: {
+    /** Web hosts switched at once (from a count or a percentage of the web hosts). */
+    batchSize: number;
+    /** Web hosts that may fail their switch, in percent of the web hosts, before every switched host goes back. */
+    maxFailPercent: number;
+    /** Scripts run over SSH at once, all hosts together (releases built side by side, batches). */
+    connections: number;
+  };
 }
 
 /** Secrets, read separately so they never sit in the plain config object. */

@@ -8,7 +8,7 @@ import { bakeApps, bakeLines } from "./bake";
 import { nginxErrorLines, slotLogLines } from "./bundle";
 import { quote, script } from "../shell";
 import { EXPECT_FIELDS, expectedText } from "./health";
-import { layout, prelude } from "./layout";
+import { drainFile, layout, prelude } from "./layout";
 import { stepScript } from "./lock";
 import { liveAnswer, liveAnswerPath, liveLinkTarget } from "./nginx";
 import { restartSlotLine } from "./slot";
@@ -226,6 +226,8 @@ const get = (o, p) => p.split(".").reduce((v, k) => (v == null ? undefined : v[k
  */
 export function verifyAndSwitchLines(cfg: DeployConfig, targets: CutoverTarget[], what: string, refusedExit = 1): string[] {
   const apps = targets.map((t) => t.app);
+  // A fleet's web host leaves the load balancer once verified, and comes back switched and checked (or switched back).
+  const drain = drainFile(cfg);
   return [
     `mkdir -p ${quote(`${cfg.server.root}/current`)}`,
     `switched=""`,
@@ -235,9 +237,11 @@ export function verifyAndSwitchLines(cfg: DeployConfig, targets: CutoverTarget[]
     `  set +e`,
     ...[...targets].reverse().flatMap((t) => switchBackLines(cfg, t.app).map((l) => `  ${l}`)),
     ...servingLines(cfg, apps).map((l) => `  ${l}`),
+    ...(drain ? [`  rm -f ${quote(drain)}`] : []),
     `  echo "${what} failed; $([ -n "$switched" ] && echo "switched back:$switched" || echo "nothing was switched"). Serving now: $serving" >&2`,
     `}`,
     ...targets.flatMap((t) => verifyLines(cfg, t, refusedExit)),
+    ...(drain ? [`touch ${quote(drain)} && echo "out of the load balancer"`] : []),
     ...targets.flatMap((t) => switchLines(cfg, t)),
   ];
 }
@@ -276,6 +280,8 @@ export function cutoverScript(cfg: DeployConfig, targets: CutoverTarget[], steps
           `cat "$nostromo_tmp/smoke"`,
           `smoke=$(sed -n 's/^smoke ok: //p' "$nostromo_tmp/smoke")`,
         ].join("\n"),
+    // Checked: back in the load balancer, whose traffic the bake then watches.
+    drainFile(cfg) && `rm -f ${quote(drainFile(cfg)!)} && echo "back in the load balancer"`,
     ...bakeLines(cfg, bakeApps(cfg, targets), bundle),
     // Committed: from here a failure no longer switches back.
     `nostromo_cleanup() { :; }`,
@@ -295,11 +301,52 @@ export function cutoverCheckScript(cfg: DeployConfig, targets: CutoverTarget[]):
     prelude(cfg.server),
     `drift=""`,
     ...targets.map((t) => `${servingTest(cfg, t)} || drift="$drift ${t.app.name}"`),
+    ...(drainFile(cfg) ? [`[ ! -e ${quote(drainFile(cfg)!)} ] || drift="$drift (out of the load balancer)"`] : []),
     ...servingLines(
       cfg,
       targets.map((t) => t.app),
     ),
     `[ -z "$drift" ] || { echo "traffic drifted for:$drift (serving now: $serving)"; exit 3; }`,
     `echo "every app serves what it was switched to: $serving"`,
+  );
+}
+
+/** What every app serves on the server now (read only): result `serving` (`app=<sha12>[/slot]` …). */
+export function servingScript(cfg: DeployConfig, apps: AppConfig[]): string {
+  return script(prelude(cfg.server), ...servingLines(cfg, apps), `nostromo_result serving="$serving"`);
+}
+
+/**
+ * A fleet's switch-back of one web host after its batch failed elsewhere: every app named in
+ * NOSTROMO_SWITCHED (the host's cutover result `switched`) goes back to the slot and release that
+ * served before, once its previous slot answers its first health path; one that does not stays
+ * on the new release, and the error says so. Result: switchedBack (apps), serving.
+ */
+export function switchBackScript(cfg: DeployConfig, apps: AppConfig[]): string {
+  return stepScript(
+    cfg,
+    `switched=""`,
+    ...apps.flatMap((app) => {
+      const L = layout(cfg.server.root, app.name);
+      const answers =
+        app.kind === "static"
+          ? `[ -f ${quote(`${L.releases}/.previous`)} ]`
+          : `curl -fsS -m 5 -o /dev/null "http://127.0.0.1:$port"${quote(app.health!.checks[0].path)}`;
+      return [
+        `case " \${NOSTROMO_SWITCHED:-} " in *" ${app.name} "*)`,
+        ...(app.kind === "static"
+          ? []
+          : [
+              `  previous=$(cat ${quote(`${L.slots}/previous`)} 2>/dev/null || true)`,
+              `  case "$previous" in blue) port=${app.ports!.blue};; green) port=${app.ports!.green};; *) port="";; esac`,
+            ]),
+        `  if [ -n "\${port-x}" ] && ${answers}; then switched="$switched ${app.name}"`,
+        `  else echo "${app.name}: what served before does not answer; it stays on the new release" >&2; fi;;`,
+        `esac`,
+      ];
+    }),
+    ...apps.flatMap((app) => switchBackLines(cfg, app)),
+    ...servingLines(cfg, apps),
+    `nostromo_result switchedBack="\${switched# }" serving="$serving"`,
   );
 }

@@ -1,6 +1,6 @@
 /** Where things live on the server, and the lines every remote script starts with. */
 import { createHash } from "crypto";
-import { ServerConfig } from "../config";
+import { DeployConfig, ServerConfig } from "../config";
 import { quote } from "../shell";
 
 /** Where things live under the deploy root (DESIGN: server layout). */
@@ -24,7 +24,22 @@ export function layout(root: string, app?: string) {
     liveLink: `${root}/nginx-upstreams/${app}`,
     /** nginx's access log of the site in the bake's format (bake.ts): written only with a bake window. */
     accessLog: `${root}/logs/access.log`,
+    /**
+     * A web host of a fleet out of its load balancer: while this file exists the host's nginx
+     * answers 503 to every request but its own (nginx.ts), and the load balancer sends it on to
+     * another web host. The cutover makes it before its switch and removes it once checked.
+     */
+    drain: `${root}/.drain`,
   };
+}
+
+/**
+ * The drain file of a web host of this config (its server), when it has one: behind a load
+ * balancer with other web hosts to take its traffic. A lone web host is never taken out.
+ */
+export function drainFile(cfg: DeployConfig): string | undefined {
+  const web = cfg.fleet?.hosts.filter((h) => h.roles.includes("web")) ?? [];
+  return cfg.fleet?.loadBalancer && web.length > 1 ? layout(cfg.server.root).drain : undefined;
 }
 
 export function sha256(text: string): string {

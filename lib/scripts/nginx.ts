@@ -1,7 +1,7 @@
 /** The nginx site file. */
 import { AppConfig, DeployConfig, NginxRoute } from "../config";
 import { quote } from "../shell";
-import { layout } from "./layout";
+import { drainFile, layout } from "./layout";
 import { stepScript } from "./lock";
 
 const nginxName = (app: string) => `nostromo_${app.replace(/-/g, "_")}`;
@@ -88,6 +88,26 @@ function liveSlotLines(cfg: DeployConfig, app: string): string[] {
 }
 
 /**
+ * A fleet's web host, out of the load balancer while its drain file exists (layout.ts): every
+ * request but this host's own (the cutover's checks and smoke tests) gets 503, which the load
+ * balancer's `proxy_next_upstream … http_503` sends on to another web host. Decided per request,
+ * no reload: a kept-alive connection from the load balancer is never closed under a request.
+ */
+function drainLines(cfg: DeployConfig): string[] {
+  const drain = drainFile(cfg);
+  if (!drain) return [];
+  return [
+    `    set $nostromo_drain $remote_addr;`,
+    `    if (!-e ${drain}) {`,
+    `        set $nostromo_drain 127.0.0.1;`,
+    `    }`,
+    `    if ($nostromo_drain !~ ^(127\\.0\\.0\\.1|::1)$) {`,
+    `        return 503;`,
+    `    }`,
+  ];
+}
+
+/**
  * nginx's own word on the switch: the cutover asks it which upstream it picks for the app
  * (a worker that cannot read the link picks blue whatever the link says).
  */
@@ -131,6 +151,7 @@ export function nginxSite(cfg: DeployConfig): string {
     `server {`,
     `    listen ${cfg.nginx.listen};`,
     ...(cfg.bake ? [`    access_log ${layout(cfg.server.root).accessLog} ${bakeLogFormat(cfg.stack)};`] : []),
+    ...drainLines(cfg),
     ...upstreams.flatMap((a) => liveSlotLines(cfg, a.name)),
     ...(rootApp ? [`    root ${cfg.server.root}/current/${rootApp.name}/${rootApp.output};`] : []),
     ...sortedRoutes(cfg.nginx.routes).flatMap((r) => location(cfg, r, rootApp?.name)),

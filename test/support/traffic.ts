@@ -1,11 +1,20 @@
-import { get } from "../../local/http";
+import * as http from "http";
+import { request } from "../../local/http";
 
 /**
  * A steady, bounded stream of requests to the public port until finished, over `paths` in turn;
  * every answer that is not a 200 is a failure. `versions` counts which version /health answered,
- * and `pages` which version the page at / showed (its `<meta name="version">`).
+ * and `pages` which version the page at / showed (its `<meta name="version">`). `host`: another
+ * address than 127.0.0.1 (a fleet's load balancer); `keepAlive`: every request on reused connections.
  */
-export function trafficLoop(port: number, maxRequests = 50_000, maxMs = 15 * 60_000, paths = ["/health", "/api/common/indicadores"]) {
+export function trafficLoop(
+  port: number,
+  maxRequests = 50_000,
+  maxMs = 15 * 60_000,
+  paths = ["/health", "/api/common/indicadores"],
+  opts: { host?: string; keepAlive?: boolean } = {},
+) {
+  const agent = opts.keepAlive ? new http.Agent({ keepAlive: true, maxSockets: 1 }) : undefined;
   let stop = false;
   const failures: string[] = [];
   const versions: Record<string, number> = {};
@@ -16,7 +25,7 @@ export function trafficLoop(port: number, maxRequests = 50_000, maxMs = 15 * 60_
     while (!stop && sent < maxRequests && Date.now() - started < maxMs) {
       const p = paths[sent % paths.length];
       sent++;
-      const r = await get(port, p);
+      const r = await request(port, "GET", p, { host: opts.host, agent });
       if (r.status !== 200) failures.push(`${p}: ${r.status} ${r.body.slice(0, 120)}`);
       else if (p === "/health") {
         const v = JSON.parse(r.body).version;
@@ -31,6 +40,7 @@ export function trafficLoop(port: number, maxRequests = 50_000, maxMs = 15 * 60_
     async finish() {
       stop = true;
       await done;
+      agent?.destroy();
       return { sent, failures, versions, pages };
     },
   };

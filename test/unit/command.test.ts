@@ -38,7 +38,7 @@ describe("unit: Command resource (mocks) and its provider", () => {
     assert.doesNotMatch(serialized.text, /runOverSsh|ssh2/);
     const base = { step: "release", create: "build", triggers: ["sha1"] } as any;
     for (const dir of [path.resolve("components"), "/nonexistent/moved/components"]) {
-      delete (globalThis as { __nostromoCommandProvider?: unknown }).__nostromoCommandProvider;
+      delete (globalThis as { __nostromoProviders?: unknown }).__nostromoProviders;
       const stub = providerStub(dir);
       assert.strictEqual((await stub.diff!("id", base, { ...base, triggers: ["sha2"] })).changes, true, dir);
       assert.strictEqual((await stub.diff!("id", base, { ...base, lease: "s/2" })).changes, false, dir);
@@ -148,5 +148,24 @@ describe("unit: Command resource (mocks) and its provider", () => {
     );
     assert.ok(Date.now() - started < 8000, `took ${Date.now() - started} ms`);
     assert.strictEqual(spawnSync("pgrep", ["-f", marker], { encoding: "utf8" }).stdout.trim(), "", "the script still runs");
+  });
+
+  it("runs at most rolling.connections scripts over SSH at once, the others in the order they came", async () => {
+    const { sshSlot } = await import("../../components/commandProvider");
+    const order: string[] = [];
+    let active = 0;
+    let most = 0;
+    const job = async (name: string, ms: number) => {
+      const release = await sshSlot(2);
+      active++;
+      most = Math.max(most, active);
+      order.push(name);
+      await new Promise((r) => setTimeout(r, ms));
+      active--;
+      release();
+    };
+    await Promise.all([job("a", 30), job("b", 10), job("c", 10), job("d", 10), job("e", 10)]);
+    assert.strictEqual(most, 2);
+    assert.deepStrictEqual(order, ["a", "b", "c", "d", "e"]);
   });
 });

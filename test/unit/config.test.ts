@@ -458,7 +458,7 @@ describe("unit: config", () => {
     });
     assert.deepStrictEqual(problems({ ...validRaw(), ...raw }), [
       'smok: unknown key (did you mean "smoke"?)',
-      "notes: unknown key (known keys: server, apps, nginx, backup, smoke, releasesToKeep, deployWindow, bake, sshPrivateKey, databaseUrl, jwtSecret, notifyWebhookUrl, smokeSecrets, appSecrets)",
+      "notes: unknown key (known keys: server, apps, nginx, backup, smoke, releasesToKeep, deployWindow, bake, hosts, loadBalancer, rolling, sshPrivateKey, databaseUrl, jwtSecret, notifyWebhookUrl, smokeSecrets, appSecrets)",
     ]);
   });
 

@@ -8,6 +8,7 @@ describe("unit: script builders", () => {
   it("lib/scripts exports exactly the builders whose exact text test/unit/scripts/ asserts (a new one needs its test)", () => {
     assert.deepStrictEqual(Object.keys(scripts).sort(), [
       "BAKE_LOG_FIELDS", // nginx.test.ts
+      "LB_FAIL_TIMEOUT_SECONDS", // fleet.test.ts (in the load balancer's site)
       "PIP_INSTALL_FUNCTION", // python.test.ts
       "RELEASE_ENV", // release.test.ts
       "RESULT_FUNCTION", // layout.test.ts (in the prelude)
@@ -20,6 +21,7 @@ describe("unit: script builders", () => {
       "configBackupScript", // configBackup.test.ts
       "cutoverCheckScript", // cutover.test.ts
       "cutoverScript", // cutover.test.ts
+      "drainFile", // fleet.test.ts
       "envEntries", // release.test.ts
       "eventFunction", // journal.test.ts
       "healthGate", // slot.test.ts
@@ -28,6 +30,11 @@ describe("unit: script builders", () => {
       "liveAnswer", // nginx.test.ts (the name in the site), cutover.test.ts
       "liveAnswerPath", // nginx.test.ts (the location in the site), cutover.test.ts
       "liveLinkTarget", // nginx.test.ts
+      "loadBalancerCheckScript", // fleet.test.ts
+      "loadBalancerScript", // fleet.test.ts
+      "loadBalancerSite", // fleet.test.ts
+      "loadBalancerSitePath", // fleet.test.ts
+      "loadBalancerUpstream", // fleet.test.ts
       "lockScript", // lock.test.ts
       "migrateScript", // release.test.ts
       "nginxSite", // nginx.test.ts
@@ -40,12 +47,14 @@ describe("unit: script builders", () => {
       "renderEnvFile", // below
       "restartSlotLine", // slot.test.ts
       "rollbackSwitchScript", // integration/rollbackSwitch.test.ts
+      "servingScript", // fleet.test.ts
       "sha256", // layout.test.ts
       "slotCheckScript", // slot.test.ts
       "slotUnit", // slot.test.ts
       "startCommand", // python.test.ts
       "startSlotScript", // slot-start.test.ts
       "stepScript", // lock.test.ts
+      "switchBackScript", // fleet.test.ts
       "switchProbeScript", // integration/rollbackSwitch.test.ts
       "systemdQuote", // slot.test.ts
       "systemdUnit", // slot.test.ts

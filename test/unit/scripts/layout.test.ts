@@ -17,6 +17,7 @@ describe("unit: scripts/layout (exact text)", () => {
       upstreams: "/srv/nostromo/nginx-upstreams",
       liveLink: "/srv/nostromo/nginx-upstreams/orchestrator",
       accessLog: "/srv/nostromo/logs/access.log",
+      drain: "/srv/nostromo/.drain",
     });
   });
 

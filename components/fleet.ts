@@ -1,0 +1,269 @@
+/**
+ * The deploy of a fleet (`hosts`): what a single server does, per host, with the order a fleet
+ * needs. Preflight and the lock on every host before anything changes anywhere; releases built
+ * on every host side by side; the database backup and the migrations once, on the primary,
+ * before any slot starts; the web hosts' switch in rolling batches through the load balancer
+ * (FleetCutover); workers after every web host serves; the journal line (and unlock) per host.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { AppConfig, DeployConfig, FleetHost } from "../lib/config";
+import { CutoverTarget } from "../lib/scripts";
+import { AppRelease } from "./appRelease";
+import { Command } from "./command";
+import { ConfigBackup, ConfigBackupInfo } from "./configBackup";
+import { DatabaseBackup } from "./databaseBackup";
+import { DeployRecord } from "./deployRecord";
+import { FleetCutover, HostCutover } from "./fleetCutover";
+import { LoadBalancer } from "./loadBalancer";
+import { Migration } from "./migration";
+import { NginxSite } from "./nginxSite";
+import { Server } from "./server";
+import { Service } from "./service";
+import { Workers } from "./workers";
+
+export interface FleetArgs {
+  readonly config: DeployConfig;
+  readonly shas: Record<string, string>;
+  readonly sshPrivateKey: pulumi.Input<string>;
+  readonly databaseUrl?: pulumi.Input<string>;
+  readonly lease: string;
+  readonly deployer: string;
+  /** Digest of all the deploy brings (Deployment's): a change takes every host's lock. */
+  readonly desired: pulumi.Input<string>;
+  readonly redact: pulumi.Input<string[]>;
+  readonly envFiles: Record<string, pulumi.Input<string>>;
+  readonly envDigest: (app: string) => pulumi.Input<string>;
+  readonly databaseDigest: (app: string) => pulumi.Input<string>;
+  readonly smokeSecrets?: { readonly stdin: pulumi.Input<string>; readonly digest: pulumi.Input<string> };
+}
+
+/** One host as the stack outputs it: its roles, its apps' slots and what its cutover did. */
+export interface HostOutputs {
+  roles: string[];
+  address: string;
+  slots: Record<string, string>;
+  cutover?: HostCutover;
+  /** Why its cutover failed, when the fleet went on without it (rolling.maxFailPercent). */
+  lagging?: string;
+}
+
+export interface FleetResult {
+  readonly hosts: pulumi.Output<Record<string, HostOutputs>>;
+  readonly changelogs: Record<string, pulumi.Output<string[]>>;
+  /** Each app's slot on the first web host (a single server's `slot`). */
+  readonly slots: Record<string, pulumi.Output<string> | undefined>;
+  readonly backup?: pulumi.Output<unknown>;
+  readonly configBackup: pulumi.Output<ConfigBackupInfo>;
+  readonly smokePassed: pulumi.Output<string[]>;
+  readonly locked: Command;
+  /** Every host's journal line: what runs after a deploy waits for them all. */
+  readonly records: DeployRecord[];
+}
+
+/** The fleet's config as one host's deploy sees it: its own server. */
+export function hostConfig(config: DeployConfig, host: FleetHost): DeployConfig {
+  return { ...config, server: host.server, nginx: { ...config.nginx, ...host.nginx } };
+}
+
+/** The apps a host holds releases of: every app on web hosts, the apps with workers on worker hosts, the migrating ones on the primary. */
+export function hostApps(config: DeployConfig, host: FleetHost, workerHosts: FleetHost[]): AppConfig[] {
+  return config.apps.filter(
+    (a) =>
+      host.roles.includes("web") || (a.workers.length > 0 && workerHosts.includes(host)) || (!!a.migrate && host.roles.includes("primary")),
+  );
+}
+
+export function deployFleet(parent: pulumi.ComponentResource, name: string, args: FleetArgs): FleetResult {
+  const { config, shas } = args;
+  const fleet = config.fleet!;
+  const child = (dependsOn: pulumi.Resource[]) => ({ parent, dependsOn });
+  const base = (host: FleetHost) => `${name}@${host.name}/`;
+  const servers = fleet.hosts.map(
+    (h) =>
+      new Server(
+        `${base(h)}server`,
+        { config: hostConfig(config, h), privateKey: args.sshPrivateKey, lease: args.lease, desired: args.desired, redact: args.redact },
+        { parent },
+      ),
+  );
+  // Nothing changes on any host before every host passed its preflight and holds its lock.
+  const locks = servers.map((s) => s.locked);
+  const configBackups = fleet.hosts.map(
+    (h, i) => new ConfigBackup(`${base(h)}config-backup`, { target: servers[i].target, desired: args.desired }, child(locks)),
+  );
+  const workerHosts = fleet.hosts.some((h) => h.roles.includes("worker"))
+    ? fleet.hosts.filter((h) => h.roles.includes("worker"))
+    : fleet.hosts.filter((h) => h.roles.includes("web"));
+  const releases = fleet.hosts.map((h, i) =>
+    Object.fromEntries(
+      hostApps(config, h, workerHosts).map((app) => [
+        app.name,
+        new AppRelease(
+          `${base(h)}${app.name}-release`,
+          { target: servers[i].target, app, sha: shas[app.name], envFile: args.envFiles[app.name] },
+          child([...locks, configBackups[i].step]),
+        ),
+      ]),
+    ),
+  );
+
+  // Backup and migrations: once, on the primary, before any host starts a slot of the new release.
+  const p = fleet.hosts.findIndex((h) => h.roles.includes("primary"));
+  const migrating = config.apps.filter((a) => a.migrate);
+  const backup =
+    config.backup.enabled && migrating.length > 0
+      ? new DatabaseBackup(
+          `${base(fleet.hosts[p])}backup`,
+          {
+            target: servers[p].target,
+            databaseUrl: args.databaseUrl!,
+            before: pulumi.all(
+              Object.fromEntries(migrating.map((a) => [a.name, pulumi.interpolate`${shas[a.name]}:${args.databaseDigest(a.name)}`])),
+            ),
+            shas: Object.fromEntries(migrating.map((a) => [a.name, shas[a.name]])),
+          },
+          child(locks),
+        )
+      : undefined;
+  const migrations = migrating.map(
+    (app) =>
+      new Migration(
+        `${base(fleet.hosts[p])}${app.name}-migration`,
+        {
+          target: servers[p].target,
+          app,
+          sha: shas[app.name],
+          databaseDigest: args.databaseDigest(app.name),
+          backupPath: backup?.info.path,
+        },
+        child([releases[p][app.name].step, ...(backup ? [backup.step] : [])]),
+      ).step,
+  );
+
+  const web = fleet.hosts.map((h, i) => ({ h, i })).filter(({ h }) => h.roles.includes("web"));
+  const sites = web.map(
+    ({ h, i }) => new NginxSite(`${base(h)}nginx`, { target: servers[i].target }, child([...locks, configBackups[i].step])).step,
+  );
+  const lb = fleet.loadBalancer
+    ? new LoadBalancer(
+        `${name}-load-balancer`,
+        { config, privateKey: args.sshPrivateKey, redact: args.redact },
+        child([...locks, ...sites]),
+      ).step
+    : undefined;
+  const services = web.map(({ h, i }) =>
+    Object.fromEntries(
+      config.apps
+        .filter((a) => a.kind !== "static")
+        .map((app) => [
+          app.name,
+          new Service(
+            `${base(h)}${app.name}-service`,
+            { target: servers[i].target, app, sha: shas[app.name], envDigest: args.envDigest(app.name) },
+            child([releases[i][app.name].step, configBackups[i].step, ...migrations]),
+          ),
+        ]),
+    ),
+  );
+
+  const cutover = new FleetCutover(
+    `${name}-cutover`,
+    {
+      hosts: web.map(({ h, i }, w) => ({
+        name: h.name,
+        config: hostConfig(config, h),
+        connection: servers[i].connection,
+        targets: pulumi.all(
+          config.apps.map((app) => {
+            const s = services[w][app.name];
+            return pulumi
+              .all([s?.slot, s?.port, args.envDigest(app.name)])
+              .apply(([slot, port, envDigest]): CutoverTarget => ({ app, sha: shas[app.name], slot, port, envDigest }));
+          }),
+        ),
+      })),
+      lease: args.lease,
+      redact: args.redact,
+      smokeSecrets: args.smokeSecrets,
+      triggers: [pulumi.all(config.apps.map((a) => pulumi.all([a.name, shas[a.name], args.envDigest(a.name)])))],
+    },
+    child([
+      ...releases.flatMap((r) => Object.values(r).map((x) => x.step)),
+      ...sites,
+      ...services.flatMap((s) => Object.values(s).map((x) => x.step)),
+      ...(lb ? [lb] : []),
+    ]),
+  );
+
+  // A host whose cutover failed within rolling.maxFailPercent lags: its workers and journal line wait for the next `up`.
+  const lags = (h: FleetHost) => cutover.lagging.apply((l) => (l?.[h.name] ? `${h.name} lags: ${l[h.name].split("\n")[0]}` : ""));
+  // Workers move once every web host serves the new release.
+  const workerSteps = fleet.hosts.map((h, i) =>
+    workerHosts.includes(h)
+      ? config.apps
+          .filter((a) => a.workers.length > 0)
+          .map(
+            (app) =>
+              new Workers(
+                `${base(h)}${app.name}-workers`,
+                { target: servers[i].target, app, sha: shas[app.name], envDigest: args.envDigest(app.name), skip: lags(h) },
+                child([cutover.step]),
+              ).step,
+          )
+      : [],
+  );
+  const records = fleet.hosts.map((h, i) => {
+    // What ran on this host: when any of it ran in this update, its journal line is written.
+    const w = web.findIndex((x) => x.i === i);
+    const hostSteps: Command[] = [
+      locks[i],
+      configBackups[i].step,
+      ...Object.values(releases[i]).map((r) => r.step),
+      ...(i === p ? [...(backup ? [backup.step] : []), ...migrations] : []),
+      ...(w >= 0 ? [sites[w], ...Object.values(services[w]).map((x) => x.step)] : []),
+      ...workerSteps[i],
+    ];
+    const entry = pulumi.all([cutover.results, i === p ? backup?.info : undefined]).apply(([results, b]) => ({
+      stack: config.stack,
+      host: h.name,
+      deployer: args.deployer,
+      result: "succeeded",
+      apps: Object.fromEntries(config.apps.map((a) => [a.name, { ref: a.ref, sha: shas[a.name], version: a.version }])),
+      ...(results?.[h.name] ? { serving: results[h.name].serving, batch: results[h.name].batch } : {}),
+      backup: b?.path ?? null,
+    }));
+    // A host's record waits for the cutover: its changes are the fleet's (the cutover's lease is in no step result of its own).
+    return new DeployRecord(
+      `${base(h)}record`,
+      { target: servers[i].target, entry, steps: hostSteps, skip: lags(h) },
+      child([cutover.step as pulumi.Resource, ...workerSteps[i]]),
+    );
+  });
+  const hosts = pulumi
+    .all([
+      cutover.results,
+      cutover.lagging,
+      pulumi.all(web.map((_, w) => pulumi.all(Object.fromEntries(Object.entries(services[w]).map(([a, s]) => [a, s.slot]))))),
+    ])
+    .apply(([results, lagging, slots]) =>
+      Object.fromEntries(
+        fleet.hosts.map((h) => {
+          const w = web.findIndex((x) => x.h === h);
+          const out: HostOutputs = { roles: h.roles, address: h.server.host, slots: w >= 0 ? (slots[w] as Record<string, string>) : {} };
+          if (results?.[h.name]) out.cutover = results[h.name];
+          if (lagging?.[h.name]) out.lagging = lagging[h.name];
+          return [h.name, out];
+        }),
+      ),
+    );
+  return {
+    hosts,
+    changelogs: Object.fromEntries(config.apps.map((a) => [a.name, (releases[web[0].i][a.name] ?? releases[p][a.name]).changelog])),
+    slots: Object.fromEntries(config.apps.map((a) => [a.name, services[0][a.name]?.slot])),
+    backup: backup?.info,
+    configBackup: configBackups[p].info,
+    smokePassed: cutover.results.apply((r) => (Object.values(r ?? {})[0]?.smoke ?? "").split("\n").filter(Boolean)),
+    locked: locks[p],
+    records,
+  };
+}

@@ -1,0 +1,217 @@
+import * as assert from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { REPO_ROOT, RunResult, TempBackend, requirePulumi } from "../../local/backend";
+import { makeExampleRepos } from "../../local/exampleRepos";
+import { Fleet, startFleet } from "../../local/fleet";
+import { fleetConfig, FleetStackOptions, prepareLoadBalancerHost } from "../../local/fleetStack";
+import { readJournal } from "../../local/harness";
+import { get } from "../../local/http";
+import { PostgresInstance, startPostgres } from "../../local/postgres";
+import { localSecrets, outputOf, removeStackFile, setPlainConfig, writeStack } from "../../local/stack";
+import { runTool } from "../support/tool";
+import { trafficLoop } from "../support/traffic";
+
+const WEB = ["app1", "app2", "app3"];
+
+/**
+ * Issue 12: three web hosts (app1 the primary) behind a load balancer host, and a database host,
+ * each a host of its own (local/fleet.ts: network namespace, address, sshd, nginx, PM2, deploy
+ * root; PostgreSQL in the database host's namespace). Deploys, a rolling upgrade and a rollback under a steady stream through the
+ * load balancer; a host cut off the network mid-deploy; `rolling.maxFailPercent` letting the
+ * fleet go on without it, and the next `up` bringing it back.
+ */
+describe("e2e: a fleet of three web hosts behind a load balancer", function () {
+  let fleet: Fleet;
+  let backend: TempBackend;
+  let pg: PostgresInstance;
+  let opts: FleetStackOptions;
+  let work: string;
+  const stack = `t-fleet3-${process.pid}`;
+  const timings: Record<string, number> = {};
+
+  const lb = () => fleet.host("lb");
+  const configure = (change: Partial<FleetStackOptions>) => {
+    opts = { ...opts, ...change };
+    setPlainConfig(stack, fleetConfig(opts));
+  };
+  const up = async (label: string): Promise<RunResult> => {
+    const start = Date.now();
+    const r = await backend.pulumiAsync(REPO_ROOT, ["up", "--yes", "--skip-preview", "--stack", stack]);
+    timings[label] = (Date.now() - start) / 1000;
+    return r;
+  };
+  const outputs = () => JSON.parse(backend.pulumiOk(REPO_ROOT, ["stack", "output", "--json", "--stack", stack]).stdout);
+  const versionAt = async (host: string) => {
+    const r = await get(80, "/health", { host });
+    return r.status === 200 ? JSON.parse(r.body).version : `HTTP ${r.status}`;
+  };
+  /** What each web host's orchestrator serves, read from its deploy root (reachable with its link down). */
+  const servedSha = (name: string) => path.basename(fs.readlinkSync(path.join(fleet.host(name).target.root, "current", "orchestrator")));
+  /** Every host's nginx errors (the first and last few): what a failed request through the load balancer met. */
+  const errorLogs = () =>
+    [...WEB, "lb"]
+      .map((n) => {
+        const file = fleet.host(n).target.nginx.errorLog;
+        const errors = fs.existsSync(file)
+          ? fs
+              .readFileSync(file, "utf8")
+              .split("\n")
+              .filter((l) => /\[(warn|error|crit|alert)\]/.test(l))
+          : [];
+        return `--- ${n}: ${errors.length} errors ---\n${[...errors.slice(0, 6), "…", ...errors.slice(-3)].join("\n")}`;
+      })
+      .join("\n");
+  /**
+   * Starts an `up` and cuts app2 once app1's batch is under way (its drain file there: out of the
+   * load balancer), when app2's batch has not started; the `up`'s result, app2 still cut.
+   */
+  const upCuttingApp2 = async (label: string): Promise<RunResult> => {
+    const drain = path.join(fleet.host("app1").target.root, ".drain");
+    assert.ok(!fs.existsSync(drain), "app1 is out of the load balancer before the deploy");
+    let settled = false;
+    const running = up(label).finally(() => (settled = true));
+    const deadline = Date.now() + 300_000;
+    while (!fs.existsSync(drain) && !settled && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+    if (settled) assert.fail(`the deploy ended before app1's batch started:\n${outputOf(await running)}`);
+    fleet.cut("app2");
+    return running;
+  };
+  const underLoad = async (label: string, run: () => Promise<RunResult> = () => up(label)) => {
+    const fresh = trafficLoop(80, 50_000, 10 * 60_000, ["/health", "/api/common/indicadores"], { host: lb().address });
+    const kept = trafficLoop(80, 50_000, 10 * 60_000, ["/health", "/api/common/indicadores"], { host: lb().address, keepAlive: true });
+    const r = await run();
+    const [a, b] = [await fresh.finish(), await kept.finish()];
+    return { r, sent: a.sent + b.sent, failures: [...a.failures, ...b.failures], versions: { ...a.versions, ...b.versions } };
+  };
+
+  before(async () => {
+    if (process.getuid?.() !== 0) throw new Error("fleet hosts: `ip netns` needs root");
+    requirePulumi();
+    fleet = await startFleet([...WEB, "lb", "db"]);
+    prepareLoadBalancerHost(fleet, "lb");
+    work = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-fleet3-"));
+    fs.chmodSync(work, 0o755);
+    backend = new TempBackend(stack);
+    const db = fleet.host("db");
+    pg = await startPostgres({ address: db.address, subnet: fleet.subnet, netns: db.netns });
+    const databaseUrl = pg.url.replace("@127.0.0.1:", `@${db.address}:`);
+    opts = {
+      fleet,
+      web: WEB,
+      loadBalancer: "lb",
+      databaseUrl,
+      repos: await makeExampleRepos(path.join(work, "repos")),
+      refs: { orchestrator: "v1.2.2", sevastopol: "v1.2.2" },
+      slotPorts: { blue: 8101, green: 8102 },
+    };
+    writeStack(backend, stack, fleetConfig(opts), localSecrets(fleet.host("app1").target.ssh.privateKey, databaseUrl));
+  });
+  after(async () => {
+    console.log(`      timings (s): ${JSON.stringify(timings)}`);
+    if (backend) backend.pulumi(REPO_ROOT, ["stack", "rm", "--yes", "--force", "--stack", stack]);
+    removeStackFile(stack);
+    await fleet?.stop();
+    await pg?.stop();
+    backend?.remove();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it("deploys v1.2.2 to every web host and the load balancer serves it; backup and migration only on the primary", async () => {
+    const r = await up("fresh deploy, 3 hosts");
+    assert.strictEqual(r.code, 0, outputOf(r));
+    assert.strictEqual(await versionAt(lb().address), "1.2.2");
+    for (const name of WEB) assert.strictEqual(await versionAt(fleet.host(name).address), "1.2.2", name);
+    const hosts = outputs().hosts;
+    assert.deepStrictEqual(Object.keys(hosts).sort(), WEB);
+    assert.deepStrictEqual(
+      WEB.map((n) => hosts[n].cutover.batch),
+      [1, 2, 3],
+      JSON.stringify(hosts),
+    );
+    assert.deepStrictEqual(
+      WEB.map((n) => readJournal(fleet.host(n).target.root).length),
+      [1, 1, 1],
+    );
+  });
+
+  it("rolls v1.2.3 out host by host under a steady stream through the load balancer: 0 failed, the migration once, on the primary", async () => {
+    configure({ refs: { orchestrator: "v1.2.3", sevastopol: "v1.2.3" } });
+    const { r, sent, failures, versions } = await underLoad("rolling upgrade, 3 hosts");
+    timings["rolling upgrade: requests sent"] = sent;
+    assert.strictEqual(r.code, 0, outputOf(r));
+    assert.deepStrictEqual(failures.slice(0, 3), [], `${failures.length} of ${sent} requests failed\n${errorLogs()}`);
+    assert.ok(sent > 100, `only ${sent} requests sent`);
+    assert.ok(versions["1.2.3"] > 0, JSON.stringify(versions));
+    for (const name of WEB) assert.strictEqual(await versionAt(fleet.host(name).address), "1.2.3", name);
+    const exported = path.join(work, "state.json");
+    backend.pulumiOk(REPO_ROOT, ["stack", "export", "--stack", stack, "--file", exported]);
+    const state = JSON.parse(fs.readFileSync(exported, "utf8"));
+    const steps = (kind: string) =>
+      state.deployment.resources.filter((x: any) => x.inputs?.step === kind).map((x: any) => x.urn.split("::").pop());
+    assert.deepStrictEqual(steps("migration"), ["nostromo@app1/orchestrator-migration-run"]);
+    assert.deepStrictEqual(steps("backup"), ["nostromo@app1/backup-dump"]);
+    const backups = WEB.map((n) => readJournal(fleet.host(n).target.root, true).filter((e) => e.event === "backup").length);
+    assert.deepStrictEqual(backups, [2, 0, 0]);
+  });
+
+  it("a host cut off the network mid-deploy fails the deploy; every host serves the previous release; the next up takes over its lock", async () => {
+    const before = servedSha("app1");
+    configure({ refs: { orchestrator: "v1.2.2", sevastopol: "v1.2.2" } });
+    const r = await upCuttingApp2("deploy with app2 cut");
+    try {
+      assert.notStrictEqual(r.code, 0, "the deploy succeeded with app2 cut off");
+      const out = outputOf(r);
+      assert.match(out, /fleet cutover failed on 1 of 3 web hosts/, out);
+      assert.match(out, /app2: batch 2/, out);
+      assert.match(out, /app1: switched back \(orchestrator/, out);
+      for (const name of WEB) assert.strictEqual(servedSha(name), before, `${name} serves ${servedSha(name)}, not the previous ${before}`);
+    } finally {
+      fleet.restore("app2");
+    }
+    // The load balancer's own passive checks see app2 again (a request on a connection it kept to app2 waited out the cut).
+    for (const name of [...WEB, "lb"]) assert.strictEqual(await versionAt(fleet.host(name).address), "1.2.3", name);
+    const again = await up("same deploy, app2 back");
+    assert.strictEqual(again.code, 0, outputOf(again));
+    for (const name of WEB) assert.strictEqual(await versionAt(fleet.host(name).address), "1.2.2", name);
+  });
+
+  it("rolling.maxFailPercent lets the fleet go on without a cut host, says it lags, and the next up brings it to the fleet's release", async () => {
+    configure({ refs: { orchestrator: "v1.2.3", sevastopol: "v1.2.3" }, rolling: { maxFailPercent: 34 } });
+    const r = await upCuttingApp2("deploy with app2 cut, 34% may fail");
+    try {
+      assert.strictEqual(r.code, 0, outputOf(r));
+      const hosts = outputs().hosts;
+      assert.match(hosts.app2.lagging ?? "", /batch 2/, JSON.stringify(hosts.app2));
+      for (const name of ["app1", "app3"]) assert.strictEqual(await versionAt(fleet.host(name).address), "1.2.3", name);
+    } finally {
+      fleet.restore("app2");
+    }
+    const again = await up("next up, app2 back");
+    assert.strictEqual(again.code, 0, outputOf(again));
+    for (const name of WEB) assert.strictEqual(await versionAt(fleet.host(name).address), "1.2.3", name);
+    assert.strictEqual(outputs().hosts.app2.lagging, undefined);
+  });
+
+  for (const [n, version] of [
+    [1, "1.2.2"],
+    [2, "1.2.3"],
+  ] as const)
+    it(`rollback ${n} of 2 in a row (the rollback tool): every host back on ${version}, host by host through the load balancer, 0 failed, one update`, async () => {
+      const history = () => JSON.parse(backend.pulumiOk(REPO_ROOT, ["stack", "history", "--json", "--stack", stack]).stdout).length;
+      const before = history();
+      const { r, sent, failures } = await underLoad(`rollback ${n}`, async () => {
+        const t = await runTool(backend, "rollback", ["--stack", stack, "--yes"]);
+        timings[`rollback ${n}`] = t.seconds;
+        return t;
+      });
+      timings[`rollback ${n}: requests sent`] = sent;
+      assert.strictEqual(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, /no switch at once \(a fleet \(hosts\) goes back through its rolling switch/);
+      assert.deepStrictEqual(failures.slice(0, 3), [], `${failures.length} of ${sent} requests failed\n${errorLogs()}`);
+      for (const name of WEB) assert.strictEqual(await versionAt(fleet.host(name).address), version, name);
+      assert.strictEqual(await versionAt(lb().address), version);
+      assert.strictEqual(history(), before + 1, "the rollback is one update of the stack");
+    });
+});

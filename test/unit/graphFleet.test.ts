@@ -1,0 +1,97 @@
+import * as assert from "assert";
+import * as pulumi from "@pulumi/pulumi";
+import { parseDeployConfig } from "../../lib/config";
+import { COMMAND_TYPE, STEP } from "../../lib/steps";
+import { Registered, closure, installMocks } from "../support/mocks";
+import { validRaw } from "../support/validConfig";
+
+const SHAS = { orchestrator: "a".repeat(40), sevastopol: "b".repeat(40) };
+const KEY = (n: number) => `ssh-ed25519 AAAAC3Nza${n}`;
+const WEB = ["web1", "web2", "web3"];
+
+describe("unit: the deploy graph of a fleet (issue 12, mocks)", () => {
+  let registered: Registered[];
+
+  before(async () => {
+    registered = installMocks();
+    const { Deployment } = await import("../../components/deployment");
+    const raw = validRaw();
+    raw.server = { user: "deploy", root: "/srv/nostromo" };
+    raw.hosts = {
+      web1: { host: "10.0.0.11", hostKey: KEY(1), roles: ["web", "primary"] },
+      web2: { host: "10.0.0.12", hostKey: KEY(2), roles: ["web"] },
+      web3: { host: "10.0.0.13", hostKey: KEY(3), roles: ["web"] },
+      jobs: { host: "10.0.0.21", hostKey: KEY(4), roles: ["worker"] },
+    };
+    raw.loadBalancer = { host: "10.0.0.2", hostKey: KEY(5) };
+    raw.rolling = { batch: 2, maxFailPercent: 34 };
+    raw.apps.orchestrator.workers = { mailer: { command: "node dist/mailer.js" } };
+    const config = parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
+    const d = new Deployment("nostromo", {
+      config,
+      shas: SHAS,
+      sshPrivateKey: pulumi.secret("unit-key"),
+      databaseUrl: pulumi.secret("postgres://app:pw@127.0.0.1:5432/nostromo"),
+      jwtSecret: pulumi.secret("jwt-unit"),
+      deployer: "ops@laptop",
+      lease: "unit/lease-1",
+    });
+    await new Promise((resolve) => d.apps.apply(resolve));
+  });
+
+  const runsAfter = (later: string, earlier: string) =>
+    assert.ok(closure(registered, later).has(earlier), `${later} does not wait for ${earlier}`);
+  const steps = (kind: string) =>
+    registered
+      .filter((r) => r.type === COMMAND_TYPE && r.inputs.step === kind)
+      .map((r) => r.name)
+      .sort();
+  const cutover = "nostromo-cutover-rolling-switch";
+
+  it("takes every host's lock before anything changes on any host", () => {
+    assert.deepStrictEqual(steps(STEP.lock), [
+      "nostromo@jobs/server-lock",
+      "nostromo@web1/server-lock",
+      "nostromo@web2/server-lock",
+      "nostromo@web3/server-lock",
+    ]);
+    for (const changing of [...steps(STEP.configBackup), ...steps(STEP.release), ...steps(STEP.backup), ...steps(STEP.nginxSite)])
+      for (const lock of steps(STEP.lock)) runsAfter(changing, lock);
+  });
+
+  it("backs up and migrates once, on the primary, before any host starts a slot of the new release", () => {
+    assert.deepStrictEqual(steps(STEP.backup), ["nostromo@web1/backup-dump"]);
+    assert.deepStrictEqual(steps(STEP.migration), ["nostromo@web1/orchestrator-migration-run"]);
+    runsAfter("nostromo@web1/orchestrator-migration-run", "nostromo@web1/backup-dump");
+    assert.deepStrictEqual(
+      steps(STEP.slotStart),
+      WEB.map((h) => `nostromo@${h}/orchestrator-service-start`),
+    );
+    for (const h of WEB) runsAfter(`nostromo@${h}/orchestrator-service-start`, "nostromo@web1/orchestrator-migration-run");
+  });
+
+  it("builds releases on every host that needs them: all apps on web hosts, the apps with workers on worker hosts", () => {
+    assert.deepStrictEqual(steps(STEP.release), [
+      "nostromo@jobs/orchestrator-release-build",
+      ...WEB.flatMap((h) => [`nostromo@${h}/orchestrator-release-build`, `nostromo@${h}/sevastopol-release-build`]),
+    ]);
+  });
+
+  it("bounds the scripts over SSH at once, all hosts together (rolling.connections)", () => {
+    const commands = registered.filter((r) => r.type === COMMAND_TYPE);
+    assert.deepStrictEqual([...new Set(commands.map((r) => r.inputs.maxConcurrent))], [16]);
+    assert.strictEqual(registered.find((r) => r.name === cutover)!.inputs.maxConcurrent, 16);
+  });
+
+  it("switches the web hosts in one rolling step after every slot, site and the load balancer; workers after it, on worker hosts only", () => {
+    const fleet = registered.find((r) => r.name === cutover)!;
+    assert.strictEqual(fleet.type, "pulumi-nodejs:dynamic/nostromo:FleetCutover");
+    assert.deepStrictEqual([fleet.inputs.batches, fleet.inputs.maxFail, fleet.inputs.settleMs], [[["web1", "web2"], ["web3"]], 1, 1500]);
+    for (const s of [...steps(STEP.slotStart), ...steps(STEP.nginxSite), "nostromo-load-balancer-install"]) runsAfter(cutover, s);
+    for (const h of WEB) runsAfter("nostromo-load-balancer-install", `nostromo@${h}/nginx-install`);
+    assert.deepStrictEqual(steps(STEP.workers), ["nostromo@jobs/orchestrator-workers-start"]);
+    runsAfter("nostromo@jobs/orchestrator-workers-start", cutover);
+    for (const h of [...WEB, "jobs"]) runsAfter(`nostromo@${h}/record-append`, cutover);
+    runsAfter("nostromo@jobs/record-append", "nostromo@jobs/orchestrator-workers-start");
+  });
+});
