@@ -148,6 +148,8 @@ describe("e2e: a fleet of three web hosts behind a load balancer", function () {
     const exported = path.join(work, "state.json");
     backend.pulumiOk(REPO_ROOT, ["stack", "export", "--stack", stack, "--file", exported]);
     const state = JSON.parse(fs.readFileSync(exported, "utf8"));
+    timings["state: resources"] = state.deployment.resources.length;
+    timings["state: KB"] = Math.round(fs.statSync(exported).size / 1024);
     const steps = (kind: string) =>
       state.deployment.resources.filter((x: any) => x.inputs?.step === kind).map((x: any) => x.urn.split("::").pop());
     assert.deepStrictEqual(steps("migration"), ["nostromo@app1/orchestrator-migration-run"]);
