@@ -6,7 +6,8 @@
  * (FleetCutover); workers after every web host serves; the journal line (and unlock) per host.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { AppConfig, DeployConfig, FleetHost } from "../lib/config";
+import { AppConfig, DeployConfig, FleetConfig, FleetHost } from "../lib/config";
+import { appOnWeb, appWorkersOnWorkerHosts } from "../lib/config/fleet";
 import { CutoverTarget } from "../lib/scripts";
 import { AppRelease } from "./appRelease";
 import { Command } from "./command";
@@ -60,16 +61,26 @@ export interface FleetResult {
   readonly records: DeployRecord[];
 }
 
-/** The fleet's config as one host's deploy sees it: its own server. */
-export function hostConfig(config: DeployConfig, host: FleetHost): DeployConfig {
-  return { ...config, server: host.server, nginx: { ...config.nginx, ...host.nginx } };
+/** The fleet's config as one host's deploy sees it: its own server and nginx, and the apps it holds. */
+export function hostConfig(config: DeployConfig, host: FleetHost, apps: AppConfig[]): DeployConfig {
+  // A host that is not web has no site: no nginx needed there, none archived.
+  const routes = host.roles.includes("web") ? config.nginx.routes : [];
+  return { ...config, server: host.server, nginx: { ...config.nginx, ...host.nginx, routes }, apps };
 }
 
-/** The apps a host holds releases of: every app on web hosts, the apps with workers on worker hosts, the migrating ones on the primary. */
-export function hostApps(config: DeployConfig, host: FleetHost, workerHosts: FleetHost[]): AppConfig[] {
+/** The hosts that run an app's workers: the worker hosts (the web hosts when there are none), or the web hosts when its roles say so. */
+export function workerHostsOf(fleet: FleetConfig, app: AppConfig): FleetHost[] {
+  const workers = fleet.hosts.filter((h) => h.roles.includes("worker"));
+  return appWorkersOnWorkerHosts(app) && workers.length > 0 ? workers : fleet.hosts.filter((h) => h.roles.includes("web"));
+}
+
+/** The apps a host holds releases of: the apps on web on a web host, the apps whose workers it runs, the migrating ones on the primary. */
+export function hostApps(config: DeployConfig, host: FleetHost): AppConfig[] {
   return config.apps.filter(
     (a) =>
-      host.roles.includes("web") || (a.workers.length > 0 && workerHosts.includes(host)) || (!!a.migrate && host.roles.includes("primary")),
+      (host.roles.includes("web") && appOnWeb(a)) ||
+      (a.workers.length > 0 && workerHostsOf(config.fleet!, a).includes(host)) ||
+      (!!a.migrate && host.roles.includes("primary")),
   );
 }
 
@@ -78,11 +89,19 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
   const fleet = config.fleet!;
   const child = (dependsOn: pulumi.Resource[]) => ({ parent, dependsOn });
   const base = (host: FleetHost) => `${name}@${host.name}/`;
+  const apps = fleet.hosts.map((h) => hostApps(config, h));
+  const webApps = config.apps.filter(appOnWeb);
   const servers = fleet.hosts.map(
-    (h) =>
+    (h, i) =>
       new Server(
         `${base(h)}server`,
-        { config: hostConfig(config, h), privateKey: args.sshPrivateKey, lease: args.lease, desired: args.desired, redact: args.redact },
+        {
+          config: hostConfig(config, h, apps[i]),
+          privateKey: args.sshPrivateKey,
+          lease: args.lease,
+          desired: args.desired,
+          redact: args.redact,
+        },
         { parent },
       ),
   );
@@ -91,12 +110,9 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
   const configBackups = fleet.hosts.map(
     (h, i) => new ConfigBackup(`${base(h)}config-backup`, { target: servers[i].target, desired: args.desired }, child(locks)),
   );
-  const workerHosts = fleet.hosts.some((h) => h.roles.includes("worker"))
-    ? fleet.hosts.filter((h) => h.roles.includes("worker"))
-    : fleet.hosts.filter((h) => h.roles.includes("web"));
   const releases = fleet.hosts.map((h, i) =>
     Object.fromEntries(
-      hostApps(config, h, workerHosts).map((app) => [
+      apps[i].map((app) => [
         app.name,
         new AppRelease(
           `${base(h)}${app.name}-release`,
@@ -153,7 +169,7 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
     : undefined;
   const services = web.map(({ h, i }) =>
     Object.fromEntries(
-      config.apps
+      webApps
         .filter((a) => a.kind !== "static")
         .map((app) => [
           app.name,
@@ -171,10 +187,10 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
     {
       hosts: web.map(({ h, i }, w) => ({
         name: h.name,
-        config: hostConfig(config, h),
+        config: hostConfig(config, h, webApps),
         connection: servers[i].connection,
         targets: pulumi.all(
-          config.apps.map((app) => {
+          webApps.map((app) => {
             const s = services[w][app.name];
             return pulumi
               .all([s?.slot, s?.port, args.envDigest(app.name)])
@@ -185,7 +201,7 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
       lease: args.lease,
       redact: args.redact,
       smokeSecrets: args.smokeSecrets,
-      triggers: [pulumi.all(config.apps.map((a) => pulumi.all([a.name, shas[a.name], args.envDigest(a.name)])))],
+      triggers: [pulumi.all(webApps.map((a) => pulumi.all([a.name, shas[a.name], args.envDigest(a.name)])))],
     },
     child([
       ...releases.flatMap((r) => Object.values(r).map((x) => x.step)),
@@ -199,18 +215,16 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
   const lags = (h: FleetHost) => cutover.lagging.apply((l) => (l?.[h.name] ? `${h.name} lags: ${l[h.name].split("\n")[0]}` : ""));
   // Workers move once every web host serves the new release.
   const workerSteps = fleet.hosts.map((h, i) =>
-    workerHosts.includes(h)
-      ? config.apps
-          .filter((a) => a.workers.length > 0)
-          .map(
-            (app) =>
-              new Workers(
-                `${base(h)}${app.name}-workers`,
-                { target: servers[i].target, app, sha: shas[app.name], envDigest: args.envDigest(app.name), skip: lags(h) },
-                child([cutover.step]),
-              ).step,
-          )
-      : [],
+    config.apps
+      .filter((a) => a.workers.length > 0 && workerHostsOf(fleet, a).includes(h))
+      .map(
+        (app) =>
+          new Workers(
+            `${base(h)}${app.name}-workers`,
+            { target: servers[i].target, app, sha: shas[app.name], envDigest: args.envDigest(app.name), skip: lags(h) },
+            child([cutover.step]),
+          ).step,
+      ),
   );
   const records = fleet.hosts.map((h, i) => {
     // What ran on this host: when any of it ran in this update, its journal line is written.
@@ -258,7 +272,8 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
     );
   return {
     hosts,
-    changelogs: Object.fromEntries(config.apps.map((a) => [a.name, (releases[web[0].i][a.name] ?? releases[p][a.name]).changelog])),
+    // Each app's changelog from the first host that builds it.
+    changelogs: Object.fromEntries(config.apps.map((a) => [a.name, releases.find((r) => r[a.name])![a.name].changelog])),
     slots: Object.fromEntries(config.apps.map((a) => [a.name, services[0][a.name]?.slot])),
     backup: backup?.info,
     configBackup: configBackups[p].info,

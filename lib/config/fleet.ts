@@ -4,7 +4,7 @@
  * `primary` the database backup and the migrations); `server` holds what the hosts share (user,
  * root, path, env) and each host its own address, port, user and host key.
  */
-import { FleetConfig, FleetHost, HostRole, LoadBalancerConfig } from "./types";
+import { AppConfig, AppKind, AppRole, FleetConfig, FleetHost, HostRole, LoadBalancerConfig, NginxRoute } from "./types";
 import { parseServer } from "./server";
 import { Raw, Reader } from "./reader";
 
@@ -150,4 +150,46 @@ function parseLoadBalancer(r: Reader, v: unknown, shared: Raw): LoadBalancerConf
     reloadCommand: r.command(l.reloadCommand, "loadBalancer.reloadCommand") ?? "nginx -s reload",
     testCommand: r.command(l.testCommand, "loadBalancer.testCommand") ?? "nginx -t",
   };
+}
+
+const APP_ROLES: readonly AppRole[] = ["web", "worker"];
+
+/** `apps.<app>.roles`: a subset of web and worker that runs something (a worker-only app has workers); undefined when refused. */
+export function parseAppRoles(r: Reader, v: unknown, at: string, kind: AppKind, workers: number): AppRole[] | undefined {
+  const roles = [...new Set(r.stringList(v, at))] as AppRole[];
+  const unknown = roles.find((role) => !APP_ROLES.includes(role));
+  const problem = unknown
+    ? `unknown role "${unknown}" (an app runs on: ${APP_ROLES.join(", ")})`
+    : roles.length === 0
+      ? `must name at least one role (${APP_ROLES.join(", ")})`
+      : roles.includes("web")
+        ? undefined
+        : kind === "static"
+          ? "a static app is served by the web hosts: it needs the role web"
+          : workers === 0
+            ? "without web the app runs only its workers, and it has none"
+            : undefined;
+  if (problem) r.fail(at, problem);
+  return problem ? undefined : roles;
+}
+
+/** The app is served from the web hosts' slots (or files): every app unless its roles leave web out. */
+export const appOnWeb = (app: AppConfig): boolean => !app.roles || app.roles.includes("web");
+
+/** Its workers run on the worker hosts (when there are any), not on the web hosts. */
+export const appWorkersOnWorkerHosts = (app: AppConfig): boolean => !app.roles || app.roles.includes("worker");
+
+/** What app roles need of the hosts: a fleet, a worker host for a worker-only app, no route to an app the web hosts lack. */
+export function checkAppRoles(r: Reader, apps: AppConfig[], fleet: FleetConfig | undefined, routes: NginxRoute[]): void {
+  for (const app of apps.filter((a) => a.roles)) {
+    const at = `apps.${app.name}.roles`;
+    if (!fleet) {
+      r.fail(at, "places the app on the hosts of a fleet (hosts); a single server runs every app");
+      continue;
+    }
+    if (!appOnWeb(app) && !fleet.hosts.some((h) => h.roles.includes("worker")))
+      r.fail(at, "runs the app on worker hosts only, and no host has the role worker");
+    const i = routes.findIndex((x) => x.app === app.name);
+    if (!appOnWeb(app) && i >= 0) r.fail(at, `leaves out web, but nginx routes ${routes[i].path} to ${app.name}`);
+  }
 }

@@ -14,7 +14,7 @@ export * from "./types";
 export type { BakeConfig } from "./bake";
 import { APP_SECRETS_KEY, checkAppSecrets } from "./appSecrets";
 import { parseBake } from "./bake";
-import { parseFleet } from "./fleet";
+import { checkAppRoles, parseAppRoles, parseFleet } from "./fleet";
 import { ABS_PATH, parseServer } from "./server";
 export { normaliseRoot, parseServer } from "./server";
 import { HEALTH_CHECK_KEYS, HEALTH_SHORTHAND_KEYS, parseHealthChecks } from "./health";
@@ -51,6 +51,7 @@ export const KNOWN_KEYS = {
     "env",
     "usesDatabase",
     "workers",
+    "roles",
   ],
   ports: ["blue", "green"],
   worker: ["command", "stopTimeoutSeconds"],
@@ -166,6 +167,8 @@ export function parseDeployConfig(stack: string, raw: Raw, secrets: DeploySecret
     r.fail("nginx.listen", `must use nginx.port (${nginx.port})`);
   if (usedPorts.has(nginx.port)) r.fail("nginx.port", `port ${nginx.port} is already used by ${usedPorts.get(nginx.port)}`);
 
+  checkAppRoles(r, apps, fleet, nginx.routes);
+
   const b = r.object(raw.backup, "backup") ?? {};
   r.knownKeys(b, "backup", KNOWN_KEYS.backup);
   const backup = { keep: r.int(b.keep, "backup.keep", 1, 1000, 10) ?? 10, enabled: r.bool(b.enabled, "backup.enabled", true) };
@@ -231,7 +234,14 @@ function parseApp(r: Reader, name: string, v: unknown): AppConfig {
     usesDatabase: r.bool(a.usesDatabase, `${at}.usesDatabase`, a.migrate !== undefined),
     workers: parseWorkers(r, a.workers, `${at}.workers`),
   };
-  if (kind !== "static") {
+  const roles = a.roles !== undefined ? parseAppRoles(r, a.roles, `${at}.roles`, kind, app.workers.length) : undefined;
+  if (roles) app.roles = roles;
+  if (app.roles && !app.roles.includes("web")) {
+    // No slot anywhere: the app is its workers only.
+    for (const key of ["start", "ports", "health"] as const)
+      if (a[key] !== undefined) r.fail(`${at}.${key}`, `the app runs on no web host (roles: [worker]): it has no slots`);
+    app.version = app.version ?? versionOfRef(app.ref);
+  } else if (kind !== "static") {
     if (!app.start) r.fail(`${at}.start`, `is required for a ${kind} app`);
     const p = r.object(a.ports, `${at}.ports`);
     if (!p) r.fail(`${at}.ports`, `is required for a ${kind} app: { blue: <port>, green: <port> }`);

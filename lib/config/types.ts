@@ -92,7 +92,15 @@ export interface AppConfig {
    * the app in its .env (`STATIC_ROOT`, `STATIC_URL`). Absent when no route has one.
    */
   staticFolders?: StaticFolder[];
+  /**
+   * Where a fleet runs the app (`hosts`; unset: both): `web`, its slots on every web host;
+   * `worker`, its workers on the worker hosts (without it, on the web hosts).
+   */
+  roles?: AppRole[];
 }
+
+/** The host roles an app can be placed on (`apps.<app>.roles`). */
+export type AppRole = "web" | "worker";
 
 /** A folder of an app shared by its releases (collectstatic's), served by nginx at `url`. */
 export interface StaticFolder {

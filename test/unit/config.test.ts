@@ -417,7 +417,7 @@ describe("unit: config", () => {
       'apps.orchestrator.migrat: unknown key (did you mean "migrate"?)',
       'apps.orchestrator.ports.blu: unknown key (did you mean "blue"?)',
       'apps.orchestrator.health.timeout: unknown key (did you mean "timeoutSeconds"?)',
-      "apps.sevastopol.colour: unknown key (known keys: repo, ref, version, kind, manager, install, build, migrate, migrateCheck, migrationFiles, start, ports, output, health, env, usesDatabase, workers)",
+      "apps.sevastopol.colour: unknown key (known keys: repo, ref, version, kind, manager, install, build, migrate, migrateCheck, migrationFiles, start, ports, output, health, env, usesDatabase, workers, roles)",
       'nginx.reload: unknown key (did you mean "reloadCommand"?)',
       'nginx.site.api: unknown key (did you mean "apiApp"?)',
       'backup.kep: unknown key (did you mean "keep"?)',

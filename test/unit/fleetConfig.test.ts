@@ -85,4 +85,58 @@ describe("unit: fleet config (hosts, loadBalancer, rolling; issue 12)", () => {
     none.hosts = { jobs: { host: "10.0.0.21", hostKey: KEY(4), roles: ["worker", "primary"] } };
     assert.deepStrictEqual(problems(none), ["hosts: at least one host must have the role web"]);
   });
+
+  it("maps apps to roles: a worker-only app, an app whose workers stay on the web hosts", () => {
+    const raw = fleetRaw();
+    raw.apps.orchestrator.roles = ["web"];
+    raw.apps.orchestrator.workers = { mailer: { command: "node dist/mailer.js" } };
+    raw.apps.queue = { repo: "/tmp/repos/queue", ref: "v2.0.0", roles: ["worker"], workers: { run: { command: "node run.js" } } };
+    const apps = parseDeployConfig("production", raw, secrets).apps;
+    assert.deepStrictEqual(
+      apps.map((a) => [a.name, a.roles, a.version, a.ports]),
+      [
+        ["orchestrator", ["web"], "1.2.2", { blue: 8001, green: 8002 }],
+        ["sevastopol", undefined, undefined, undefined],
+        ["queue", ["worker"], "2.0.0", undefined],
+      ],
+    );
+  });
+
+  it("names each app role that cannot be placed by its path", () => {
+    const raw = fleetRaw();
+    raw.apps.sevastopol.roles = ["worker"];
+    raw.apps.orchestrator.roles = ["worker", "cron"];
+    raw.apps.queue = { repo: "/tmp/repos/queue", ref: "v2.0.0", roles: ["worker"], ports: { blue: 4001, green: 4002 } };
+    raw.apps.jobs = {
+      repo: "/tmp/repos/jobs",
+      ref: "v2.0.0",
+      roles: ["worker"],
+      workers: { run: { command: "x" } },
+      ports: { blue: 4003, green: 4004 },
+    };
+    assert.deepStrictEqual(problems(raw), [
+      'apps.orchestrator.roles: unknown role "cron" (an app runs on: web, worker)',
+      "apps.sevastopol.roles: a static app is served by the web hosts: it needs the role web",
+      "apps.queue.roles: without web the app runs only its workers, and it has none",
+      "apps.queue.start: is required for a node app",
+      "apps.queue.health: is required for a node app: nothing takes traffic unchecked",
+      "apps.jobs.ports: the app runs on no web host (roles: [worker]): it has no slots",
+    ]);
+    const routed = fleetRaw();
+    routed.apps.orchestrator.roles = ["worker"];
+    routed.apps.orchestrator.workers = { mailer: { command: "node dist/mailer.js" } };
+    for (const key of ["start", "ports", "health"]) delete routed.apps.orchestrator[key];
+    assert.deepStrictEqual(problems(routed), ["apps.orchestrator.roles: leaves out web, but nginx routes /api/ to orchestrator"]);
+    const noWorkerHost = fleetRaw();
+    delete noWorkerHost.hosts.jobs;
+    noWorkerHost.apps.queue = { repo: "/tmp/repos/queue", ref: "v2.0.0", roles: ["worker"], workers: { run: { command: "node run.js" } } };
+    assert.deepStrictEqual(problems(noWorkerHost), [
+      "apps.queue.roles: runs the app on worker hosts only, and no host has the role worker",
+    ]);
+    const single = validRaw();
+    single.apps.orchestrator.roles = ["web"];
+    assert.deepStrictEqual(problems(single), [
+      "apps.orchestrator.roles: places the app on the hosts of a fleet (hosts); a single server runs every app",
+    ]);
+  });
 });

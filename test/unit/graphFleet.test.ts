@@ -95,3 +95,72 @@ describe("unit: the deploy graph of a fleet (issue 12, mocks)", () => {
     runsAfter("nostromo@jobs/record-append", "nostromo@jobs/orchestrator-workers-start");
   });
 });
+
+describe("unit: apps mapped to roles in a fleet's graph (apps.<app>.roles, mocks)", () => {
+  let registered: Registered[];
+
+  before(async () => {
+    registered = installMocks();
+    const { Deployment } = await import("../../components/deployment");
+    const raw = validRaw();
+    raw.server = { user: "deploy", root: "/srv/nostromo" };
+    raw.hosts = {
+      web1: { host: "10.0.0.11", hostKey: KEY(1), roles: ["web"] },
+      web2: { host: "10.0.0.12", hostKey: KEY(2), roles: ["web"] },
+      db: { host: "10.0.0.31", hostKey: KEY(3), roles: ["primary"] },
+      jobs: { host: "10.0.0.21", hostKey: KEY(4), roles: ["worker"] },
+    };
+    raw.loadBalancer = { host: "10.0.0.2", hostKey: KEY(5) };
+    // Its mailer stays beside its slots; the queue app is workers only, on the worker host.
+    raw.apps.orchestrator.roles = ["web"];
+    raw.apps.orchestrator.workers = { mailer: { command: "node dist/mailer.js" } };
+    raw.apps.queue = { repo: "/tmp/repos/queue", ref: "v2.0.0", roles: ["worker"], workers: { run: { command: "node run.js" } } };
+    const config = parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
+    const d = new Deployment("roles", {
+      config,
+      shas: { ...SHAS, queue: "c".repeat(40) },
+      sshPrivateKey: pulumi.secret("unit-key"),
+      databaseUrl: pulumi.secret("postgres://app:pw@127.0.0.1:5432/nostromo"),
+      jwtSecret: pulumi.secret("jwt-unit"),
+      deployer: "ops@laptop",
+      lease: "unit/lease-1",
+    });
+    await new Promise((resolve) => d.apps.apply(resolve));
+  });
+
+  const steps = (kind: string) =>
+    registered
+      .filter((r) => r.type === COMMAND_TYPE && r.inputs.step === kind)
+      .map((r) => r.name)
+      .sort();
+  const script = (name: string) => JSON.stringify(registered.find((r) => r.name === name)!.inputs);
+
+  it("builds each app only where it runs: web apps on web hosts, the worker-only app on the worker host, the migrating one on the primary", () => {
+    assert.deepStrictEqual(steps(STEP.release), [
+      "roles@db/orchestrator-release-build",
+      "roles@jobs/queue-release-build",
+      "roles@web1/orchestrator-release-build",
+      "roles@web1/sevastopol-release-build",
+      "roles@web2/orchestrator-release-build",
+      "roles@web2/sevastopol-release-build",
+    ]);
+    assert.deepStrictEqual(steps(STEP.migration), ["roles@db/orchestrator-migration-run"]);
+  });
+
+  it("starts slots of the web apps only, and each app's workers where its roles put them", () => {
+    assert.deepStrictEqual(steps(STEP.slotStart), ["roles@web1/orchestrator-service-start", "roles@web2/orchestrator-service-start"]);
+    assert.deepStrictEqual(steps(STEP.workers), [
+      "roles@jobs/queue-workers-start",
+      "roles@web1/orchestrator-workers-start",
+      "roles@web2/orchestrator-workers-start",
+    ]);
+  });
+
+  it("leaves the worker-only app out of the web hosts' switch, and nginx out of the hosts that serve nothing", () => {
+    assert.ok(!script("roles-cutover-rolling-switch").includes("queue"), "the rolling switch names the queue app");
+    // The preflight's list of commands the host must have.
+    const wants = (h: string) => /for c in ([^;]*);/.exec(registered.find((r) => r.name === `roles@${h}/server-lock`)!.inputs.create)![1];
+    for (const h of ["db", "jobs"]) assert.ok(!wants(h).includes("'nginx'"), `${h}'s preflight wants nginx: ${wants(h)}`);
+    assert.ok(wants("web1").includes("'nginx'"), `web1's preflight does not want nginx: ${wants("web1")}`);
+  });
+});
