@@ -136,6 +136,25 @@ describe("e2e: a fleet of three web hosts behind a load balancer", function () {
     );
   });
 
+  it("refresh reads every web host: a live link turned by hand on app3 is drift named by its host; the next up puts app3 back", async () => {
+    const link = path.join(fleet.host("app3").target.root, "nginx-upstreams", "orchestrator");
+    const expected = fs.readlinkSync(link);
+    fs.unlinkSync(link);
+    fs.symlinkSync(expected.endsWith(".blue") ? "orchestrator.green" : "orchestrator.blue", link);
+    assert.strictEqual(await versionAt(fleet.host("app3").address), "HTTP 502", "app3 still answers through its live slot");
+
+    const refresh = await backend.pulumiAsync(REPO_ROOT, ["refresh", "--yes", "--skip-preview", "--stack", stack]);
+    assert.strictEqual(refresh.code, 0, outputOf(refresh));
+    const preview = outputOf(await backend.pulumiAsync(REPO_ROOT, ["preview", "--diff", "--stack", stack]));
+    assert.match(preview, /app3: [^\n]*traffic drifted for: orchestrator/, preview);
+    assert.doesNotMatch(preview, /app[12]: [^\n]*drifted/, preview);
+
+    const r = await up("up after app3's live link was turned");
+    assert.strictEqual(r.code, 0, outputOf(r));
+    assert.strictEqual(fs.readlinkSync(link), expected);
+    for (const name of WEB) assert.strictEqual(await versionAt(fleet.host(name).address), "1.2.2", name);
+  });
+
   it("rolls v1.2.3 out host by host under a steady stream through the load balancer: 0 failed, the migration once, on the primary", async () => {
     configure({ refs: { orchestrator: "v1.2.3", sevastopol: "v1.2.3" } });
     const { r, sent, failures, versions } = await underLoad("rolling upgrade, 3 hosts");

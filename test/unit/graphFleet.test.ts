@@ -98,6 +98,7 @@ describe("unit: the deploy graph of a fleet (issue 12, mocks)", () => {
 
 describe("unit: apps mapped to roles in a fleet's graph (apps.<app>.roles, mocks)", () => {
   let registered: Registered[];
+  let moved: Registered[];
 
   before(async () => {
     registered = installMocks();
@@ -116,16 +117,20 @@ describe("unit: apps mapped to roles in a fleet's graph (apps.<app>.roles, mocks
     raw.apps.orchestrator.workers = { mailer: { command: "node dist/mailer.js" } };
     raw.apps.queue = { repo: "/tmp/repos/queue", ref: "v2.0.0", roles: ["worker"], workers: { run: { command: "node run.js" } } };
     const config = parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
-    const d = new Deployment("roles", {
-      config,
-      shas: { ...SHAS, queue: "c".repeat(40) },
-      sshPrivateKey: pulumi.secret("unit-key"),
-      databaseUrl: pulumi.secret("postgres://app:pw@127.0.0.1:5432/nostromo"),
-      jwtSecret: pulumi.secret("jwt-unit"),
-      deployer: "ops@laptop",
-      lease: "unit/lease-1",
-    });
-    await new Promise((resolve) => d.apps.apply(resolve));
+    // The same fleet twice (two runs of the program), the second with a new commit of the queue app only.
+    for (const queue of ["c", "d"]) {
+      if (queue === "d") moved = installMocks();
+      const d = new Deployment("roles", {
+        config,
+        shas: { ...SHAS, queue: queue.repeat(40) },
+        sshPrivateKey: pulumi.secret("unit-key"),
+        databaseUrl: pulumi.secret("postgres://app:pw@127.0.0.1:5432/nostromo"),
+        jwtSecret: pulumi.secret("jwt-unit"),
+        deployer: "ops@laptop",
+        lease: "unit/lease-1",
+      });
+      await new Promise((resolve) => d.apps.apply(resolve));
+    }
   });
 
   const steps = (kind: string) =>
@@ -162,5 +167,16 @@ describe("unit: apps mapped to roles in a fleet's graph (apps.<app>.roles, mocks
     const wants = (h: string) => /for c in ([^;]*);/.exec(registered.find((r) => r.name === `roles@${h}/server-lock`)!.inputs.create)![1];
     for (const h of ["db", "jobs"]) assert.ok(!wants(h).includes("'nginx'"), `${h}'s preflight wants nginx: ${wants(h)}`);
     assert.ok(wants("web1").includes("'nginx'"), `web1's preflight does not want nginx: ${wants("web1")}`);
+  });
+
+  it("a new commit of the worker-only app restarts its workers and leaves the web hosts' rolling switch as it was", () => {
+    const inputs = (run: Registered[], name: string) => run.find((r) => r.name === name)!.inputs;
+    const rollingSwitch = (run: Registered[]) => {
+      const { hosts, triggers, batches } = inputs(run, "roles-cutover-rolling-switch");
+      return JSON.stringify({ hosts, triggers, batches });
+    };
+    assert.ok(rollingSwitch(moved) === rollingSwitch(registered), "the rolling switch's inputs changed");
+    const workers = "roles@jobs/queue-workers-start";
+    assert.notStrictEqual(inputs(moved, workers).create, inputs(registered, workers).create);
   });
 });
