@@ -1,6 +1,6 @@
 /**
  * The stack config of the example system on a fleet (local/fleet.ts): web hosts (the first one
- * primary), a load balancer host, each with its own address, host key, deploy root, PM2 home and
+ * primary), worker hosts, a load balancer host, each with its own address, host key, deploy root, PM2 home and
  * nginx; one deploy key for all. What a team with three app servers would write.
  */
 import * as fs from "fs";
@@ -13,6 +13,9 @@ export interface FleetStackOptions extends Omit<LocalStackOptions, "target"> {
   web: string[];
   loadBalancer: string;
   rolling?: { batch?: number | string; maxFailPercent?: number };
+  /** Hosts with the role worker only, and apps beside the example system's (a worker-only one, with its roles). */
+  workerHosts?: string[];
+  apps?: Record<string, unknown>;
 }
 
 /** The load balancer host's nginx serves only what the deploy writes: the placeholder site goes. */
@@ -25,17 +28,21 @@ export function fleetConfig(o: FleetStackOptions): Record<string, unknown> {
   const base = localConfig({ ...o, target: first.target });
   const { host: _h, hostKey: _k, ...shared } = targetServer(first.target);
   const lb = o.fleet.host(o.loadBalancer).target;
+  const own = (name: string) => {
+    const { port: _p, minFreeMiB: _m, path: _path, user: _u, ...rest } = targetServer(o.fleet.host(name).target);
+    return rest;
+  };
   return {
     ...base,
     server: shared,
-    hosts: Object.fromEntries(
-      o.web.map((name, i) => {
+    apps: { ...(base.apps as Record<string, unknown>), ...o.apps },
+    hosts: Object.fromEntries([
+      ...o.web.map((name, i) => {
         const t = o.fleet.host(name).target;
-        const { port: _p, minFreeMiB: _m, path: _path, user: _u, ...own } = targetServer(t);
         return [
           name,
           {
-            ...own,
+            ...own(name),
             roles: i === 0 ? ["web", "primary"] : ["web"],
             nginx: {
               sitesDir: t.nginx.sitesDir,
@@ -46,7 +53,8 @@ export function fleetConfig(o: FleetStackOptions): Record<string, unknown> {
           },
         ];
       }),
-    ),
+      ...(o.workerHosts ?? []).map((name) => [name, { ...own(name), roles: ["worker"] }]),
+    ]),
     loadBalancer: {
       host: lb.address,
       hostKey: lb.ssh.hostKey,

@@ -1,9 +1,10 @@
 import * as assert from "assert";
+import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { REPO_ROOT, RunResult, TempBackend, requirePulumi } from "../../local/backend";
-import { makeExampleRepos } from "../../local/exampleRepos";
+import { addCommit, makeExampleRepos } from "../../local/exampleRepos";
 import { Fleet, startFleet } from "../../local/fleet";
 import { fleetConfig, FleetStackOptions, prepareLoadBalancerHost } from "../../local/fleetStack";
 import { readJournal } from "../../local/harness";
@@ -15,8 +16,31 @@ import { trafficLoop } from "../support/traffic";
 
 const WEB = ["app1", "app2", "app3"];
 
+/** A worker-only app (`roles: [worker]`): one PM2 process that says which version started. */
+async function makeQueueRepo(dir: string): Promise<string> {
+  const repo = path.join(dir, "queue");
+  fs.mkdirSync(repo, { recursive: true });
+  execFileSync("git", ["init", "-q", repo]);
+  const worker = [
+    `const { version } = require("./package.json");`,
+    "console.log(`queue ${version} started`);",
+    `const timer = setInterval(() => {}, 60000);`,
+    `process.on("SIGTERM", () => { clearInterval(timer); process.exit(0); });`,
+    ``,
+  ].join("\n");
+  for (const version of ["1.0.0", "2.0.0"])
+    await addCommit(
+      repo,
+      `queue ${version}`,
+      { "worker.js": worker, "package.json": JSON.stringify({ name: "queue", version, private: true }) },
+      `v${version}`,
+    );
+  return repo;
+}
+
 /**
- * Issue 12: three web hosts (app1 the primary) behind a load balancer host, and a database host,
+ * Issue 12: three web hosts (app1 the primary) behind a load balancer host, a worker host (jobs:
+ * a worker-only app, `roles: [worker]`) and a database host,
  * each a host of its own (local/fleet.ts: network namespace, address, sshd, nginx, PM2, deploy
  * root; PostgreSQL in the database host's namespace). Deploys, a rolling upgrade and a rollback under a steady stream through the
  * load balancer; a host cut off the network mid-deploy; `rolling.maxFailPercent` letting the
@@ -32,6 +56,35 @@ describe("e2e: a fleet of three web hosts behind a load balancer", function () {
   const timings: Record<string, number> = {};
 
   const lb = () => fleet.host("lb");
+  let queueRepo: string;
+  const queueApp = (ref: string) => ({
+    queue: { repo: queueRepo, ref, install: "true", roles: ["worker"], workers: { run: { command: "node worker.js" } } },
+  });
+  /** A host's PM2 processes: name, status, folder, start time. */
+  const pm2List = (host: string) =>
+    (
+      JSON.parse(execFileSync("pm2", ["jlist"], { encoding: "utf8", env: { ...process.env, ...fleet.host(host).target.env } })) as {
+        name: string;
+        pm2_env: { status: string; pm_cwd: string; pm_uptime: number };
+      }[]
+    ).map((p) => ({ name: p.name, status: p.pm2_env.status, cwd: p.pm2_env.pm_cwd, started: p.pm2_env.pm_uptime }));
+  const tagSha = (repo: string, tag: string) =>
+    execFileSync("git", ["-C", repo, "rev-parse", `${tag}^{commit}`], { encoding: "utf8" }).trim();
+  /** The jobs host runs the queue worker of `tag`, and nothing else; no web host holds the queue app. */
+  const assertQueueOnJobs = (tag: string) => {
+    const jobs = pm2List("jobs");
+    assert.deepStrictEqual(
+      jobs.map((p) => [p.name, p.status, p.cwd]),
+      [["queue-run", "online", path.join(fleet.host("jobs").target.root, "releases", "queue", tagSha(queueRepo, tag))]],
+    );
+    for (const name of WEB) {
+      assert.ok(!fs.existsSync(path.join(fleet.host(name).target.root, "releases", "queue")), `${name} holds a release of the queue app`);
+      assert.ok(!pm2List(name).some((p) => p.name.startsWith("queue")), `${name} runs a queue process`);
+    }
+    for (const app of ["orchestrator", "sevastopol"])
+      assert.ok(!fs.existsSync(path.join(fleet.host("jobs").target.root, "releases", app)), `jobs holds a release of ${app}`);
+    return jobs[0];
+  };
   const configure = (change: Partial<FleetStackOptions>) => {
     opts = { ...opts, ...change };
     setPlainConfig(stack, fleetConfig(opts));
@@ -89,7 +142,7 @@ describe("e2e: a fleet of three web hosts behind a load balancer", function () {
   before(async () => {
     if (process.getuid?.() !== 0) throw new Error("fleet hosts: `ip netns` needs root");
     requirePulumi();
-    fleet = await startFleet([...WEB, "lb", "db"]);
+    fleet = await startFleet([...WEB, "jobs", "lb", "db"]);
     prepareLoadBalancerHost(fleet, "lb");
     work = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-fleet3-"));
     fs.chmodSync(work, 0o755);
@@ -97,14 +150,17 @@ describe("e2e: a fleet of three web hosts behind a load balancer", function () {
     const db = fleet.host("db");
     pg = await startPostgres({ address: db.address, subnet: fleet.subnet, netns: db.netns });
     const databaseUrl = pg.url.replace("@127.0.0.1:", `@${db.address}:`);
+    queueRepo = await makeQueueRepo(path.join(work, "repos"));
     opts = {
       fleet,
       web: WEB,
       loadBalancer: "lb",
       databaseUrl,
       repos: await makeExampleRepos(path.join(work, "repos")),
+      workerHosts: ["jobs"],
       refs: { orchestrator: "v1.2.2", sevastopol: "v1.2.2" },
       slotPorts: { blue: 8101, green: 8102 },
+      apps: queueApp("v1.0.0"),
     };
     writeStack(backend, stack, fleetConfig(opts), localSecrets(fleet.host("app1").target.ssh.privateKey, databaseUrl));
   });
@@ -124,16 +180,17 @@ describe("e2e: a fleet of three web hosts behind a load balancer", function () {
     assert.strictEqual(await versionAt(lb().address), "1.2.2");
     for (const name of WEB) assert.strictEqual(await versionAt(fleet.host(name).address), "1.2.2", name);
     const hosts = outputs().hosts;
-    assert.deepStrictEqual(Object.keys(hosts).sort(), WEB);
+    assert.deepStrictEqual(Object.keys(hosts).sort(), [...WEB, "jobs"].sort());
     assert.deepStrictEqual(
       WEB.map((n) => hosts[n].cutover.batch),
       [1, 2, 3],
       JSON.stringify(hosts),
     );
     assert.deepStrictEqual(
-      WEB.map((n) => readJournal(fleet.host(n).target.root).length),
-      [1, 1, 1],
+      [...WEB, "jobs"].map((n) => readJournal(fleet.host(n).target.root).length),
+      [1, 1, 1, 1],
     );
+    assertQueueOnJobs("v1.0.0");
   });
 
   it("refresh reads every web host: a live link turned by hand on app3 is drift named by its host; the next up puts app3 back", async () => {
@@ -155,8 +212,8 @@ describe("e2e: a fleet of three web hosts behind a load balancer", function () {
     for (const name of WEB) assert.strictEqual(await versionAt(fleet.host(name).address), "1.2.2", name);
   });
 
-  it("rolls v1.2.3 out host by host under a steady stream through the load balancer: 0 failed, the migration once, on the primary", async () => {
-    configure({ refs: { orchestrator: "v1.2.3", sevastopol: "v1.2.3" } });
+  it("rolls v1.2.3 out host by host under a steady stream through the load balancer: 0 failed, the migration once, on the primary; the worker host's queue after every web host", async () => {
+    configure({ refs: { orchestrator: "v1.2.3", sevastopol: "v1.2.3" }, apps: queueApp("v2.0.0") });
     const { r, sent, failures, versions } = await underLoad("rolling upgrade, 3 hosts");
     timings["rolling upgrade: requests sent"] = sent;
     assert.strictEqual(r.code, 0, outputOf(r));
@@ -175,6 +232,10 @@ describe("e2e: a fleet of three web hosts behind a load balancer", function () {
     assert.deepStrictEqual(steps("backup"), ["nostromo@app1/backup-dump"]);
     const backups = WEB.map((n) => readJournal(fleet.host(n).target.root, true).filter((e) => e.event === "backup").length);
     assert.deepStrictEqual(backups, [2, 0, 0]);
+    // Workers move once every web host serves the new release: the queue's start is after the last host's switch.
+    const queue = assertQueueOnJobs("v2.0.0");
+    const switched = Math.max(...WEB.map((n) => fs.lstatSync(path.join(fleet.host(n).target.root, "current", "orchestrator")).mtimeMs));
+    assert.ok(queue.started >= switched, `the queue worker started ${switched - queue.started} ms before the last web host switched`);
   });
 
   it("a host cut off the network mid-deploy fails the deploy; every host serves the previous release; the next up takes over its lock", async () => {
