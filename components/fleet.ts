@@ -6,8 +6,8 @@
  * (FleetCutover); workers after every web host serves; the journal line (and unlock) per host.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { AppConfig, DeployConfig, FleetConfig, FleetHost } from "../lib/config";
-import { appOnWeb, appWorkersOnWorkerHosts } from "../lib/config/fleet";
+import { DeployConfig, FleetHost } from "../lib/config";
+import { appOnWeb, hostApps, hostConfig, workerHostsOf } from "../lib/config/fleet";
 import { CutoverTarget } from "../lib/scripts";
 import { AppRelease } from "./appRelease";
 import { Command } from "./command";
@@ -46,6 +46,8 @@ export interface HostOutputs {
   cutover?: HostCutover;
   /** Why its cutover failed, when the fleet went on without it (rolling.maxFailPercent). */
   lagging?: string;
+  /** The archive of its config as it was before this deploy (restore-config --host). */
+  configBackup: string;
 }
 
 export interface FleetResult {
@@ -59,29 +61,6 @@ export interface FleetResult {
   readonly locked: Command;
   /** Every host's journal line: what runs after a deploy waits for them all. */
   readonly records: DeployRecord[];
-}
-
-/** The fleet's config as one host's deploy sees it: its own server and nginx, and the apps it holds. */
-export function hostConfig(config: DeployConfig, host: FleetHost, apps: AppConfig[]): DeployConfig {
-  // A host that is not web has no site: no nginx needed there, none archived.
-  const routes = host.roles.includes("web") ? config.nginx.routes : [];
-  return { ...config, server: host.server, nginx: { ...config.nginx, ...host.nginx, routes }, apps };
-}
-
-/** The hosts that run an app's workers: the worker hosts (the web hosts when there are none), or the web hosts when its roles say so. */
-export function workerHostsOf(fleet: FleetConfig, app: AppConfig): FleetHost[] {
-  const workers = fleet.hosts.filter((h) => h.roles.includes("worker"));
-  return appWorkersOnWorkerHosts(app) && workers.length > 0 ? workers : fleet.hosts.filter((h) => h.roles.includes("web"));
-}
-
-/** The apps a host holds releases of: the apps on web on a web host, the apps whose workers it runs, the migrating ones on the primary. */
-export function hostApps(config: DeployConfig, host: FleetHost): AppConfig[] {
-  return config.apps.filter(
-    (a) =>
-      (host.roles.includes("web") && appOnWeb(a)) ||
-      (a.workers.length > 0 && workerHostsOf(config.fleet!, a).includes(host)) ||
-      (!!a.migrate && host.roles.includes("primary")),
-  );
 }
 
 export function deployFleet(parent: pulumi.ComponentResource, name: string, args: FleetArgs): FleetResult {
@@ -258,12 +237,18 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
       cutover.results,
       cutover.lagging,
       pulumi.all(web.map((_, w) => pulumi.all(Object.fromEntries(Object.entries(services[w]).map(([a, s]) => [a, s.slot]))))),
+      pulumi.all(configBackups.map((c) => c.info.apply((i) => i.path))),
     ])
-    .apply(([results, lagging, slots]) =>
+    .apply(([results, lagging, slots, archives]) =>
       Object.fromEntries(
-        fleet.hosts.map((h) => {
+        fleet.hosts.map((h, i) => {
           const w = web.findIndex((x) => x.h === h);
-          const out: HostOutputs = { roles: h.roles, address: h.server.host, slots: w >= 0 ? (slots[w] as Record<string, string>) : {} };
+          const out: HostOutputs = {
+            roles: h.roles,
+            address: h.server.host,
+            slots: w >= 0 ? (slots[w] as Record<string, string>) : {},
+            configBackup: archives[i],
+          };
           if (results?.[h.name]) out.cutover = results[h.name];
           if (lagging?.[h.name]) out.lagging = lagging[h.name];
           return [h.name, out];

@@ -10,6 +10,7 @@ import { parseArgs, ParseArgsConfig, promisify } from "util";
 import { configObject, DeployRow, deployRows, HistoryEntry, lastSuccessful, PROJECT, readAllHistory } from "../lib/history";
 import { NotifyEvent, notificationPayload, postNotification } from "../lib/notify";
 import { RunResult, SshConnection, runOverSsh } from "../components/ssh";
+import { ServerConfig } from "../lib/config";
 
 export const REPO_ROOT = path.resolve(__dirname, "..");
 
@@ -222,6 +223,13 @@ export function targetOf(config: Record<string, unknown>, privateKey: string | u
     hostKey: typeof s.hostKey === "string" ? s.hostKey : undefined,
     insecureIgnoreHostKey: s.insecureIgnoreHostKey === true || s.insecureIgnoreHostKey === "true",
   };
+}
+
+/** One host of a fleet, from its parsed settings (hosts.<name> over `server`'s defaults). */
+export function hostTarget(server: ServerConfig, privateKey: string | undefined): Target {
+  if (!privateKey) throw new ToolError("the stack config has no sshPrivateKey secret");
+  const { host, port, user, hostKey, insecureIgnoreHostKey } = server;
+  return { host, port, user, privateKey, hostKey, insecureIgnoreHostKey };
 }
 
 /** Posts the event to the stack's `notifyWebhookUrl` secret when set; a failure only warns. */

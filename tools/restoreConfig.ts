@@ -1,5 +1,5 @@
 /**
- * `npm run restore-config -- --stack X [--archive PATH] [--yes]`
+ * `npm run restore-config -- --stack X [--host NAME] [--archive PATH] [--yes]`
  *
  * Puts back the server's configuration (nginx site, systemd units, PM2's process list, the apps'
  * shared .env; not the upstream includes, which only a health-gated deploy switches) from a config archive the deploy took before changing it: by
@@ -7,27 +7,31 @@
  * `--archive PATH` on the server. Says what the archive holds and what differs from the server
  * now, asks (or --yes), then restores under the server's deploy lock (refused while a deploy
  * holds it), after a safety archive of the files as they are; nginx tests and reloads the result
- * (a refusal puts every file back).
+ * (a refusal puts every file back). On a fleet (`hosts`), each host has archives of its own:
+ * `--host` names the one to restore (its own last archive by default).
  */
 import "../lib/compileCache"; // first: every module after it loads from the compile cache
 import { ConfigError, DeployConfig, parseDeployConfig } from "../lib/config";
+import { hostApps, hostConfig } from "../lib/config/fleet";
 import { configRestoreScript, configSurveyScript, parseConfigSurvey } from "../lib/restore";
 import { layout } from "../lib/scripts";
 import { quote } from "../lib/shell";
 import {
   confirm,
+  hostTarget,
   openStack,
   parseToolArgs,
   plainConfig,
   plainOutputs,
   requireStackName,
   runMain,
+  secretConfig,
   serverTarget,
   sshRun,
   ToolError,
 } from "./common";
 
-const USAGE = "npm run restore-config -- --stack <name> [--archive <path on the server>] [--yes]";
+const USAGE = "npm run restore-config -- --stack <name> [--host <name>] [--archive <path on the server>] [--yes]";
 
 function deployConfigOf(name: string, config: Record<string, unknown>): DeployConfig {
   try {
@@ -41,22 +45,38 @@ function deployConfigOf(name: string, config: Record<string, unknown>): DeployCo
 async function main(): Promise<void> {
   const args = parseToolArgs(
     process.argv.slice(2),
-    { stack: { type: "string" }, archive: { type: "string" }, yes: { type: "boolean", short: "y" } },
+    { stack: { type: "string" }, host: { type: "string" }, archive: { type: "string" }, yes: { type: "boolean", short: "y" } },
     USAGE,
   );
   const name = requireStackName(args.stack, USAGE);
   const log = (line: string) => process.stdout.write(`${line}\n`);
   const stack = await openStack(name);
   const config = await plainConfig(stack);
-  const cfg = deployConfigOf(name, config);
-  const target = await serverTarget(stack, config);
+  const all = deployConfigOf(name, config);
+  // A fleet's hosts each archive their own config: the one to restore is named, never guessed.
+  const hosts = all.fleet?.hosts ?? [];
+  const names = hosts.map((h) => h.name).join(", ");
+  if (args.host !== undefined && hosts.length === 0)
+    throw new ToolError(`--host names a host of a fleet (hosts); stack ${name} deploys to one server\nusage: ${USAGE}`);
+  if (hosts.length > 0 && args.host === undefined)
+    throw new ToolError(
+      `refused: stack ${name} deploys to ${hosts.length} hosts (${names}): name one with --host; nothing was changed\nusage: ${USAGE}`,
+    );
+  const host = hosts.find((h) => h.name === args.host);
+  if (args.host !== undefined && !host) throw new ToolError(`--host ${args.host}: stack ${name} has no such host (hosts: ${names})`);
+  const cfg = host ? hostConfig(all, host, hostApps(all, host)) : all;
+  const target = host ? hostTarget(host.server, await secretConfig(stack, "sshPrivateKey")) : await serverTarget(stack, config);
+  const where = host ? `host ${host.name} (${host.server.host})` : "the server";
 
   let archive = args.archive;
   if (archive !== undefined && !archive.startsWith("/"))
     throw new ToolError(`--archive must be the archive's absolute path on the server, got '${archive}'`);
   if (archive === undefined) {
-    const out = (await plainOutputs(stack)).configBackup as { path?: unknown } | undefined;
-    if (typeof out?.path === "string") archive = out.path;
+    const outputs = await plainOutputs(stack);
+    const last = host
+      ? (outputs.hosts as Record<string, { configBackup?: unknown }> | undefined)?.[host.name]?.configBackup
+      : (outputs.configBackup as { path?: unknown } | undefined)?.path;
+    if (typeof last === "string") archive = last;
     else {
       // No output (a stack deployed before config backups): the newest archive on the server.
       const dir = layout(cfg.server.root).backups;
@@ -64,14 +84,14 @@ async function main(): Promise<void> {
       archive = r.stdout.trim();
       if (!archive)
         throw new ToolError(
-          `refused: the stack has no configBackup output and ${dir} holds no config archive of stack ${cfg.stack}; nothing was changed`,
+          `refused: the stack has no configBackup output and ${dir} on ${where} holds no config archive of stack ${cfg.stack}; nothing was changed`,
         );
     }
   }
 
   const surveyed = await sshRun(target, configSurveyScript(cfg, archive));
   if (surveyed.code !== 0)
-    throw new ToolError(`cannot read the archive ${archive} on the server: ${surveyed.stderr.trim() || `exit ${surveyed.code}`}`, 1);
+    throw new ToolError(`cannot read the archive ${archive} on ${where}: ${surveyed.stderr.trim() || `exit ${surveyed.code}`}`, 1);
   const survey = parseConfigSurvey(surveyed.stdout);
   if (survey.missing) throw new ToolError(`refused: the archive ${archive} is gone from the server (or empty); nothing was changed`);
   if (!survey.recorded)
@@ -82,7 +102,9 @@ async function main(): Promise<void> {
     );
   }
 
-  log(`config archive: ${archive} (sha256 ${survey.sha256.slice(0, 16)}… as recorded), ${survey.files.length} files:`);
+  log(
+    `config archive${host ? ` of ${where}` : ""}: ${archive} (sha256 ${survey.sha256.slice(0, 16)}… as recorded), ${survey.files.length} files:`,
+  );
   const said = {
     same: "same as on the server now",
     differs: "DIFFERS from the server now: will be put back",

@@ -4,7 +4,7 @@
  * `primary` the database backup and the migrations); `server` holds what the hosts share (user,
  * root, path, env) and each host its own address, port, user and host key.
  */
-import { AppConfig, AppKind, AppRole, FleetConfig, FleetHost, HostRole, LoadBalancerConfig, NginxRoute } from "./types";
+import { AppConfig, AppKind, AppRole, DeployConfig, FleetConfig, FleetHost, HostRole, LoadBalancerConfig, NginxRoute } from "./types";
 import { parseServer } from "./server";
 import { Raw, Reader } from "./reader";
 
@@ -192,4 +192,27 @@ export function checkAppRoles(r: Reader, apps: AppConfig[], fleet: FleetConfig |
     const i = routes.findIndex((x) => x.app === app.name);
     if (!appOnWeb(app) && i >= 0) r.fail(at, `leaves out web, but nginx routes ${routes[i].path} to ${app.name}`);
   }
+}
+
+/** The fleet's config as one host's deploy sees it: its own server and nginx, and the apps it holds. */
+export function hostConfig(config: DeployConfig, host: FleetHost, apps: AppConfig[]): DeployConfig {
+  // A host that is not web has no site: no nginx needed there, none archived.
+  const routes = host.roles.includes("web") ? config.nginx.routes : [];
+  return { ...config, server: host.server, nginx: { ...config.nginx, ...host.nginx, routes }, apps };
+}
+
+/** The hosts that run an app's workers: the worker hosts (the web hosts when there are none), or the web hosts when its roles say so. */
+export function workerHostsOf(fleet: FleetConfig, app: AppConfig): FleetHost[] {
+  const workers = fleet.hosts.filter((h) => h.roles.includes("worker"));
+  return appWorkersOnWorkerHosts(app) && workers.length > 0 ? workers : fleet.hosts.filter((h) => h.roles.includes("web"));
+}
+
+/** The apps a host holds releases of: the apps on web on a web host, the apps whose workers it runs, the migrating ones on the primary. */
+export function hostApps(config: DeployConfig, host: FleetHost): AppConfig[] {
+  return config.apps.filter(
+    (a) =>
+      (host.roles.includes("web") && appOnWeb(a)) ||
+      (a.workers.length > 0 && workerHostsOf(config.fleet!, a).includes(host)) ||
+      (!!a.migrate && host.roles.includes("primary")),
+  );
 }

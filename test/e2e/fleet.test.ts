@@ -296,4 +296,37 @@ describe("e2e: a fleet of three web hosts behind a load balancer", function () {
       assert.strictEqual(await versionAt(lb().address), version);
       assert.strictEqual(history(), before + 1, "the rollback is one update of the stack");
     });
+
+  it("restore-config on a fleet needs --host and puts back that host's own nginx site from its own archive, nothing on the others", async () => {
+    const site = (n: string) => path.join(fleet.host(n).target.nginx.sitesDir, "nostromo.conf");
+    const others = ["app1", "app3"].map((n) => fs.readFileSync(site(n), "utf8"));
+    const good = fs.readFileSync(site("app2"), "utf8");
+    fs.writeFileSync(site("app2"), `${good}\n# edited by hand\n`);
+    const events = (n: string) => readJournal(fleet.host(n).target.root, true).filter((e) => e.event === "config-restore");
+
+    const refused = await runTool(backend, "restoreConfig", ["--stack", stack, "--yes"]);
+    assert.strictEqual(refused.code, 2, `${refused.stdout}\n${refused.stderr}`);
+    assert.match(refused.stderr, /deploys to 4 hosts \(app1, app2, app3, jobs\): name one with --host; nothing was changed/);
+    const unknown = await runTool(backend, "restoreConfig", ["--stack", stack, "--host", "app9", "--yes"]);
+    assert.match(unknown.stderr, /--host app9: stack \S+ has no such host/, unknown.stderr);
+    assert.match(fs.readFileSync(site("app2"), "utf8"), /edited by hand/, "a refused restore changed app2's site");
+
+    const r = await runTool(backend, "restoreConfig", ["--stack", stack, "--host", "app2", "--yes"]);
+    assert.strictEqual(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const archive = outputs().hosts.app2.configBackup;
+    assert.ok(archive.startsWith(fleet.host("app2").target.root), archive);
+    assert.ok(r.stdout.includes(`config archive of host app2 (${fleet.host("app2").address}): ${archive}`), r.stdout);
+    assert.match(r.stdout, /nostromo\.conf \(\d+\): DIFFERS from the server now/, r.stdout);
+    assert.strictEqual(fs.readFileSync(site("app2"), "utf8"), good);
+    assert.deepStrictEqual(
+      ["app1", "app3"].map((n) => fs.readFileSync(site(n), "utf8")),
+      others,
+    );
+    assert.deepStrictEqual(
+      [...WEB, "jobs"].map((n) => events(n).length),
+      [0, 1, 0, 0],
+    );
+    assert.strictEqual(events("app2")[0].archive, archive);
+    for (const name of [...WEB, "lb"]) assert.strictEqual(await versionAt(fleet.host(name).address), "1.2.3", name);
+  });
 });
