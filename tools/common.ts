@@ -2,8 +2,10 @@
  * What the operator tools (history, metrics, rollback) share: argument parsing with clear errors,
  * the stack on the Automation API, its history as rows, plain config, the server, notifications.
  */
-import { ConfigMap, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { ConfigMap, LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
+import { version as SDK_VERSION } from "@pulumi/pulumi/version";
 import { execFile } from "child_process";
+import { createRequire } from "module";
 import * as path from "path";
 import * as readline from "readline";
 import { parseArgs, ParseArgsConfig, promisify } from "util";
@@ -84,6 +86,34 @@ export async function openStack(stackName: string): Promise<Stack> {
 }
 
 /**
+ * The CLI at the version the project pins it to, the SDK's (scripts/engine-versions.env), without
+ * running `pulumi version` first: that run was 0.1 s of every tool's start, ahead of its first
+ * read. `checkCliVersion` runs it beside the reads instead.
+ */
+function pinnedCli(): PulumiCommand {
+  const cli = Object.create(PulumiCommand.prototype) as { command: string; version: unknown };
+  cli.command = "pulumi";
+  // The SDK compares its CLI's version with its own semver: the same package, resolved from the SDK.
+  const semver = createRequire(require.resolve("@pulumi/pulumi/package.json"))("semver") as { parse(v: string): unknown };
+  cli.version = semver.parse(SDK_VERSION);
+  return cli as unknown as PulumiCommand;
+}
+
+/** Refuses, before anything changes, a CLI on PATH at another version than the pinned one. */
+async function checkCliVersion(): Promise<void> {
+  let found: string;
+  try {
+    found = String((await PulumiCommand.get({ skipVersionCheck: true })).version ?? "unknown");
+  } catch (err) {
+    throw new ToolError(`cannot run the pulumi CLI: ${(err as Error).message.split("\n")[0]}`);
+  }
+  if (found !== SDK_VERSION)
+    throw new ToolError(
+      `the pulumi CLI on PATH is v${found}; this project pins v${SDK_VERSION} (scripts/engine-versions.env): run eval "$(scripts/install-pulumi.sh)" first; nothing was changed`,
+    );
+}
+
+/**
  * What `Stack.select` constructs before it awaits the select's `ready` (the constructor and
  * `ready` are private in the class's types only).
  */
@@ -102,17 +132,17 @@ export async function openStackAtOnce(stackName: string): Promise<{ stack: Stack
   };
   let ws: LocalWorkspace;
   try {
-    ws = await LocalWorkspace.create({ workDir: REPO_ROOT });
+    ws = await LocalWorkspace.create({ workDir: REPO_ROOT, pulumiCommand: pinnedCli() });
   } catch (err) {
     throw refused(err);
   }
   const stack = new StackSelecting(stackName, ws, "select");
-  const selected = (stack as unknown as { ready: Promise<void> }).ready.then(
-    () => undefined,
-    (err: unknown) => {
+  const selected = Promise.all([
+    (stack as unknown as { ready: Promise<void> }).ready.catch((err: unknown) => {
       throw refused(err);
-    },
-  );
+    }),
+    checkCliVersion(),
+  ]).then(() => undefined);
   selected.catch(() => undefined); // awaited by the caller; never an unhandled rejection meanwhile
   return { stack, selected };
 }

@@ -123,6 +123,26 @@ describe("e2e: rollback, history and metrics tools on the Automation API", funct
     }
   });
 
+  it("   a pulumi CLI at another version than the pinned one is refused before anything changes", async () => {
+    // The tools take the CLI's version as pinned and check it beside their first reads.
+    const real = execFileSync("sh", ["-c", "command -v pulumi"], { env: backend.env, encoding: "utf8" }).trim();
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-cli-"));
+    fs.writeFileSync(path.join(bin, "pulumi"), `#!/bin/sh\n[ "$1" = version ] && { echo v3.200.0; exit 0; }\nexec ${real} "$@"\n`, {
+      mode: 0o755,
+    });
+    const stackFile = fs.readFileSync(path.join(REPO_ROOT, `Pulumi.${stack}.yaml`), "utf8");
+    try {
+      const env = { ...backend.env, PATH: `${bin}:${backend.env.PATH}` };
+      const r = await runTool({ env }, "rollback", ["--stack", stack, "--yes"]);
+      assert.strictEqual(r.code, 2, outputOf(r));
+      assert.match(r.stderr, /the pulumi CLI on PATH is v3\.200\.0; this project pins v3\.\d+\.\d+ \(scripts\/engine-versions\.env\)/);
+      assert.strictEqual(historyLength(), 1);
+      assert.strictEqual(fs.readFileSync(path.join(REPO_ROOT, `Pulumi.${stack}.yaml`), "utf8"), stackFile);
+    } finally {
+      fs.rmSync(bin, { recursive: true, force: true });
+    }
+  });
+
   it("2. deploys v1.2.3 (migration 002); rows are written after it", async () => {
     setPlainConfig(stack, localConfig({ ...opts, refs: refs("v1.2.3") }));
     const r = await up("deploy v1.2.3");
