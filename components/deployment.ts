@@ -5,12 +5,11 @@ import { envEntries, renderEnvFile, sha256 } from "../lib/scripts";
 import { COMPONENT_TYPE, STEP } from "../lib/steps";
 import { AppRelease } from "./appRelease";
 import { Command } from "./command";
-import { ConfigBackup, ConfigBackupInfo } from "./configBackup";
 import { DatabaseBackup } from "./databaseBackup";
 import { DeployRecord } from "./deployRecord";
 import { GeneratedSecret } from "./generatedSecret";
 import { Migration } from "./migration";
-import { Server } from "./server";
+import { ConfigBackupInfo, Server } from "./server";
 import { Service } from "./service";
 import { Workers } from "./workers";
 import { Cutover, CutoverApp } from "./cutover";
@@ -189,11 +188,8 @@ export class Deployment extends pulumi.ComponentResource {
     }
     const server = new Server(`${name}-server`, { config, privateKey: args.sshPrivateKey, lease: args.lease, desired, redact }, child);
     const target = server.target;
+    // After the lock step, which archived the server's config as it was (components/server.ts).
     const after = { parent: this, dependsOn: [server.locked] };
-    // The server's config as it was, archived before any step writes the nginx site, a unit or
-    // a .env: whenever this update changes anything (the digest of all it brings).
-    const configBackup = new ConfigBackup(`${name}-config-backup`, { target, desired }, after);
-    const afterConfig = { parent: this, dependsOn: [server.locked, configBackup.step] };
 
     const migrating = config.apps.filter((a) => a.migrate);
     const backup =
@@ -212,14 +208,14 @@ export class Deployment extends pulumi.ComponentResource {
           )
         : undefined;
 
-    const site = config.nginx.routes.length > 0 ? new NginxSite(`${name}-nginx`, { target }, afterConfig) : undefined;
-    const steps: Command[] = [server.locked, configBackup.step, ...(backup ? [backup.step] : []), ...(site ? [site.step] : [])];
+    const site = config.nginx.routes.length > 0 ? new NginxSite(`${name}-nginx`, { target }, after) : undefined;
+    const steps: Command[] = [server.locked, ...(backup ? [backup.step] : []), ...(site ? [site.step] : [])];
     const ready: pulumi.Resource[] = site ? [site.step] : [];
     const cutoverApps: CutoverApp[] = [];
     const appOutputs: Record<string, pulumi.Output<AppOutputs>> = {};
     for (const app of config.apps) {
       const sha = shas[app.name];
-      const release = new AppRelease(`${name}-${app.name}-release`, { target, app, sha, envFile: envFiles[app.name] }, afterConfig);
+      const release = new AppRelease(`${name}-${app.name}-release`, { target, app, sha, envFile: envFiles[app.name] }, after);
       steps.push(release.step);
       let last: Command = release.step;
       if (app.migrate) {
@@ -235,7 +231,7 @@ export class Deployment extends pulumi.ComponentResource {
         service = new Service(
           `${name}-${app.name}-service`,
           { target, app, sha, envDigest: envDigest(app.name) },
-          { parent: this, dependsOn: [last, configBackup.step] },
+          { parent: this, dependsOn: [last] },
         );
         last = service.step;
         steps.push(last);
@@ -273,7 +269,7 @@ export class Deployment extends pulumi.ComponentResource {
     this.apps = pulumi.all(appOutputs);
     this.digests = pulumi.all(digests);
     this.backup = backup?.info;
-    this.configBackup = configBackup.info;
+    this.configBackup = server.configBackup;
     const entry = pulumi.all([this.apps, backup?.info, cutover.serving, cutover.bake]).apply(([apps, b, serving, bake]) => ({
       stack: config.stack,
       deployer: args.deployer,

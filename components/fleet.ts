@@ -11,14 +11,13 @@ import { appOnWeb, hostApps, hostConfig, workerHostsOf } from "../lib/config/fle
 import { CutoverTarget } from "../lib/scripts";
 import { AppRelease } from "./appRelease";
 import { Command } from "./command";
-import { ConfigBackup, ConfigBackupInfo } from "./configBackup";
 import { DatabaseBackup } from "./databaseBackup";
 import { DeployRecord } from "./deployRecord";
 import { FleetCutover, HostCutover } from "./fleetCutover";
 import { LoadBalancer } from "./loadBalancer";
 import { Migration } from "./migration";
 import { NginxSite } from "./nginxSite";
-import { Server } from "./server";
+import { ConfigBackupInfo, Server } from "./server";
 import { Service } from "./service";
 import { Workers } from "./workers";
 
@@ -84,11 +83,9 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
         { parent },
       ),
   );
-  // Nothing changes on any host before every host passed its preflight and holds its lock.
+  // Nothing changes on any host before every host passed its preflight, holds its lock and
+  // archived its config (the lock step takes the archive: an archive changes nothing that runs).
   const locks = servers.map((s) => s.locked);
-  const configBackups = fleet.hosts.map(
-    (h, i) => new ConfigBackup(`${base(h)}config-backup`, { target: servers[i].target, desired: args.desired }, child(locks)),
-  );
   const releases = fleet.hosts.map((h, i) =>
     Object.fromEntries(
       apps[i].map((app) => [
@@ -96,7 +93,7 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
         new AppRelease(
           `${base(h)}${app.name}-release`,
           { target: servers[i].target, app, sha: shas[app.name], envFile: args.envFiles[app.name] },
-          child([...locks, configBackups[i].step]),
+          child(locks),
         ),
       ]),
     ),
@@ -136,9 +133,7 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
   );
 
   const web = fleet.hosts.map((h, i) => ({ h, i })).filter(({ h }) => h.roles.includes("web"));
-  const sites = web.map(
-    ({ h, i }) => new NginxSite(`${base(h)}nginx`, { target: servers[i].target }, child([...locks, configBackups[i].step])).step,
-  );
+  const sites = web.map(({ h, i }) => new NginxSite(`${base(h)}nginx`, { target: servers[i].target }, child(locks)).step);
   const lb = fleet.loadBalancer
     ? new LoadBalancer(
         `${name}-load-balancer`,
@@ -155,7 +150,7 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
           new Service(
             `${base(h)}${app.name}-service`,
             { target: servers[i].target, app, sha: shas[app.name], envDigest: args.envDigest(app.name) },
-            child([releases[i][app.name].step, configBackups[i].step, ...migrations]),
+            child([releases[i][app.name].step, ...migrations]),
           ),
         ]),
     ),
@@ -210,7 +205,6 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
     const w = web.findIndex((x) => x.i === i);
     const hostSteps: Command[] = [
       locks[i],
-      configBackups[i].step,
       ...Object.values(releases[i]).map((r) => r.step),
       ...(i === p ? [...(backup ? [backup.step] : []), ...migrations] : []),
       ...(w >= 0 ? [sites[w], ...Object.values(services[w]).map((x) => x.step)] : []),
@@ -237,7 +231,7 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
       cutover.results,
       cutover.lagging,
       pulumi.all(web.map((_, w) => pulumi.all(Object.fromEntries(Object.entries(services[w]).map(([a, s]) => [a, s.slot]))))),
-      pulumi.all(configBackups.map((c) => c.info.apply((i) => i.path))),
+      pulumi.all(servers.map((s) => s.configBackup.apply((c) => c.path))),
     ])
     .apply(([results, lagging, slots, archives]) =>
       Object.fromEntries(
@@ -261,7 +255,7 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
     changelogs: Object.fromEntries(config.apps.map((a) => [a.name, releases.find((r) => r[a.name])![a.name].changelog])),
     slots: Object.fromEntries(config.apps.map((a) => [a.name, services[0][a.name]?.slot])),
     backup: backup?.info,
-    configBackup: configBackups[p].info,
+    configBackup: servers[p].configBackup,
     smokePassed: cutover.results.apply((r) => (Object.values(r ?? {})[0]?.smoke ?? "").split("\n").filter(Boolean)),
     locked: locks[p],
     records,

@@ -1,6 +1,5 @@
 export * from "./appRelease";
 export * from "./command";
-export * from "./configBackup";
 export * from "./databaseBackup";
 export * from "./deployRecord";
 export * from "./deployment";

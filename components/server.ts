@@ -3,7 +3,7 @@ import { DeployConfig, ServerConfig } from "../lib/config";
 import { lockScript } from "../lib/scripts";
 import { COMPONENT_TYPE, STEP } from "../lib/steps";
 import { Command, SshConnection } from "./command";
-import { ServerTarget, serverStep } from "./step";
+import { ServerTarget, resultField, serverStep } from "./step";
 
 export interface ServerArgs {
   /** The validated deploy config. */
@@ -16,6 +16,15 @@ export interface ServerArgs {
   readonly desired: pulumi.Input<string>;
   /** The secret values of this deploy, hidden in every step's output (lib/redact.ts). */
   readonly redact?: pulumi.Input<string[]>;
+}
+
+/** The config archive the lock step took (lib/scripts/configBackup.ts); `npm run restore-config` puts one back. */
+export interface ConfigBackupInfo {
+  path: string;
+  sha256: string;
+  /** How many files the archive holds. */
+  files: number;
+  time: string;
 }
 
 /** How to reach `server` with the deploy user's key (a Pulumi secret). */
@@ -34,15 +43,18 @@ export function sshConnectionTo(server: ServerConfig, privateKey: pulumi.Input<s
 
 /**
  * The target server: how to reach it, and the first step of a deploy, preflight checks and the
- * server-side lock for this update. Every later step checks the lock too (lib/scripts/lock.ts),
- * so a step re-run alone (a retry, an env change) is locked and checked all the same; the
+ * server-side lock for this update, then the archive of the server's config as it was, before
+ * any step writes the nginx site, a unit or a .env (whenever this update changes anything: the
+ * digest of all it brings). Every later step checks the lock too (lib/scripts/lock.ts), so a
+ * step re-run alone (a retry, an env change) is locked and checked all the same; the
  * DeployRecord releases it at the end.
  */
 export class Server extends pulumi.ComponentResource {
   readonly connection: pulumi.Output<SshConnection>;
   readonly target: ServerTarget;
-  /** Depend on this to run after preflight and the lock. */
+  /** Depend on this to run after preflight, the lock and the config backup. */
   readonly locked: Command;
+  readonly configBackup: pulumi.Output<ConfigBackupInfo>;
 
   constructor(name: string, args: ServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super(COMPONENT_TYPE.server, name, {}, opts);
@@ -57,6 +69,10 @@ export class Server extends pulumi.ComponentResource {
       ...(maxConcurrent ? { maxConcurrent } : {}),
     };
     this.locked = serverStep(this, name, this.target, STEP.lock, { create: lockScript(args.config), triggers: [args.desired] });
-    this.registerOutputs({ connection: this.connection });
+    const field = (f: string) => resultField(this.locked, this, f);
+    this.configBackup = pulumi
+      .all([field("path"), field("sha256"), field("files"), field("time")])
+      .apply(([path, sha256, files, time]) => ({ path, sha256, files: Number(files), time }));
+    this.registerOutputs({ connection: this.connection, configBackup: this.configBackup });
   }
 }

@@ -6,7 +6,6 @@
 export const STEP = {
   preflight: "preflight",
   lock: "lock",
-  configBackup: "config-backup",
   backup: "backup",
   release: "release",
   migration: "migration",
@@ -27,7 +26,6 @@ export type StepKind = (typeof STEP)[keyof typeof STEP];
 export const STEP_SUFFIX: Record<StepKind, string> = {
   preflight: "preflight",
   lock: "lock",
-  "config-backup": "archive",
   backup: "dump",
   release: "build",
   migration: "run",
@@ -52,7 +50,6 @@ export const COMMAND_TYPE = "pulumi-nodejs:dynamic/nostromo:Command";
 export const COMPONENT_TYPE = {
   deployment: "nostromo:deployment:Deployment",
   server: "nostromo:server:Server",
-  configBackup: "nostromo:configBackup:ConfigBackup",
   backup: "nostromo:databaseBackup:DatabaseBackup",
   release: "nostromo:appRelease:AppRelease",
   migration: "nostromo:migration:Migration",

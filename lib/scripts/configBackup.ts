@@ -3,7 +3,6 @@ import { DeployConfig, workerUnit } from "../config";
 import { quote } from "../shell";
 import { eventFunction } from "./journal";
 import { layout } from "./layout";
-import { stepScript } from "./lock";
 import { SYSTEMD_UNIT_DIR } from "./slot";
 
 /**
@@ -35,13 +34,14 @@ function configFiles(cfg: DeployConfig): string[] {
  * Verified (`tar -tzf` lists exactly the files given), with a sha256 file beside it; the newest
  * `backup.keep` config archives are kept (a name pattern of their own: the database backups'
  * rotation and this one never touch each other's files). A `config-backup` event in the journal
- * names it. Result: path, sha256, files (how many), time.
+ * names it. Lines of the lock step (lib/scripts/lock.ts), right after the lock is taken: one SSH
+ * run and one engine step fewer on every deploy's way than a step of its own; its result fields
+ * are CONFIG_BACKUP_RESULT.
  */
-export function configBackupScript(cfg: DeployConfig): string {
+export function configBackupLines(cfg: DeployConfig): string[] {
   const { server, stack } = cfg;
   const dir = layout(server.root).backups;
-  return stepScript(
-    cfg,
+  return [
     `umask 077`,
     `dir=${quote(dir)}`,
     `mkdir -p "$dir"`,
@@ -73,6 +73,8 @@ export function configBackupScript(cfg: DeployConfig): string {
     `json_lines() { node -e 'console.log(JSON.stringify(require("fs").readFileSync(process.argv[1],"utf8").split("\\n").filter(Boolean)))' "$1"; }`,
     eventFunction(server.root),
     `nostromo_event config-backup path="$file" sha256="$sum" stamp="$stamp" stack=${quote(stack)} count:="$count" files:="$(json_lines "$nostromo_tmp/files")" skipped:="$(json_lines "$nostromo_tmp/skipped")"`,
-    `nostromo_result path="$file" sha256="$sum" files="$count" time="$stamp"`,
-  );
+  ];
 }
+
+/** The config backup's fields in the lock step's result line (components/server.ts reads them). */
+export const CONFIG_BACKUP_RESULT = `path="$file" sha256="$sum" files="$count" time="$stamp"`;

@@ -8,6 +8,7 @@
 import { DeployConfig } from "../config";
 import { quote, script } from "../shell";
 import { layout, prelude } from "./layout";
+import { CONFIG_BACKUP_RESULT, configBackupLines } from "./configBackup";
 import { SYSTEMD_UNIT_DIR } from "./slot";
 
 /** The checks before anything changes on the server, and the root layout. */
@@ -110,7 +111,15 @@ export function stepScript(cfg: DeployConfig, ...lines: (string | false | undefi
   return script(prelude(cfg.server), leaseGuard(cfg), ...lines);
 }
 
-/** The first step of a deploy: preflight and the lock, taken for this update. */
+/**
+ * The first step of a deploy: preflight and the lock, taken for this update, then the archive of
+ * the server's configuration as it is (lib/scripts/configBackup.ts), before any later step can
+ * change it.
+ */
 export function lockScript(cfg: DeployConfig): string {
-  return stepScript(cfg, `nostromo_result stack=${quote(cfg.stack)} started="$(cat "$lock/started")"`);
+  return stepScript(
+    cfg,
+    ...configBackupLines(cfg),
+    `nostromo_result stack=${quote(cfg.stack)} started="$(cat "$lock/started")" ${CONFIG_BACKUP_RESULT}`,
+  );
 }

@@ -216,7 +216,7 @@ describe("e2e: pulumi up deploys the Nostromo system with no downtime", function
       "nostromo-orchestrator-service-start",
       "nostromo-cutover-switch-and-smoke",
       "nostromo-backup-dump",
-      "nostromo-config-backup-archive",
+      "nostromo-server-lock",
     ]) {
       assert.match(
         r.stdout,

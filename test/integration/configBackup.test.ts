@@ -5,7 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import { DeployConfig, parseDeployConfig } from "../../lib/config";
 import { configRestoreScript, configSurveyScript, parseConfigSurvey } from "../../lib/restore";
-import { configBackupScript } from "../../lib/scripts";
+import { lockScript } from "../../lib/scripts";
 import { validRaw } from "../support/validConfig";
 
 /** Runs a built script with bash under `lease`, as the Command resource does on a server. */
@@ -76,12 +76,15 @@ describe("integration: config backup and restore (built scripts, bash, a temp ro
   after(() => fs.rmSync(root, { recursive: true, force: true }));
 
   it("archives the files that exist (0600 in a 0700 folder, verified, sha256), names the missing ones, records a journal event", () => {
-    const r = run(configBackupScript(cfg));
+    // The lock step takes the archive once it holds the lock: its result names both.
+    const r = run(lockScript(cfg));
     assert.strictEqual(r.code, 0, r.stderr);
     taken = resultOf(r.stdout);
     assert.match(taken.path, new RegExp(`^${backups}/unit-config-\\d{8}T\\d{6}Z\\.tar\\.gz$`));
     assert.strictEqual(taken.files, "3");
     assert.strictEqual(taken.lease, "unit/lease-1");
+    assert.strictEqual(taken.stack, "unit");
+    assert.strictEqual(fs.readFileSync(path.join(root, ".lock", "lease"), "utf8"), "unit/lease-1\n");
     assert.deepStrictEqual(tarList(taken.path), [site, dump, env].map((f) => f.slice(1)).sort());
     assert.strictEqual(mode(taken.path), "600");
     assert.strictEqual(mode(`${taken.path}.sha256`), "600");

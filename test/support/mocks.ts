@@ -56,8 +56,16 @@ function mockResult(step: string | undefined): Record<string, string> {
   switch (step) {
     case STEP.backup:
       return { path: "/srv/backups/x.dump", size: "10", sha256: "abc", time: "20260101T000000Z", lease };
-    case STEP.configBackup:
-      return { path: "/srv/backups/unit-config-20260101T000000Z.tar.gz", sha256: "def", files: "4", time: "20260101T000000Z", lease };
+    case STEP.lock:
+      return {
+        stack: "unit",
+        started: "1767225600",
+        path: "/srv/backups/unit-config-20260101T000000Z.tar.gz",
+        sha256: "def",
+        files: "4",
+        time: "20260101T000000Z",
+        lease,
+      };
     case STEP.slotStart:
       return { slot: "green", port: "8002", lease };
     case STEP.release:

@@ -13,7 +13,7 @@ describe("unit: Command resource (mocks) and its provider", () => {
   it("registers a nostromo Command with its step, script, triggers, lease and a secret connection", async () => {
     const { Command } = await import("../../components/command");
     const cmd = new Command("probe", {
-      step: "lock",
+      step: "preflight",
       connection: pulumi.secret({ host: "127.0.0.1", port: 2222, user: "deploy", privateKey: "KEY", hostKey: "ssh-ed25519 AAAA" }),
       create: "echo hi",
       triggers: ["abc123"],
@@ -24,7 +24,7 @@ describe("unit: Command resource (mocks) and its provider", () => {
     const r = registered.find((x) => x.name === "probe");
     assert.ok(r, "no resource recorded");
     assert.strictEqual(r.type, "pulumi-nodejs:dynamic/nostromo:Command");
-    assert.strictEqual(r.inputs.step, "lock");
+    assert.strictEqual(r.inputs.step, "preflight");
     assert.strictEqual(r.inputs.create, "echo hi");
     assert.strictEqual(r.inputs.lease, "unit/lease");
     assert.deepStrictEqual(r.inputs.triggers, ["abc123"]);

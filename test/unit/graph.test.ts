@@ -65,20 +65,16 @@ describe("unit: the deploy graph (mocks)", () => {
     runsAfter("nostromo-cutover-switch-and-smoke", "nostromo-sevastopol-release-build");
     runsAfter("nostromo-cutover-switch-and-smoke", "nostromo-nginx-install");
     runsAfter("nostromo-record-append", "nostromo-cutover-switch-and-smoke");
-    // The config is archived before any step writes the nginx site, a unit or a .env.
-    runsAfter("nostromo-config-backup-archive", "nostromo-server-lock");
+    // The config is archived (by the lock step) before any step writes the nginx site, a unit or a .env.
     for (const step of [
       "nostromo-nginx-install",
       "nostromo-orchestrator-release-build",
       "nostromo-sevastopol-release-build",
       "nostromo-orchestrator-service-start",
-    ]) {
-      assert.ok(
-        registered.find((r) => r.name === step)!.dependsOn.includes("nostromo-config-backup-archive"),
-        `${step} does not wait for the config backup`,
-      );
-    }
-    runsAfter("nostromo-cutover-switch-and-smoke", "nostromo-config-backup-archive");
+      "nostromo-cutover-switch-and-smoke",
+    ])
+      runsAfter(step, "nostromo-server-lock");
+    assert.ok(!registered.some((r) => /config-backup/.test(r.name)), "the config backup is the lock step's, not a step of its own");
     const migrateDeps = closure(registered, "nostromo-orchestrator-migration-run");
     assert.ok(!migrateDeps.has("nostromo-orchestrator-service-start"), "the migration must not wait for the new slot");
   });
@@ -93,9 +89,8 @@ describe("unit: the deploy graph (mocks)", () => {
     assert.strictEqual(sha, SHAS.orchestrator);
     assert.match(envDigest, /^[0-9a-f]{32}$/);
     assert.ok(!envDigest.includes(SECRETS.jwt));
-    // The config backup runs whenever the update changes anything, as the lock does.
-    assert.deepStrictEqual(cmd("nostromo-config-backup-archive").inputs.triggers, cmd("nostromo-server-lock").inputs.triggers);
-    assert.strictEqual(cmd("nostromo-config-backup-archive").inputs.step, STEP.configBackup);
+    // The lock step (and the config backup in it) runs whenever the update changes anything.
+    assert.match(cmd("nostromo-server-lock").inputs.create, /nostromo_event config-backup /);
     const backupTrigger = JSON.parse(cmd("nostromo-backup-dump").inputs.triggers[0]);
     assert.match(backupTrigger.orchestrator, new RegExp(`^${SHAS.orchestrator}:[0-9a-f]{16}$`));
     const commands = registered.filter((r) => r.type === COMMAND_TYPE);

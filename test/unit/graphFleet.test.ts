@@ -55,7 +55,7 @@ describe("unit: the deploy graph of a fleet (issue 12, mocks)", () => {
       "nostromo@web2/server-lock",
       "nostromo@web3/server-lock",
     ]);
-    for (const changing of [...steps(STEP.configBackup), ...steps(STEP.release), ...steps(STEP.backup), ...steps(STEP.nginxSite)])
+    for (const changing of [...steps(STEP.release), ...steps(STEP.backup), ...steps(STEP.nginxSite)])
       for (const lock of steps(STEP.lock)) runsAfter(changing, lock);
   });
 

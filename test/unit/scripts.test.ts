@@ -8,6 +8,7 @@ describe("unit: script builders", () => {
   it("lib/scripts exports exactly the builders whose exact text test/unit/scripts/ asserts (a new one needs its test)", () => {
     assert.deepStrictEqual(Object.keys(scripts).sort(), [
       "BAKE_LOG_FIELDS", // nginx.test.ts
+      "CONFIG_BACKUP_RESULT", // lock.test.ts (in the lock step's result)
       "LB_FAIL_TIMEOUT_SECONDS", // fleet.test.ts (in the load balancer's site)
       "PIP_INSTALL_FUNCTION", // python.test.ts
       "RELEASE_ENV", // release.test.ts
@@ -18,7 +19,7 @@ describe("unit: script builders", () => {
       "WORKER_SETTLE_SECONDS", // workers.test.ts
       "backupScript", // backup.test.ts
       "bakeLogFormat", // nginx.test.ts
-      "configBackupScript", // configBackup.test.ts
+      "configBackupLines", // configBackup.test.ts
       "cutoverCheckScript", // cutover.test.ts
       "cutoverScript", // cutover.test.ts
       "drainFile", // fleet.test.ts

@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { leaseGuard, lockScript, preflightLines, prelude, stepScript } from "../../../lib/scripts";
+import { configBackupLines, leaseGuard, lockScript, preflightLines, prelude, stepScript } from "../../../lib/scripts";
 import { parse } from "./fixture";
 
 describe("unit: scripts/lock (exact text)", () => {
@@ -102,7 +102,7 @@ describe("unit: scripts/lock (exact text)", () => {
     );
   });
 
-  it("the lock step, whole: PATH and environment, guard with preflight, and its result (stack, started)", () => {
+  it("the lock step, whole: PATH and environment, guard with preflight, the config backup, and its result (stack, started, the archive)", () => {
     const cfg = parse((raw) => {
       raw.server.path = ["/opt/node/bin"];
       raw.server.env = { PM2_HOME: "/var/pm2" };
@@ -160,7 +160,9 @@ describe("unit: scripts/lock (exact text)", () => {
         "nostromo_held=1",
         "flock -u 9",
         "exec 9>&-",
-        `nostromo_result stack='production' started="$(cat "$lock/started")"`,
+        // Then the config backup, under the lock just taken (configBackup.test.ts has its lines).
+        ...configBackupLines(cfg),
+        `nostromo_result stack='production' started="$(cat "$lock/started")" path="$file" sha256="$sum" files="$count" time="$stamp"`,
         "",
       ].join("\n"),
     );
