@@ -170,7 +170,7 @@ export class Deployment extends pulumi.ComponentResource {
       this.backup = f.backup;
       this.configBackup = f.configBackup;
       this.smokePassed = f.smokePassed;
-      this.bake = pulumi.output(undefined);
+      this.bake = f.bake;
       this.hosts = f.hosts;
       this.recorded = f.records.map((r) => r.step);
       const lb = config.fleet.loadBalancer;
@@ -182,6 +182,7 @@ export class Deployment extends pulumi.ComponentResource {
         backup: this.backup,
         configBackup: this.configBackup,
         smokePassed: this.smokePassed,
+        bake: this.bake,
         url: this.url,
       });
       return;

@@ -18,6 +18,7 @@ import { LoadBalancer } from "./loadBalancer";
 import { Migration } from "./migration";
 import { NginxSite } from "./nginxSite";
 import { ConfigBackupInfo, Server } from "./server";
+import { BakeVerdict, fleetBakeVerdict, parseBakeVerdict } from "../lib/scripts/bake";
 import { Service } from "./service";
 import { Workers } from "./workers";
 
@@ -47,6 +48,8 @@ export interface HostOutputs {
   lagging?: string;
   /** The archive of its config as it was before this deploy (restore-config --host). */
   configBackup: string;
+  /** Its cutover's bake: verdict and figures (none when the stack sets no bake). */
+  bake?: BakeVerdict;
 }
 
 export interface FleetResult {
@@ -57,6 +60,8 @@ export interface FleetResult {
   readonly backup?: pulumi.Output<unknown>;
   readonly configBackup: pulumi.Output<ConfigBackupInfo>;
   readonly smokePassed: pulumi.Output<string[]>;
+  /** Every web host's bake as one verdict (lib/scripts/bake.ts fleetBakeVerdict). */
+  readonly bake: pulumi.Output<BakeVerdict | undefined>;
   readonly locked: Command;
   /** Every host's journal line: what runs after a deploy waits for them all. */
   readonly records: DeployRecord[];
@@ -210,15 +215,19 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
       ...(w >= 0 ? [sites[w], ...Object.values(services[w]).map((x) => x.step)] : []),
       ...workerSteps[i],
     ];
-    const entry = pulumi.all([cutover.results, i === p ? backup?.info : undefined]).apply(([results, b]) => ({
-      stack: config.stack,
-      host: h.name,
-      deployer: args.deployer,
-      result: "succeeded",
-      apps: Object.fromEntries(config.apps.map((a) => [a.name, { ref: a.ref, sha: shas[a.name], version: a.version }])),
-      ...(results?.[h.name] ? { serving: results[h.name].serving, batch: results[h.name].batch } : {}),
-      backup: b?.path ?? null,
-    }));
+    const entry = pulumi.all([cutover.results, i === p ? backup?.info : undefined]).apply(([results, b]) => {
+      const bake = parseBakeVerdict(results?.[h.name]?.bake);
+      return {
+        stack: config.stack,
+        host: h.name,
+        deployer: args.deployer,
+        result: "succeeded",
+        apps: Object.fromEntries(config.apps.map((a) => [a.name, { ref: a.ref, sha: shas[a.name], version: a.version }])),
+        ...(results?.[h.name] ? { serving: results[h.name].serving, batch: results[h.name].batch } : {}),
+        backup: b?.path ?? null,
+        ...(bake ? { bake } : {}),
+      };
+    });
     // A host's record waits for the cutover: its changes are the fleet's (the cutover's lease is in no step result of its own).
     return new DeployRecord(
       `${base(h)}record`,
@@ -244,6 +253,8 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
             configBackup: archives[i],
           };
           if (results?.[h.name]) out.cutover = results[h.name];
+          const bake = parseBakeVerdict(results?.[h.name]?.bake);
+          if (bake) out.bake = bake;
           if (lagging?.[h.name]) out.lagging = lagging[h.name];
           return [h.name, out];
         }),
@@ -257,6 +268,9 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
     backup: backup?.info,
     configBackup: servers[p].configBackup,
     smokePassed: cutover.results.apply((r) => (Object.values(r ?? {})[0]?.smoke ?? "").split("\n").filter(Boolean)),
+    bake: cutover.results.apply((r) =>
+      fleetBakeVerdict(Object.fromEntries(Object.entries(r ?? {}).map(([host, c]) => [host, parseBakeVerdict(c.bake)]))),
+    ),
     locked: locks[p],
     records,
   };

@@ -206,3 +206,26 @@ export function bakeSummary(v: BakeVerdict): string {
     .join("; ");
   return `${v.verdict} (${v.seconds} s): ${apps}${v.note ? `; ${v.note}` : ""}${v.reason ? `; ${v.reason}` : ""}`;
 }
+
+/**
+ * A fleet's bake: each web host's cutover bakes its own new slots; the fleet's verdict is one
+ * verdict of them all (failed when any host's failed), its figures per `<host>/<app>`, so the
+ * notification and the stack output read it as a single server's. Undefined when no host baked.
+ */
+export function fleetBakeVerdict(byHost: Record<string, BakeVerdict | undefined>): BakeVerdict | undefined {
+  const baked = Object.entries(byHost).filter((e): e is [string, BakeVerdict] => e[1] !== undefined);
+  if (baked.length === 0) return undefined;
+  const said = (key: "reason" | "note") =>
+    baked
+      .filter(([, v]) => v[key])
+      .map(([h, v]) => `${h}: ${v[key]}`)
+      .join("; ");
+  const [reason, note] = [said("reason"), said("note")];
+  return {
+    verdict: baked.some(([, v]) => v.verdict === "failed") ? "failed" : "passed",
+    seconds: Math.max(...baked.map(([, v]) => v.seconds)),
+    ...(reason ? { reason } : {}),
+    ...(note ? { note } : {}),
+    apps: Object.fromEntries(baked.flatMap(([h, v]) => Object.entries(v.apps).map(([app, f]) => [`${h}/${app}`, f]))),
+  };
+}

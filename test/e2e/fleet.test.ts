@@ -46,6 +46,9 @@ async function makeQueueRepo(dir: string): Promise<string> {
  * load balancer; a host cut off the network mid-deploy; `rolling.maxFailPercent` letting the
  * fleet go on without it, and the next `up` bringing it back.
  */
+/** A short bake per web host (the local stack's; production's is minutes). */
+const FLEET_BAKE = { seconds: 2, maxErrorPercent: 1, minRequests: 5 };
+
 describe("e2e: a fleet of three web hosts behind a load balancer", function () {
   let fleet: Fleet;
   let backend: TempBackend;
@@ -213,7 +216,9 @@ describe("e2e: a fleet of three web hosts behind a load balancer", function () {
   });
 
   it("rolls v1.2.3 out host by host under a steady stream through the load balancer: 0 failed, the migration once, on the primary; the worker host's queue after every web host", async () => {
-    configure({ refs: { orchestrator: "v1.2.3", sevastopol: "v1.2.3" }, apps: queueApp("v2.0.0") });
+    // From here on, a bake window on each web host after its switch (and after each switch back
+    // of the tests below): the traffic through the load balancer is what it judges.
+    configure({ refs: { orchestrator: "v1.2.3", sevastopol: "v1.2.3" }, apps: queueApp("v2.0.0"), extra: { bake: FLEET_BAKE } });
     const { r, sent, failures, versions } = await underLoad("rolling upgrade, 3 hosts");
     timings["rolling upgrade: requests sent"] = sent;
     assert.strictEqual(r.code, 0, outputOf(r));
@@ -236,6 +241,16 @@ describe("e2e: a fleet of three web hosts behind a load balancer", function () {
     const queue = assertQueueOnJobs("v2.0.0");
     const switched = Math.max(...WEB.map((n) => fs.lstatSync(path.join(fleet.host(n).target.root, "current", "orchestrator")).mtimeMs));
     assert.ok(queue.started >= switched, `the queue worker started ${switched - queue.started} ms before the last web host switched`);
+    // Each web host baked its new slot on the traffic it took; the fleet's verdict names them all.
+    const out = outputs();
+    assert.strictEqual(out.bake?.verdict, "passed", JSON.stringify(out.bake));
+    for (const name of WEB) assert.ok(`${name}/orchestrator` in out.bake.apps, JSON.stringify(out.bake));
+    for (const name of WEB) {
+      assert.ok(out.hosts[name].bake.apps.orchestrator.requests >= FLEET_BAKE.minRequests, JSON.stringify(out.hosts[name].bake));
+      const line = readJournal(fleet.host(name).target.root).pop();
+      assert.deepStrictEqual(line?.bake, out.hosts[name].bake, name);
+    }
+    assert.strictEqual(out.hosts.jobs.bake, undefined);
   });
 
   it("a host cut off the network mid-deploy fails the deploy; every host serves the previous release; the next up takes over its lock", async () => {

@@ -25,6 +25,8 @@ export function installMocks(stack = "unit"): Registered[] {
         byName.set(args.name, r);
         if (args.type.endsWith(":GeneratedSecret"))
           return { id: `${args.name}-id`, state: { ...args.inputs, value: `mock-secret-${args.name}` } };
+        if (args.inputs.step === STEP.fleetCutover)
+          return { id: `${args.name}-id`, state: { ...args.inputs, ...mockFleetCutover(args.inputs) } };
         const result = mockResult(args.inputs.step);
         return { id: `${args.name}-id`, state: { ...args.inputs, stdout: `nostromo-result ${JSON.stringify(result)}`, result } };
       },
@@ -48,6 +50,27 @@ export function installMocks(stack = "unit"): Registered[] {
     return register(req, callback);
   };
   return registered;
+}
+
+/** Figures of a bake that passed, as a host's cutover reports them (lib/scripts/bake.ts). */
+export const MOCK_BAKE = {
+  verdict: "passed",
+  seconds: 6,
+  apps: { orchestrator: { requests: 40, errors: 0, errorPercent: 0, p95Ms: 4, requestsBefore: 38, p95BeforeMs: 3 } },
+};
+
+/** The rolling switch's outputs: every web host switched in its batch, baked, its smoke passed. */
+function mockFleetCutover(inputs: Record<string, any>): Record<string, unknown> {
+  const batches = (inputs.batches ?? []) as string[][];
+  const results = Object.fromEntries(
+    batches.flatMap((names, b) =>
+      names.map((name) => [
+        name,
+        { batch: b + 1, serving: "", switched: "orchestrator", smoke: "health", bake: JSON.stringify(MOCK_BAKE), seconds: 1 },
+      ]),
+    ),
+  );
+  return { results, lagging: {}, drift: "" };
 }
 
 /** What each kind of step (lib/steps.ts) would report in its result line, so outputs have a shape. */

@@ -2,7 +2,7 @@ import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import { parseDeployConfig } from "../../lib/config";
 import { COMMAND_TYPE, STEP } from "../../lib/steps";
-import { Registered, closure, installMocks } from "../support/mocks";
+import { MOCK_BAKE, Registered, closure, installMocks } from "../support/mocks";
 import { validRaw } from "../support/validConfig";
 
 const SHAS = { orchestrator: "a".repeat(40), sevastopol: "b".repeat(40) };
@@ -11,6 +11,7 @@ const WEB = ["web1", "web2", "web3"];
 
 describe("unit: the deploy graph of a fleet (issue 12, mocks)", () => {
   let registered: Registered[];
+  let deployment: { hosts?: pulumi.Output<Record<string, any>>; bake: pulumi.Output<unknown> };
 
   before(async () => {
     registered = installMocks();
@@ -37,6 +38,7 @@ describe("unit: the deploy graph of a fleet (issue 12, mocks)", () => {
       lease: "unit/lease-1",
     });
     await new Promise((resolve) => d.apps.apply(resolve));
+    deployment = d;
   });
 
   const runsAfter = (later: string, earlier: string) =>
@@ -93,6 +95,20 @@ describe("unit: the deploy graph of a fleet (issue 12, mocks)", () => {
     runsAfter("nostromo@jobs/orchestrator-workers-start", cutover);
     for (const h of [...WEB, "jobs"]) runsAfter(`nostromo@${h}/record-append`, cutover);
     runsAfter("nostromo@jobs/record-append", "nostromo@jobs/orchestrator-workers-start");
+  });
+
+  it("gathers every web host's bake: its own in hosts.<name>.bake and its journal line, all of them as one verdict in bake", async () => {
+    const value = <T>(o: pulumi.Output<T>) => new Promise<T>((resolve) => o.apply(resolve));
+    const hosts = await value(deployment.hosts!);
+    for (const h of WEB) assert.deepStrictEqual(hosts[h].bake, MOCK_BAKE, h);
+    assert.strictEqual(hosts.jobs.bake, undefined);
+    const bake = (await value(deployment.bake)) as { verdict: string; seconds: number; apps: Record<string, unknown> };
+    assert.deepStrictEqual([bake.verdict, bake.seconds], ["passed", 6]);
+    assert.deepStrictEqual(Object.keys(bake.apps), ["web1/orchestrator", "web2/orchestrator", "web3/orchestrator"]);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the records' scripts resolve after the outputs
+    const record = (h: string) => registered.find((r) => r.name === `nostromo@${h}/record-append`)!.inputs.create as string;
+    assert.ok(record("web2").includes('"bake":{"verdict":"passed"'), record("web2"));
+    assert.ok(!record("jobs").includes('"bake"'), record("jobs"));
   });
 });
 
