@@ -9,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig, FleetHost } from "../lib/config";
 import { appOnWeb, hostApps, hostConfig, workerHostsOf } from "../lib/config/fleet";
 import { CutoverTarget } from "../lib/scripts";
+import { BakeVerdict, fleetBakeVerdict, parseBakeVerdict } from "../lib/scripts/bake";
 import { AppRelease } from "./appRelease";
 import { Command } from "./command";
 import { DatabaseBackup } from "./databaseBackup";
@@ -18,7 +19,6 @@ import { LoadBalancer } from "./loadBalancer";
 import { Migration } from "./migration";
 import { NginxSite } from "./nginxSite";
 import { ConfigBackupInfo, Server } from "./server";
-import { BakeVerdict, fleetBakeVerdict, parseBakeVerdict } from "../lib/scripts/bake";
 import { Service } from "./service";
 import { Workers } from "./workers";
 
