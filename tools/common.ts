@@ -262,9 +262,8 @@ export function hostTarget(server: ServerConfig, privateKey: string | undefined)
   return { host, port, user, privateKey, hostKey, insecureIgnoreHostKey };
 }
 
-/** Posts the event to the stack's `notifyWebhookUrl` secret when set; a failure only warns. */
-export async function notifyIfConfigured(stack: Stack, event: NotifyEvent, log: (line: string) => void): Promise<boolean> {
-  const url = await secretConfig(stack, "notifyWebhookUrl");
+/** Posts the event to `url`, the stack's `notifyWebhookUrl` secret, when set; a failure only warns. */
+export async function notifyIfConfigured(url: string | undefined, event: NotifyEvent, log: (line: string) => void): Promise<boolean> {
   if (!url) return false;
   try {
     await postNotification(url, notificationPayload(event));

@@ -4,7 +4,17 @@
  * cannot be posted from inside the deploy graph, since no step runs after the failing one.
  */
 import "../lib/compileCache"; // first: every module after it loads from the compile cache
-import { loadHistory, notifyIfConfigured, openStack, parseToolArgs, plainConfig, requireStackName, runMain, ToolError } from "./common";
+import {
+  loadHistory,
+  notifyIfConfigured,
+  openStack,
+  parseToolArgs,
+  plainConfig,
+  requireStackName,
+  runMain,
+  secretConfig,
+  ToolError,
+} from "./common";
 import { refsOf } from "../lib/history";
 
 const USAGE = 'npm run notify -- --stack <name> --failure [--message "<what failed>"]';
@@ -22,7 +32,7 @@ runMain("notify", async () => {
   const last = rows[rows.length - 1];
   const versions = refsOf((await plainConfig(stack)).apps);
   const sent = await notifyIfConfigured(
-    stack,
+    await secretConfig(stack, "notifyWebhookUrl"),
     {
       kind: "failure",
       stack: name,

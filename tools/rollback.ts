@@ -45,7 +45,7 @@ import {
   ToolError,
   updateNumber,
 } from "./common";
-import { engineCall, explainEngineError, StackFileChange, stackFileName, UpdateWatch } from "./stackFile";
+import { engineCall, explainEngineError, StackFileChange, stackFileName, UpdateWatch, upOnly } from "./stackFile";
 import { checkSchema, prepareRestore, PreparedRestore, runRestore } from "./restoreDb";
 import { fileBackendLocks, switchAtOnce } from "./rollbackSwitch";
 
@@ -80,24 +80,33 @@ function migratedApps(current: Record<string, unknown>, currentRefs: Record<stri
  * Per release step of the stack (found by its kind, lib/steps.ts): `release <app>@<sha> built` or
  * `… already built: kept`; per slot start that found its release running: its own line (`… kept, not restarted`).
  */
-async function releaseLines(stack: Stack): Promise<string[]> {
+function releaseLines(resources: StateResource[]): string[] {
   type Outputs = { step?: unknown; app?: unknown; triggers?: unknown[]; stdout?: unknown; result?: { built?: unknown } };
-  try {
-    const state = await stack.exportStack();
-    const outputs = ((state.deployment as { resources?: { outputs?: Outputs }[] }).resources ?? []).map((r) => r.outputs);
-    const releases = outputs
-      .filter((o): o is Outputs => o?.step === STEP.release && typeof o.result?.built === "string")
-      .map(
-        (o) =>
-          `release ${String(o.app)}@${String(o.triggers?.[0] ?? "").slice(0, 12)} ${o.result!.built === "kept" ? "already built: kept" : "built"}`,
-      );
-    const slots = outputs
-      .filter((o): o is Outputs => o?.step === STEP.slotStart && typeof o.stdout === "string")
-      .flatMap((o) => (o.stdout as string).split("\n").filter((l) => l.endsWith("kept, not restarted")));
-    return [...releases, ...slots];
-  } catch {
-    return [];
-  }
+  const outputs = resources.map((r) => r.outputs as Outputs | undefined);
+  const releases = outputs
+    .filter((o): o is Outputs => o?.step === STEP.release && typeof o.result?.built === "string")
+    .map(
+      (o) =>
+        `release ${String(o.app)}@${String(o.triggers?.[0] ?? "").slice(0, 12)} ${o.result!.built === "kept" ? "already built: kept" : "built"}`,
+    );
+  const slots = outputs
+    .filter((o): o is Outputs => o?.step === STEP.slotStart && typeof o.stdout === "string")
+    .flatMap((o) => (o.stdout as string).split("\n").filter((l) => l.endsWith("kept, not restarted")));
+  return [...releases, ...slots];
+}
+
+type StateResource = { type?: string; outputs?: Record<string, unknown> };
+
+/**
+ * After the rollback's update, in one go: the state (its release lines, and the stack's `apps`
+ * output) and the update's number (its newest history entry; a file backend numbers none). A
+ * read that fails leaves its part out: the update itself went through.
+ */
+async function readAfterUpdate(stack: Stack): Promise<{ resources: StateResource[]; version?: number }> {
+  const [state, newest] = await Promise.all([stack.exportStack().catch(() => undefined), stack.history(1, 1, false).catch(() => [])]);
+  const resources = ((state?.deployment as { resources?: StateResource[] } | undefined)?.resources ?? []).filter(Boolean);
+  const version = newest[0]?.version;
+  return { resources, ...(typeof version === "number" && version > 0 ? { version } : {}) };
 }
 
 runMain("rollback", async () => {
@@ -190,6 +199,8 @@ runMain("rollback", async () => {
     if (!ok) throw new ToolError("aborted: nothing was changed", 1);
   }
 
+  // The stack file as it is, read while the switch runs (below, before its rewrite).
+  const capturing = StackFileChange.capture(stack, REPO_ROOT, name);
   // The fast path: traffic to the releases still running, at once; the update below records it.
   const fast =
     stackLocks.length > 0
@@ -218,24 +229,19 @@ runMain("rollback", async () => {
 
   // Only the apps key changes: secrets and the rest of the config stay as they are. The stack file
   // as it was is kept, to put it back when the update does not start, or to print the change.
-  const stackFile = await StackFileChange.capture(stack, REPO_ROOT, name);
+  const stackFile = await capturing;
   await stackFile.setApps(target.appsConfig!);
   const message = rollbackMessage(target.version);
   log(`\n$ pulumi up --message "${message}"`);
   const upStart = Date.now();
-  let newVersion: number | undefined;
-  let afterApps: OutputApps | undefined;
   const watch = new UpdateWatch();
   try {
-    const result = await stack.up({ message, onOutput: (out) => process.stdout.write(out), onEvent: watch.onEvent });
-    // A file backend records no update numbers (0): this update is the next one in the history.
-    newVersion = result.summary.version > 0 ? result.summary.version : rows.length + 1;
-    afterApps = result.outputs.apps?.value as OutputApps | undefined;
+    await upOnly(stack, { message, onOutput: (out) => process.stdout.write(out), onEvent: watch.onEvent });
   } catch (err) {
     const took = (Date.now() - upStart) / 1000;
     const why = explainEngineError(err);
     await notifyIfConfigured(
-      stack,
+      secrets.notifyWebhookUrl,
       {
         kind: "failure",
         stack: name,
@@ -274,7 +280,11 @@ runMain("rollback", async () => {
     );
   }
   const upSeconds = (Date.now() - upStart) / 1000;
-  for (const line of await releaseLines(stack)) log(line.endsWith("built: kept") ? `${line} (switched without a rebuild)` : line);
+  const after = await readAfterUpdate(stack);
+  // A file backend records no update numbers: this update is the next one in the history.
+  const newVersion = after.version ?? rows.length + 1;
+  const afterApps = after.resources.find((r) => r.type === "pulumi:pulumi:Stack")?.outputs?.apps as OutputApps | undefined;
+  for (const line of releaseLines(after.resources)) log(line.endsWith("built: kept") ? `${line} (switched without a rebuild)` : line);
 
   let restoreSeconds: number | undefined;
   if (restore) {
@@ -313,7 +323,7 @@ runMain("rollback", async () => {
   const targetRefs = Object.fromEntries(Object.entries(target.apps).map(([n, a]) => [n, a.ref]));
   log("\nrollback done");
   log(`  before: ${before}`);
-  log(`  after:  update ${newVersion ?? "-"}: ${describe(targetRefs, afterApps)}`);
+  log(`  after:  update ${newVersion}: ${describe(targetRefs, afterApps)}`);
   const otherSeconds = totalSeconds - upSeconds - (restoreSeconds ?? 0);
   log(
     `  rollback time: ${seconds(totalSeconds * 1000)} s (pulumi up ${upSeconds.toFixed(1)} s${restoreSeconds !== undefined ? `, database restore ${restoreSeconds.toFixed(1)} s` : ""}` +
@@ -322,7 +332,7 @@ runMain("rollback", async () => {
   if (fast.switched) log(`  the old releases served ${switchedAt.toFixed(1)} s after the command started (switched at once)`);
   printStackFileChange(stackFile.diff(), stackFileName(name), message);
   await notifyIfConfigured(
-    stack,
+    secrets.notifyWebhookUrl,
     {
       kind: "rollback",
       stack: name,

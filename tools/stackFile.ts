@@ -4,7 +4,7 @@
  * print the change to commit when it did), which resource operations the engine began (from its
  * events, not from a guess), and why an engine command failed, in a few lines.
  */
-import { CommandError, ConcurrentUpdateError, ConfigValue, EngineEvent, Stack } from "@pulumi/pulumi/automation";
+import { CommandError, ConcurrentUpdateError, ConfigValue, EngineEvent, Stack, UpOptions } from "@pulumi/pulumi/automation";
 import * as fs from "fs";
 import * as path from "path";
 import { PROJECT } from "../lib/history";
@@ -152,6 +152,18 @@ const NOT_A_CHANGE = new Set(["same", "read", "refresh"]);
 const isProvider = (type: string) => type.startsWith("pulumi:providers:");
 
 /** Follows an update's engine events: whether it started, and which changes it began. */
+/**
+ * `stack.up` without the three CLI calls the SDK makes after the update, one after the other (the
+ * outputs twice, once decrypting every secret, then the newest history entry): about 0.8 s of
+ * every rollback. The caller reads what it needs itself, side by side. Its `up` calls `outputs`
+ * and `info` on the object it runs on: here one whose own versions of them read nothing.
+ */
+export async function upOnly(stack: Stack, opts: UpOptions): Promise<void> {
+  const bare: Stack = Object.create(stack);
+  Object.assign(bare, { outputs: async () => ({}), info: async () => undefined });
+  await bare.up(opts);
+}
+
 export class UpdateWatch {
   /** The engine sent any event (its prelude first): the update itself ran. */
   engineStarted = false;
