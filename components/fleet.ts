@@ -205,6 +205,10 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
           ).step,
       ),
   );
+  // Each web host's bake verdict, read once from its cutover's result (none without a bake).
+  const bakes = cutover.results.apply((r) =>
+    Object.fromEntries(Object.entries(r ?? {}).map(([host, c]) => [host, parseBakeVerdict(c.bake)])),
+  );
   const records = fleet.hosts.map((h, i) => {
     // What ran on this host: when any of it ran in this update, its journal line is written.
     const w = web.findIndex((x) => x.i === i);
@@ -215,8 +219,8 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
       ...(w >= 0 ? [sites[w], ...Object.values(services[w]).map((x) => x.step)] : []),
       ...workerSteps[i],
     ];
-    const entry = pulumi.all([cutover.results, i === p ? backup?.info : undefined]).apply(([results, b]) => {
-      const bake = parseBakeVerdict(results?.[h.name]?.bake);
+    const entry = pulumi.all([cutover.results, bakes, i === p ? backup?.info : undefined]).apply(([results, hostBakes, b]) => {
+      const bake = hostBakes[h.name];
       return {
         stack: config.stack,
         host: h.name,
@@ -238,11 +242,12 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
   const hosts = pulumi
     .all([
       cutover.results,
+      bakes,
       cutover.lagging,
       pulumi.all(web.map((_, w) => pulumi.all(Object.fromEntries(Object.entries(services[w]).map(([a, s]) => [a, s.slot]))))),
       pulumi.all(servers.map((s) => s.configBackup.apply((c) => c.path))),
     ])
-    .apply(([results, lagging, slots, archives]) =>
+    .apply(([results, hostBakes, lagging, slots, archives]) =>
       Object.fromEntries(
         fleet.hosts.map((h, i) => {
           const w = web.findIndex((x) => x.h === h);
@@ -253,8 +258,7 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
             configBackup: archives[i],
           };
           if (results?.[h.name]) out.cutover = results[h.name];
-          const bake = parseBakeVerdict(results?.[h.name]?.bake);
-          if (bake) out.bake = bake;
+          if (hostBakes[h.name]) out.bake = hostBakes[h.name];
           if (lagging?.[h.name]) out.lagging = lagging[h.name];
           return [h.name, out];
         }),
@@ -268,9 +272,7 @@ export function deployFleet(parent: pulumi.ComponentResource, name: string, args
     backup: backup?.info,
     configBackup: servers[p].configBackup,
     smokePassed: cutover.results.apply((r) => (Object.values(r ?? {})[0]?.smoke ?? "").split("\n").filter(Boolean)),
-    bake: cutover.results.apply((r) =>
-      fleetBakeVerdict(Object.fromEntries(Object.entries(r ?? {}).map(([host, c]) => [host, parseBakeVerdict(c.bake)]))),
-    ),
+    bake: bakes.apply(fleetBakeVerdict),
     locked: locks[p],
     records,
   };
