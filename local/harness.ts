@@ -6,7 +6,7 @@ import { makeExampleRepos } from "./exampleRepos";
 import { get } from "./http";
 import { LocalStackOptions, localConfig, localSecrets, removeStackFile, setPlainConfig, writeStack } from "./stack";
 import { PostgresInstance, startPostgres } from "./postgres";
-import { LocalTarget, freePort, startLocalTarget } from "./target";
+import { LocalTarget, freeSlotPort, startLocalTarget } from "./target";
 
 /**
  * Everything a local deploy needs, started for real: the engine's file backend, a local target
@@ -48,7 +48,7 @@ export class DeployHarness {
       databaseUrl,
       repos,
       refs,
-      slotPorts: { blue: await freePort(), green: await freePort() },
+      slotPorts: { blue: await freeSlotPort(), green: await freeSlotPort() },
       extra,
     };
     writeStack(this.backend, this.stack, localConfig(this.opts), { ...localSecrets(this.target.ssh.privateKey, databaseUrl), ...secrets });

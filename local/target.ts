@@ -45,6 +45,25 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A free port for an app's slot, below the kernel's ephemeral range (32768 and up): a slot binds
+ * its port minutes after it was picked, and a port from the ephemeral range may by then be a
+ * listener the engine's gRPC servers took with port 0 (seen: gunicorn's green slot refused with
+ * "Address already in use", curl getting HTTP/2 from it).
+ */
+export async function freeSlotPort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.once("error", () => resolve(false));
+      srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error("no free slot port in 20000-31999 after 50 tries");
+}
+
 /** True when something accepts a TCP connection on host:port (127.0.0.1 by default). */
 export function accepts(port: number, host = "127.0.0.1"): Promise<boolean> {
   return new Promise((resolve) => {

@@ -15,7 +15,8 @@ import { REPO_ROOT, RunResult, TempBackend, requirePulumi } from "../../local/ba
 import { HttpAnswer, get, request } from "../../local/http";
 import { IACT_BROKEN, IACT_V1, IACT_V2, addBrokenIactReleases, makeIactRepo } from "../../local/iactRepo";
 import { IactStackOptions, iactConfig, iactSecrets } from "../../local/iactStack";
-import { PostgresInstance, freePort, startPostgres } from "../../local/postgres";
+import { PostgresInstance, startPostgres } from "../../local/postgres";
+import { freeSlotPort } from "../../local/target";
 import { RedisInstance, startRedis } from "../../local/redis";
 import { outputOf, removeStackFile, setPlainConfig, writeStack } from "../../local/stack";
 import { SystemdHost, startSystemdHost } from "../support/systemdHost";
@@ -75,7 +76,7 @@ describe("e2e: IACT (Django + Celery, runbook 003) with pulumi up on a real syst
       target: host,
       repo,
       ref: IACT_V1.tag,
-      slotPorts: { blue: await freePort(), green: await freePort() },
+      slotPorts: { blue: await freeSlotPort(), green: await freeSlotPort() },
       // pip in the host trusts this machine's CA bundle (mounted there), as pip here does.
       serverEnv: fs.existsSync(CA_BUNDLE) ? { PIP_CERT: CA_BUNDLE } : {},
     };

@@ -9,7 +9,7 @@ import { readJournal } from "../../local/harness";
 import { get } from "../../local/http";
 import { PostgresInstance, startPostgres } from "../../local/postgres";
 import { localConfig, localSecrets, outputOf, removeStackFile, setPlainConfig, writeStack, LocalStackOptions } from "../../local/stack";
-import { LocalTarget, freePort, startLocalTarget } from "../../local/target";
+import { LocalTarget, freeSlotPort, startLocalTarget } from "../../local/target";
 import { runTool } from "../support/tool";
 
 /** 003 commits its first half itself, then fails: a table and a column stay behind. */
@@ -83,7 +83,7 @@ describe("e2e: rollback --restore-db restores the right backup", function () {
       databaseUrl: pg.url,
       repos,
       refs: { orchestrator: "v1.2.2", sevastopol: "v1.2.2" },
-      slotPorts: { blue: await freePort(), green: await freePort() },
+      slotPorts: { blue: await freeSlotPort(), green: await freeSlotPort() },
     };
     writeStack(backend, stack, localConfig(opts), localSecrets(target.ssh.privateKey, pg.url));
   });

@@ -13,7 +13,7 @@ import { readJournal } from "../../local/harness";
 import { get } from "../../local/http";
 import { runTool } from "../support/tool";
 import { PostgresInstance, startPostgres } from "../../local/postgres";
-import { LocalTarget, freePort, startLocalTarget } from "../../local/target";
+import { LocalTarget, freeSlotPort, startLocalTarget } from "../../local/target";
 
 const journal = (target: LocalTarget) => readJournal(target.root);
 /** The pid of PM2 process `name` on the target (0: not running). */
@@ -78,7 +78,13 @@ describe("e2e: rollback, history and metrics tools on the Automation API", funct
     pg = await startPostgres();
     hook = await webhook();
     const repos = await makeExampleRepos(path.join(work, "repos"));
-    opts = { target, databaseUrl: pg.url, repos, refs: refs("v1.2.2"), slotPorts: { blue: await freePort(), green: await freePort() } };
+    opts = {
+      target,
+      databaseUrl: pg.url,
+      repos,
+      refs: refs("v1.2.2"),
+      slotPorts: { blue: await freeSlotPort(), green: await freeSlotPort() },
+    };
     writeStack(backend, stack, localConfig(opts), {
       ...localSecrets(target.ssh.privateKey, pg.url),
       notifyWebhookUrl: hook.url,

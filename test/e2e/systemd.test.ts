@@ -20,7 +20,7 @@ import {
 } from "../../local/stack";
 import { PostgresInstance, startPostgres } from "../../local/postgres";
 import { SystemdHost, startSystemdHost } from "../support/systemdHost";
-import { freePort } from "../../local/target";
+import { freeSlotPort } from "../../local/target";
 import { get } from "../../local/http";
 
 // The systemd path of the deploy (apps.orchestrator.manager: systemd), with the real engine,
@@ -61,7 +61,7 @@ describe("e2e: pulumi up with the systemd service manager, on a real systemd hos
       databaseUrl: pg.url,
       repos,
       refs: { orchestrator: "v1.2.2", sevastopol: "v1.2.2" },
-      slotPorts: { blue: await freePort(), green: await freePort() },
+      slotPorts: { blue: await freeSlotPort(), green: await freeSlotPort() },
     };
     writeStack(backend, stack, localConfig(opts), localSecrets(host.ssh.privateKey, pg.url));
   });
