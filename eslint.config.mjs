@@ -32,7 +32,7 @@ export default tseslint.config(
     rules: { "@typescript-eslint/no-explicit-any": "off" },
   },
   {
-    // Example apps and the test reporter are plain CommonJS run by node.
+    // Example apps, the test reporter, the program's entry and the providers' host are plain CommonJS run by node.
     files: ["**/*.js", "**/*.cjs"],
     languageOptions: {
       sourceType: "commonjs",
@@ -46,6 +46,7 @@ export default tseslint.config(
         Buffer: "readonly",
         setTimeout: "readonly",
         clearTimeout: "readonly",
+        setInterval: "readonly",
         URL: "readonly",
       },
     },

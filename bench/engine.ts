@@ -5,7 +5,9 @@
  * program whose steps run through a dynamic provider, as ours do: the engine starts a second
  * Node process for it) and against a program of one no-op resource of a provider plugin written in
  * Go (bench/noopProvider, built here: the floor a native provider would have in place of the
- * dynamic one, a Go process instead of the second Node process), each with and without Node's
+ * dynamic one, a Go process instead of the second Node process), and against the one no-op dynamic
+ * resource run by this project's providers' host (provider/, as Pulumi.yaml names it) in place of
+ * the SDK's, each with and without Node's
  * compile cache (NODE_COMPILE_CACHE, which scripts/install-pulumi.sh sets), alternated run by run.
  * Prints min/median/max and the ratio the issue sets (no-change ≤ 1.5× the empty program).
  *
@@ -60,13 +62,14 @@ function buildGoProvider(dir: string): void {
 
 /**
  * A TypeScript program beside ours (`source` its index.ts): same SDK (its node_modules), same
- * ts-node settings. `pluginDir`, when given, holds pulumi-resource-nostromofloor, named in
- * Pulumi.yaml as a project plugin: the backend's env sets PULUMI_IGNORE_AMBIENT_PLUGINS, so the
- * engine would not take it from PATH, and a project plugin leaves the shared PULUMI_HOME as it is.
+ * ts-node settings. `plugin`, when given, is a provider plugin named in Pulumi.yaml as a project
+ * plugin (its folder holds pulumi-resource-<name>): the backend's env sets
+ * PULUMI_IGNORE_AMBIENT_PLUGINS, so the engine would not take it from PATH, and a project plugin
+ * leaves the shared PULUMI_HOME as it is.
  */
-function project(dir: string, source: string, pluginDir?: string): string {
+function project(dir: string, source: string, plugin?: { name: string; dir: string }): string {
   fs.mkdirSync(dir, { recursive: true });
-  const plugins = pluginDir ? `plugins:\n  providers:\n    - name: nostromofloor\n      path: ${JSON.stringify(pluginDir)}\n` : "";
+  const plugins = plugin ? `plugins:\n  providers:\n    - name: ${plugin.name}\n      path: ${JSON.stringify(plugin.dir)}\n` : "";
   fs.writeFileSync(
     path.join(dir, "Pulumi.yaml"),
     `name: nostromo-floor\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n${plugins}`,
@@ -91,8 +94,10 @@ async function main(): Promise<void> {
     h.backend.pulumiOk(empty, ["stack", "init", "empty"]);
     const dynamic = project(path.join(h.work, "dynamic"), ONE_DYNAMIC);
     h.backend.pulumiOk(dynamic, ["stack", "init", "dynamic"]);
-    const goProvider = project(path.join(h.work, "go-provider"), ONE_GO_PROVIDER, plugin);
+    const goProvider = project(path.join(h.work, "go-provider"), ONE_GO_PROVIDER, { name: "nostromofloor", dir: plugin });
     h.backend.pulumiOk(goProvider, ["stack", "init", "go-provider"]);
+    const ourHost = project(path.join(h.work, "our-host"), ONE_DYNAMIC, { name: "pulumi-nodejs", dir: path.join(REPO_ROOT, "provider") });
+    h.backend.pulumiOk(ourHost, ["stack", "init", "our-host"]);
     const timed = async (cwd: string, stack: string, compileCache: boolean) => {
       if (compileCache) h.backend.env.NODE_COMPILE_CACHE = cache;
       else delete h.backend.env.NODE_COMPILE_CACHE;
@@ -107,19 +112,23 @@ async function main(): Promise<void> {
     await timed(empty, "empty", true);
     await timed(dynamic, "dynamic", true);
     await timed(goProvider, "go-provider", true);
+    await timed(ourHost, "our-host", true);
     await timed(REPO_ROOT, h.stack, true);
     const runs = { ours: [] as number[], oursNoCache: [] as number[], empty: [] as number[], emptyNoCache: [] as number[] };
     const dyn = { cache: [] as number[], noCache: [] as number[] };
     const goProv = { cache: [] as number[], noCache: [] as number[] };
+    const host = { cache: [] as number[], noCache: [] as number[] };
     for (let i = 0; i < RUNS; i++) {
       runs.ours.push(await timed(REPO_ROOT, h.stack, true));
       runs.empty.push(await timed(empty, "empty", true));
       dyn.cache.push(await timed(dynamic, "dynamic", true));
       goProv.cache.push(await timed(goProvider, "go-provider", true));
+      host.cache.push(await timed(ourHost, "our-host", true));
       runs.oursNoCache.push(await timed(REPO_ROOT, h.stack, false));
       runs.emptyNoCache.push(await timed(empty, "empty", false));
       dyn.noCache.push(await timed(dynamic, "dynamic", false));
       goProv.noCache.push(await timed(goProvider, "go-provider", false));
+      host.noCache.push(await timed(ourHost, "our-host", false));
     }
     const ratio = (a: number[], b: number[]) => (stats(a).median / stats(b).median).toFixed(2);
     console.log(`\n## Engine floor (${RUNS} runs each, alternated; min / median / max)\n`);
@@ -130,16 +139,19 @@ async function main(): Promise<void> {
     times("empty TypeScript program", runs.empty, runs.emptyNoCache);
     times("one no-op dynamic resource", dyn.cache, dyn.noCache);
     times("one no-op Go-provider resource", goProv.cache, goProv.noCache);
+    times("one no-op dynamic, our host", host.cache, host.noCache);
     const row = (label: string, a: [number[], number[]], b: [number[], number[]]) =>
       console.log(`| ${label.padEnd(35)} | ${ratio(a[0], b[0]).padEnd(18)} | ${ratio(a[1], b[1]).padEnd(18)} |`);
     row("ratio no-change / empty (≤ 1.5)", [runs.ours, runs.oursNoCache], [runs.empty, runs.emptyNoCache]);
     row("ratio one dynamic / empty", [dyn.cache, dyn.noCache], [runs.empty, runs.emptyNoCache]);
     row("ratio one Go-provider / empty", [goProv.cache, goProv.noCache], [runs.empty, runs.emptyNoCache]);
     row("ratio one dynamic / one Go-provider", [dyn.cache, dyn.noCache], [goProv.cache, goProv.noCache]);
+    row("ratio one dynamic, our host / empty", [host.cache, host.noCache], [runs.empty, runs.emptyNoCache]);
     row("ratio no-change / one dynamic", [runs.ours, runs.oursNoCache], [dyn.cache, dyn.noCache]);
     h.backend.pulumi(empty, ["stack", "rm", "--yes", "--force", "--stack", "empty"]);
     h.backend.pulumi(dynamic, ["stack", "rm", "--yes", "--force", "--stack", "dynamic"]);
     h.backend.pulumi(goProvider, ["stack", "rm", "--yes", "--force", "--stack", "go-provider"]);
+    h.backend.pulumi(ourHost, ["stack", "rm", "--yes", "--force", "--stack", "our-host"]);
   } finally {
     await h.stop();
     fs.rmSync(cache, { recursive: true, force: true });

@@ -49,7 +49,7 @@ export interface CommandArgs {
 
 /**
  * The provider the engine runs for Command resources: a stub that loads commandProvider.ts
- * (through ts-node, as the program is) into the dynamic provider's process on first use. The
+ * (through lib/tsLoader.js, as the program is) into the dynamic provider's process on first use. The
  * engine stores a dynamic provider's serialized code in every resource's state and the program
  * serializes it at every start: for the whole implementation that was 31 KB per step (a third of
  * the state) and 0.5 s of every `pulumi up`; the stub is a few lines. The project's folder is
@@ -65,8 +65,7 @@ export function providerStub(componentsDir: string, module = "commandProvider"):
     const p = require("path");
     const dir = fs.existsSync(p.join(componentsDir, `${module}.ts`)) ? componentsDir : p.join(process.cwd(), "components");
     const req = require("module").createRequire(p.join(dir, `${module}.ts`));
-    if (!require.extensions[".ts"])
-      req("ts-node").register({ project: p.join(dir, "..", "tsconfig.json"), transpileOnly: true, swc: true });
+    if (!require.extensions[".ts"]) req("../lib/tsLoader").register();
     g.__nostromoProviders[module] = req(`./${module}`)[module] as pulumi.dynamic.ResourceProvider;
     return g.__nostromoProviders[module];
   };

@@ -227,9 +227,15 @@ describe("e2e: a failed deploy never takes traffic or loses data", function () {
     const deadline = Date.now() + 120_000;
     while (!fs.existsSync(partial) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     assert.ok(fs.existsSync(partial), "the build never started");
+    const hosts = providerHostPids();
+    assert.ok(hosts.length > 0, "no dynamic providers' host (provider/host.js) runs during the deploy");
     child.kill("SIGKILL");
     await new Promise((r) => child.on("exit", r));
     assert.strictEqual(await h.servedVersion(), "1.2.7");
+    // The engine's plugins run in their own process group: the host must notice the engine is gone.
+    const until = Date.now() + 15_000;
+    while (hosts.some(alive) && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    assert.deepStrictEqual(hosts.filter(alive), [], "the providers' host outlived the killed engine by 15 s");
 
     const refused = await h.up("after kill, without cancel");
     assert.notStrictEqual(refused.code, 0);
@@ -241,3 +247,27 @@ describe("e2e: a failed deploy never takes traffic or loses data", function () {
     assert.ok(!fs.existsSync(path.join(h.target.root, ".lock")));
   });
 });
+
+/** Processes running this project's dynamic providers' host. */
+function providerHostPids(): number[] {
+  return fs
+    .readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return fs.readFileSync(`/proc/${d}/cmdline`, "utf8").includes(path.join("provider", "host.js"));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** Whether process `pid` still runs (a zombie counts as gone). */
+function alive(pid: number): boolean {
+  try {
+    return !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+  } catch {
+    return false;
+  }
+}

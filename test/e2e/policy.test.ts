@@ -87,7 +87,17 @@ describe("e2e: the policy pack refuses what the runbooks forbid", function () {
     backend = new TempBackend("policy");
     work = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-policy-"));
     project = path.join(work, "project");
-    linkProject(project, REPO_ROOT, ["Pulumi.yaml", "index.ts", "components", "lib", "node_modules", "package.json", "tsconfig.json"]);
+    linkProject(project, REPO_ROOT, [
+      "Pulumi.yaml",
+      "main.js",
+      "index.ts",
+      "components",
+      "lib",
+      "provider",
+      "node_modules",
+      "package.json",
+      "tsconfig.json",
+    ]);
     const repos = await makeExampleRepos(path.join(work, "repos"));
     base = localConfig({
       target,
