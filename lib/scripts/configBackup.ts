@@ -70,7 +70,8 @@ export function configBackupLines(cfg: DeployConfig): string[] {
     `echo "config backup: $count files in $file"`,
     // Newest first by the UTC stamp in the name; everything after the newest `keep` goes.
     `ls -1 "$dir"/${quote(stack)}-config-*.tar.gz 2>/dev/null | sort -r | tail -n +${cfg.backup.keep + 1} | while IFS= read -r old; do rm -f "$old" "$old.sha256"; done`,
-    `json_lines() { node -e 'console.log(JSON.stringify(require("fs").readFileSync(process.argv[1],"utf8").split("\\n").filter(Boolean)))' "$1"; }`,
+    // A JSON array of the file's non-empty lines, in bash (nostromo_json_string, the prelude's): a node start costs 0.05 s.
+    `json_lines() { local out="" l; while IFS= read -r l || [ -n "$l" ]; do [ -n "$l" ] || continue; nostromo_json_string "$l"; out="$out\${out:+,}$nostromo_json"; done < "$1"; printf '[%s]' "$out"; }`,
     eventFunction(server.root),
     `nostromo_event config-backup path="$file" sha256="$sum" stamp="$stamp" stack=${quote(stack)} count:="$count" files:="$(json_lines "$nostromo_tmp/files")" skipped:="$(json_lines "$nostromo_tmp/skipped")"`,
   ];

@@ -40,7 +40,7 @@ describe("unit: scripts/configBackup (exact text)", () => {
       `sed 's|^|config backup: not there, skipped: |' "$nostromo_tmp/skipped"`,
       `echo "config backup: $count files in $file"`,
       `ls -1 "$dir"/'unit'-config-*.tar.gz 2>/dev/null | sort -r | tail -n +4 | while IFS= read -r old; do rm -f "$old" "$old.sha256"; done`,
-      `json_lines() { node -e 'console.log(JSON.stringify(require("fs").readFileSync(process.argv[1],"utf8").split("\\n").filter(Boolean)))' "$1"; }`,
+      `json_lines() { local out="" l; while IFS= read -r l || [ -n "$l" ]; do [ -n "$l" ] || continue; nostromo_json_string "$l"; out="$out\${out:+,}$nostromo_json"; done < "$1"; printf '[%s]' "$out"; }`,
       eventFunction("/srv/nostromo"),
       `nostromo_event config-backup path="$file" sha256="$sum" stamp="$stamp" stack='unit' count:="$count" files:="$(json_lines "$nostromo_tmp/files")" skipped:="$(json_lines "$nostromo_tmp/skipped")"`,
     ]);

@@ -1,6 +1,6 @@
 import * as assert from "assert";
 import { DeployConfig } from "../../../lib/config";
-import { CutoverTarget, cutoverCheckScript, cutoverScript } from "../../../lib/scripts";
+import { CutoverTarget, RESULT_FUNCTION, cutoverCheckScript, cutoverScript } from "../../../lib/scripts";
 import { EXPECT_FIELDS_QUOTED, NGINX_ERROR_LINES, SHA, SHA2, parse, pm2LogLines, stepText, replaced } from "./fixture";
 
 /** The node app to its checked green slot (its idle blue slot started with another .env), the static app to its release. */
@@ -224,7 +224,7 @@ describe("unit: scripts/cutover (exact text)", () => {
       [
         "set -eu",
         "umask 022",
-        `nostromo_result() { node -e 'const o={};for(const a of process.argv.slice(1)){const i=a.indexOf("=");o[a.slice(0,i)]=a.slice(i+1)}console.log("nostromo-result "+JSON.stringify(o))' lease="\${NOSTROMO_LEASE:-}" "$@"; }`,
+        RESULT_FUNCTION,
         `drift=""`,
         `[ "$(readlink '/srv/nostromo/current/orchestrator' 2>/dev/null)" = '/srv/nostromo/releases/orchestrator/0123456789abcdef0123456789abcdef01234567' ] && [ "$(cat '/srv/nostromo/slots/orchestrator/live' 2>/dev/null)" = 'green' ] && [ "$(readlink '/srv/nostromo/nginx-upstreams/orchestrator' 2>/dev/null)" = 'orchestrator.green' ] || drift="$drift orchestrator"`,
         `[ "$(readlink '/srv/nostromo/current/sevastopol' 2>/dev/null)" = '/srv/nostromo/releases/sevastopol/fedcba9876543210fedcba9876543210fedcba98' ] || drift="$drift sevastopol"`,

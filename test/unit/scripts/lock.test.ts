@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { configBackupLines, leaseGuard, lockScript, preflightLines, prelude, stepScript } from "../../../lib/scripts";
+import { RESULT_FUNCTION, configBackupLines, leaseGuard, lockScript, preflightLines, prelude, stepScript } from "../../../lib/scripts";
 import { parse } from "./fixture";
 
 describe("unit: scripts/lock (exact text)", () => {
@@ -114,7 +114,7 @@ describe("unit: scripts/lock (exact text)", () => {
         "umask 022",
         `export PATH='/opt/node/bin':"$PATH"`,
         "export PM2_HOME='/var/pm2'",
-        `nostromo_result() { node -e 'const o={};for(const a of process.argv.slice(1)){const i=a.indexOf("=");o[a.slice(0,i)]=a.slice(i+1)}console.log("nostromo-result "+JSON.stringify(o))' lease="\${NOSTROMO_LEASE:-}" "$@"; }`,
+        RESULT_FUNCTION,
         "lock='/srv/nostromo/.lock'",
         "nostromo_tmp=$(mktemp -d)",
         `nostromo_held=""`,

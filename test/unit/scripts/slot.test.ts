@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { healthGate, restartSlotLine, slotCheckScript, slotUnit, systemdQuote, systemdUnit } from "../../../lib/scripts";
+import { RESULT_FUNCTION, healthGate, restartSlotLine, slotCheckScript, slotUnit, systemdQuote, systemdUnit } from "../../../lib/scripts";
 import { EXPECT_FIELDS_QUOTED, SHA, healthGateLines, parse } from "./fixture";
 
 describe("unit: scripts/slot (exact text)", () => {
@@ -154,7 +154,7 @@ describe("unit: scripts/slot (exact text)", () => {
   const slotCheckLines = (answers: string, paths: string) => [
     "set -eu",
     "umask 022",
-    `nostromo_result() { node -e 'const o={};for(const a of process.argv.slice(1)){const i=a.indexOf("=");o[a.slice(0,i)]=a.slice(i+1)}console.log("nostromo-result "+JSON.stringify(o))' lease="\${NOSTROMO_LEASE:-}" "$@"; }`,
+    RESULT_FUNCTION,
     `seen=""`,
     "slot_answers() {",
     `  body=$(curl -fsS -m 5 "http://127.0.0.1:$port$1" 2>&1) || { seen="$seen $slot: $1: $(printf '%s' "$body" | head -c 120);"; return 1; }`,

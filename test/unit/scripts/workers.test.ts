@@ -1,6 +1,7 @@
 import * as assert from "assert";
 import {
   eventFunction,
+  RESULT_FUNCTION,
   WORKER_SETTLE_SECONDS,
   workerSystemdUnit,
   workersCheckScript,
@@ -197,7 +198,7 @@ describe("unit: scripts/workers (issue 10, exact text)", () => {
       [
         "set -eu",
         "umask 022",
-        'nostromo_result() { node -e \'const o={};for(const a of process.argv.slice(1)){const i=a.indexOf("=");o[a.slice(0,i)]=a.slice(i+1)}console.log("nostromo-result "+JSON.stringify(o))\' lease="${NOSTROMO_LEASE:-}" "$@"; }',
+        RESULT_FUNCTION,
         'drift=""',
         "{ systemctl is-active --quiet 'iact-celery-worker.service' && [ \"$(systemctl show -p WorkingDirectory --value 'iact-celery-worker.service')\" = '/srv/nostromo/releases/iact/0123456789abcdef0123456789abcdef01234567' ]; } || drift=\"$drift iact-celery-worker\"",
         'if [ -n "$drift" ]; then echo "iact: workers not running 0123456789ab:$drift"; exit 3; fi',
@@ -210,7 +211,7 @@ describe("unit: scripts/workers (issue 10, exact text)", () => {
       [
         "set -eu",
         "umask 022",
-        'nostromo_result() { node -e \'const o={};for(const a of process.argv.slice(1)){const i=a.indexOf("=");o[a.slice(0,i)]=a.slice(i+1)}console.log("nostromo-result "+JSON.stringify(o))\' lease="${NOSTROMO_LEASE:-}" "$@"; }',
+        RESULT_FUNCTION,
         'drift=""',
         '[ "$(pm2 jlist | node -e \'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{let l=[];try{l=JSON.parse(s)}catch{}const p=l.find(p=>p.name===process.argv[1]);console.log(p?p.pm2_env.status+" "+p.pm2_env.pm_cwd:"missing")})\' \'iact-celery-worker\')" = \'online /srv/nostromo/releases/iact/0123456789abcdef0123456789abcdef01234567\' ] || drift="$drift iact-celery-worker"',
         'if [ -n "$drift" ]; then echo "iact: workers not running 0123456789ab:$drift"; exit 3; fi',
