@@ -257,8 +257,8 @@ export function healthGate(app: AppConfig, version: string | undefined, port: st
     `      echo "health check failed for ${app.name}: $url expected HTTP 200\${2:+ with $2}, got HTTP $code\${why:+ ($why)}: $body (${after})" >&2`,
     `      exit 1`,
     `    fi`,
-    // A fifth of a second: a slot that answers is let through within 0.2 s of its start, not 1 s.
-    `    sleep 0.2`,
+    // A twentieth of a second: a slot that answers is let through within 0.05 s of it (a poll is a curl).
+    `    sleep 0.05`,
     `  done`,
     `}`,
     ...h.checks.map((c) => `health_check ${quote(c.path)} ${quote(expectedText(c, version))}`),

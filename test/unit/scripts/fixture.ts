@@ -53,7 +53,7 @@ export function healthGateLines(timeoutSeconds: number, port: string, after: str
     `      echo "health check failed for orchestrator: $url expected HTTP 200\${2:+ with $2}, got HTTP $code\${why:+ ($why)}: $body (${after})" >&2`,
     "      exit 1",
     "    fi",
-    "    sleep 0.2",
+    "    sleep 0.05",
     "  done",
     "}",
     ...calls,

@@ -4,7 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { parseDeployConfig } from "../../../lib/config";
-import { eventFunction, recordScript, workersRetireLines } from "../../../lib/scripts";
+import { RESULT_FUNCTION, eventFunction, recordScript, workersRetireLines } from "../../../lib/scripts";
 import { validRaw } from "../../support/validConfig";
 import { stepText } from "./fixture";
 
@@ -45,6 +45,40 @@ describe("unit: scripts/journal (exact text)", () => {
     raw.apps.orchestrator.workers = { mailer: { command: "node mailer.js" } };
     const cfg = parseDeployConfig("unit", raw, { sshPrivateKey: true, databaseUrl: true });
     assert.doesNotMatch(recordScript(cfg, { stack: "unit" }, 5), /nostromo_event|slots\/[a-z]+\/workers/);
+  });
+
+  it("eventFunction: an event of strings only is written by bash (no node start), escaped as JSON, with the time in milliseconds", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "nostromo-event-"));
+    try {
+      const script = [
+        RESULT_FUNCTION,
+        eventFunction(root),
+        // Any node start fails the script: the bash path must not need it.
+        `node() { echo "node ran" >&2; return 1; }`,
+        `nostromo_event migration app=orchestrator sha=abc backup="/b/it's \\"q\\".dump" note=$'two\\nlines\\tand\\x01' status=succeeded`,
+      ].join("\n");
+      const r = spawnSync("bash", ["-c", `set -euo pipefail\n${script}`], {
+        encoding: "utf8",
+        env: { ...process.env, NOSTROMO_LEASE: "unit/lease-8" },
+      });
+      assert.strictEqual(r.status, 0, r.stderr);
+      const [line, ...more] = fs.readFileSync(path.join(root, "deploys.jsonl"), "utf8").trim().split("\n");
+      assert.deepStrictEqual(more, []);
+      const { time, ...rest } = JSON.parse(line);
+      assert.match(time, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+      assert.ok(Math.abs(Date.parse(time) - Date.now()) < 60_000, time);
+      assert.deepStrictEqual(rest, {
+        event: "migration",
+        lease: "unit/lease-8",
+        app: "orchestrator",
+        sha: "abc",
+        backup: `/b/it's "q".dump`,
+        note: "two\nlines\tand\u0001",
+        status: "succeeded",
+      });
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it("eventFunction: one JSON line per event, strings, raw JSON and nested keys, with the server time and the update's lease", () => {

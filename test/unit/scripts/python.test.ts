@@ -1,6 +1,7 @@
 import * as assert from "assert";
 import {
   PIP_INSTALL_FUNCTION,
+  eventFunction,
   migrateScript,
   preflightLines,
   releaseScript,
@@ -104,7 +105,7 @@ describe("unit: scripts for python apps (issue 10, exact text)", () => {
     assert.strictEqual(
       migrateScript(cfg, app, SHA),
       stepText(cfg, [
-        'nostromo_event() { node -e \'const fs=require("fs");const [file,event,...kv]=process.argv.slice(1);const o={event,time:new Date().toISOString(),lease:process.env.NOSTROMO_LEASE||""};for(const a of kv){const i=a.indexOf("=");const raw=a[i-1]===":";const path=a.slice(0,raw?i-1:i).split(".");const v=a.slice(i+1);let t=o;for(const k of path.slice(0,-1))t=t[k]=t[k]||{};t[path[path.length-1]]=raw?JSON.parse(v):v}fs.appendFileSync(file,JSON.stringify(o)+"\\n")\' \'/srv/nostromo/deploys.jsonl\' "$@"; }',
+        eventFunction("/srv/nostromo"),
         "cd '/srv/nostromo/releases/iact/0123456789abcdef0123456789abcdef01234567'",
         "set -a; . ./.env; set +a",
         "export VIRTUAL_ENV='/srv/nostromo/releases/iact/0123456789abcdef0123456789abcdef01234567'/.venv PATH='/srv/nostromo/releases/iact/0123456789abcdef0123456789abcdef01234567'/.venv/bin:\"$PATH\"",
