@@ -2,6 +2,8 @@
  * The program's entry (Pulumi.yaml `main`). It first makes a no-op call to the dynamic providers'
  * host (provider/host.js), so the engine starts the host while the program loads rather than at
  * the first step (0.2-0.3 s of every `pulumi up`); then it loads index.ts through lib/tsLoader.js.
+ * `typescript: false` in Pulumi.yaml says the entry is JavaScript; our language host (v3.66.0) does
+ * not read that option and registers ts-node all the same, which tsLoader's hook then replaces.
  */
 "use strict";
 require("module").enableCompileCache?.();

@@ -49,7 +49,7 @@ export interface CommandArgs {
 
 /**
  * The provider the engine runs for Command resources: a stub that loads commandProvider.ts
- * (through lib/tsLoader.js, as the program is) into the dynamic provider's process on first use. The
+ * (through lib/tsLoader.js, as the program is) into the providers' host (provider/) on first use. The
  * engine stores a dynamic provider's serialized code in every resource's state and the program
  * serializes it at every start: for the whole implementation that was 31 KB per step (a third of
  * the state) and 0.5 s of every `pulumi up`; the stub is a few lines. The project's folder is

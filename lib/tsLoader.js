@@ -1,10 +1,11 @@
 /**
  * TypeScript for `require`, compiled file by file with swc (already a dependency, as ts-node's
- * compiler), with the options ts-node derived from tsconfig.json: the program (main.js), the
- * dynamic providers' host and the tools load this project's .ts files through it. ts-node did
- * the same in 0.2–0.3 s more per process: it loads the TypeScript compiler to read tsconfig.json
- * and maps every captured stack in JavaScript (the SDK captures one per resource). Here Node maps
- * stacks itself (inline source maps), and its compile cache keeps the swc binding warm.
+ * compiler), with the options ts-node derived from tsconfig.json: the program (main.js) and the
+ * dynamic providers' host load this project's .ts files through it. The SDK's program runner
+ * registers ts-node anyway (main.js says why); what this replaces is ts-node's stack mapping, which
+ * runs in JavaScript on every stack the SDK captures, one per resource: 0.13 s of a no-change
+ * `pulumi up` here. Node maps stacks itself from the inline source maps, so errors still name
+ * TypeScript lines (0.065 s of the same `up`).
  */
 "use strict";
 const fs = require("fs");

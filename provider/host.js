@@ -9,8 +9,8 @@
  * - it exits when the engine is gone: an engine killed with SIGKILL left the SDK's host running
  *   forever (plugins run in their own process group, so the kill never reached it).
  *
- * Not supported, as no provider of this project uses them: a provider's `configure`, invokes, and
- * the SDK's ResourceInitFailed partial failures.
+ * Not supported, as no provider of this project uses them: a provider's `configure`, invokes
+ * other than the program's warm-up call, and the SDK's ResourceInitFailed partial failures.
  */
 "use strict";
 require("module").enableCompileCache?.();
