@@ -9,6 +9,7 @@
  * components/sshConnection.ts's.
  */
 import { notStartedError, PooledSsh, releaseSsh, retireSsh, sshConnection } from "./sshConnection";
+import { runOn } from "./sshRunner";
 
 /**
  * How to reach a server over SSH. The private key is a Pulumi secret; the server's host key is
@@ -55,7 +56,7 @@ export function underTimeout(text: string, timeoutMs: number): string[] {
 }
 
 /** Exit 124 or 137 after the script's time was up: `timeout` stopped it. */
-function ranOutOfTime(code: number | null, startedAt: number, timeoutMs: number): boolean {
+export function ranOutOfTime(code: number | null, startedAt: number, timeoutMs: number): boolean {
   return (code === 124 || code === 137) && Date.now() - startedAt >= timeoutSeconds(timeoutMs) * 1000 - 50;
 }
 
@@ -120,14 +121,16 @@ export async function sshExec(conn: SshConnection, text: string, stdin: string |
     const where = `${conn.user}@${conn.host}:${conn.port}`;
     throw new Error(`ssh ${where}: no host key pinned; set the server's hostKey or opt out with insecureIgnoreHostKey`);
   }
+  // On a pooled connection, a step runner (components/sshRunner.ts) saves each step a new session.
+  const run = process.env.NOSTROMO_SSH_POOL !== "0" && process.env.NOSTROMO_SSH_RUNNER !== "0" ? runOn : execOn;
   const pooled = await sshConnection(conn, false);
   try {
-    return await execOn(pooled.c, pooled.reused, conn, text, stdin, timeoutMs);
+    return await run(pooled.c, pooled.reused, conn, text, stdin, timeoutMs);
   } catch (err) {
     if (!(err as { stale?: boolean }).stale) throw err;
   }
   const fresh = await sshConnection(conn, true);
-  return execOn(fresh.c, false, conn, text, stdin, timeoutMs);
+  return run(fresh.c, false, conn, text, stdin, timeoutMs);
 }
 
 /**

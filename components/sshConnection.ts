@@ -6,6 +6,7 @@
  * are require()d inside the functions; what the runs of one process share lives on globalThis.
  */
 import type { SshConnection } from "./ssh";
+import type { Runner } from "./sshRunner";
 
 /**
  * The ssh2 host key algorithms that present a key of this type (the first field of an OpenSSH
@@ -58,6 +59,8 @@ export interface PooledSsh {
   idleTimer?: ReturnType<typeof setTimeout>;
   /** The execs on it, told when the connection fails or closes. */
   readonly watchers: Set<{ error(err: Error): void; close(): void }>;
+  /** Its step runners (components/sshRunner.ts) that wait for a step. */
+  runners: Runner[];
 }
 
 /**
@@ -75,8 +78,8 @@ export interface PooledSsh {
 export async function sshConnection(conn: SshConnection, fresh: boolean): Promise<{ c: PooledSsh; reused: boolean }> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { createHash } = require("crypto") as typeof import("crypto");
-  const g = globalThis as { __nostromoSshPool?: Map<string, PooledSsh[]> };
-  const pool = g.__nostromoSshPool ?? (g.__nostromoSshPool = new Map<string, PooledSsh[]>());
+  const g = globalThis as { __nostromoSshPool2?: Map<string, PooledSsh[]> };
+  const pool = g.__nostromoSshPool2 ?? (g.__nostromoSshPool2 = new Map<string, PooledSsh[]>());
   const pin = conn.hostKey?.trim().split(/\s+/)[1] ?? (conn.insecureIgnoreHostKey ? "insecure" : "");
   const keyHash = createHash("sha256").update(conn.privateKey).digest("hex");
   const key = [conn.host, conn.port, conn.user, keyHash, pin].join(" ");
@@ -98,10 +101,10 @@ export async function sshConnection(conn: SshConnection, fresh: boolean): Promis
 
 /** Takes the connection out of the pool; ends it now if no exec holds it. */
 export function retireSsh(c: PooledSsh): void {
-  const g = globalThis as { __nostromoSshPool?: Map<string, PooledSsh[]> };
-  const left = (g.__nostromoSshPool?.get(c.key) ?? []).filter((p) => p !== c);
-  if (left.length > 0) g.__nostromoSshPool?.set(c.key, left);
-  else g.__nostromoSshPool?.delete(c.key);
+  const g = globalThis as { __nostromoSshPool2?: Map<string, PooledSsh[]> };
+  const left = (g.__nostromoSshPool2?.get(c.key) ?? []).filter((p) => p !== c);
+  if (left.length > 0) g.__nostromoSshPool2?.set(c.key, left);
+  else g.__nostromoSshPool2?.delete(c.key);
   c.retired = true;
   clearTimeout(c.idleTimer);
   if (c.busy === 0) c.client.end();
@@ -169,6 +172,7 @@ function sshDial(conn: SshConnection, key: string, pooling: boolean): PooledSsh 
     cap: 8,
     retired: !pooling,
     watchers: new Set(),
+    runners: [],
   };
   const failed = (err: Error) => {
     if (d.state !== "connecting") return;
@@ -204,6 +208,7 @@ function sshDial(conn: SshConnection, key: string, pooling: boolean): PooledSsh 
   });
   c.client.on("end", () => retireSsh(c));
   c.client.on("close", () => {
+    c.runners = [];
     retireSsh(c);
     failed(notStartedError(where, "connection closed before the script started"));
     for (const w of [...c.watchers]) w.close();

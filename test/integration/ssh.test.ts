@@ -214,7 +214,9 @@ describe("integration: steps over SSH against a real sshd", function () {
     assert.ok(Date.now() - started < 450, `retried: ${Date.now() - started} ms`);
   });
 
-  it("a channel the server refuses is retried; an exec request the server got before the drop is not", async () => {
+  it("a channel the server refuses is retried; an exec request the server got before the drop is not (plain exec)", async () => {
+    // The plain exec (the step runner's own case is test/integration/sshRunner.test.ts).
+    process.env.NOSTROMO_SSH_RUNNER = "0";
     // Refused twice, then a session that answers: three attempts, one run.
     const refusing = await oddServer((n, accept, reject) => {
       if (n < 3) return reject();
@@ -237,6 +239,7 @@ describe("integration: steps over SSH against a real sshd", function () {
       );
       assert.strictEqual(dropping.sessions(), 1, "the exec request was sent again");
     } finally {
+      delete process.env.NOSTROMO_SSH_RUNNER;
       refusing.close();
       dropping.close();
     }
