@@ -34,7 +34,8 @@ async function main(): Promise<void> {
       const start = Date.now();
       let untilOld = 0;
       let out = "";
-      const child = spawn("npx", ["--no-install", "ts-node", "tools/rollback.ts", "--stack", h.stack, "--yes"], {
+      // The command the README gives (npx would add its own 0.2 s start).
+      const child = spawn("npm", ["run", "-s", "rollback", "--", "--stack", h.stack, "--yes"], {
         cwd: REPO_ROOT,
         env: h.backend.env,
       });

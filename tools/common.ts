@@ -193,8 +193,11 @@ export async function plainConfig(stack: Stack): Promise<Record<string, unknown>
 }
 
 /** The plain config and the secret values (decrypted: never printed) from one CLI call. */
-export async function configAndSecrets(stack: Stack): Promise<{ config: Record<string, unknown>; secrets: Record<string, string> }> {
-  const all = await stack.getAllConfig();
+export async function configAndSecrets(
+  stack: Stack,
+  read?: ConfigMap,
+): Promise<{ config: Record<string, unknown>; secrets: Record<string, string> }> {
+  const all = read ?? (await stack.getAllConfig());
   const secrets = Object.fromEntries(
     Object.entries(all)
       .filter(([key, v]) => v.secret && key.startsWith(`${PROJECT}:`))

@@ -15,6 +15,7 @@
  * and the tool says when its schema may be ahead of the code.
  */
 import "../lib/compileCache"; // first: every module after it loads from the compile cache
+import { prefetchedConfig } from "./prefetchConfig"; // second: the config's read starts before the SDK loads
 import { Stack } from "@pulumi/pulumi/automation";
 import {
   DeployRow,
@@ -133,7 +134,7 @@ runMain("rollback", async () => {
   const { stack, selected } = await openStackAtOnce(name);
   // The config with the SSH key (one call) beside the history and the select: the switch at once needs them first thing.
   const readStart = Date.now();
-  const configRead = engineCall(`read the config of stack ${name}`, () => configAndSecrets(stack));
+  const configRead = engineCall(`read the config of stack ${name}`, async () => configAndSecrets(stack, await prefetchedConfig(name)));
   // The server's SSH connection opens while the history is read (a read-only `true`): the
   // switch's probe and switch then run on it (components/ssh.ts pools it). Its failure is the probe's to report.
   configRead.then((c) => sshRun(targetOf(c.config, c.secrets.sshPrivateKey), "true", "", 20_000)).catch(() => undefined);
