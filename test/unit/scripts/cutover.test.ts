@@ -75,7 +75,7 @@ const CUTOVER = [
   "nostromo_cleanup() { :; }",
   "pm2 save --force >/dev/null",
   "slot=blue",
-  `if pm2 describe 'orchestrator-blue' >/dev/null 2>&1 && [ "$(cat '/srv/nostromo/slots/orchestrator/blue.env' 2>/dev/null)" != 'd1gest' ]; then`,
+  `if [ "$(cat '/srv/nostromo/slots/orchestrator/blue.env' 2>/dev/null)" != 'd1gest' ] && pm2 describe 'orchestrator-blue' >/dev/null 2>&1; then`,
   `  pm2 restart 'orchestrator'-"$slot" >/dev/null`,
   `  ok=""; for _ in $(seq 1 60); do curl -fsS -m 5 -o /dev/null 'http://127.0.0.1:8001/health' 2>/dev/null && { ok=1; break; }; sleep 1; done`,
   `  if [ -n "$ok" ]; then printf '%s\\n' 'd1gest' > '/srv/nostromo/slots/orchestrator/blue.env'; echo "orchestrator: idle slot blue restarted with the new environment"`,
@@ -160,9 +160,9 @@ describe("unit: scripts/cutover (exact text)", () => {
     let expected = replaced(CUTOVER, "pm2 save --force >/dev/null", []);
     expected = replaced(
       expected,
-      `if pm2 describe 'orchestrator-blue' >/dev/null 2>&1 && [ "$(cat '/srv/nostromo/slots/orchestrator/blue.env' 2>/dev/null)" != 'd1gest' ]; then`,
+      `if [ "$(cat '/srv/nostromo/slots/orchestrator/blue.env' 2>/dev/null)" != 'd1gest' ] && pm2 describe 'orchestrator-blue' >/dev/null 2>&1; then`,
       [
-        `if systemctl is-active --quiet 'nostromo-orchestrator-blue.service' && [ "$(cat '/srv/nostromo/slots/orchestrator/blue.env' 2>/dev/null)" != 'd1gest' ]; then`,
+        `if [ "$(cat '/srv/nostromo/slots/orchestrator/blue.env' 2>/dev/null)" != 'd1gest' ] && systemctl is-active --quiet 'nostromo-orchestrator-blue.service'; then`,
       ],
     );
     expected = replaced(expected, `  pm2 restart 'orchestrator'-"$slot" >/dev/null`, [
