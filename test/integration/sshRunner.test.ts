@@ -1,4 +1,5 @@
 import * as assert from "assert";
+import { createHash } from "crypto";
 import { AddressInfo } from "net";
 import { Server, utils } from "ssh2";
 import { runOverSsh } from "../../components/ssh";
@@ -56,6 +57,15 @@ describe("integration: the step runner (components/sshRunner.ts) against a real 
     );
     const pids = new Set(runs.map((r) => r.stdout.split("\n")[1]));
     assert.strictEqual(pids.size, 1, `runners: ${[...pids]}`);
+  });
+
+  it("a large stdin (300 KB of UTF-8) and a large output (4 MB) pass exactly", async () => {
+    const big = "ünïcødé line\n".repeat(20_000);
+    const r = await runOverSsh(target.ssh, "sha256sum | cut -d' ' -f1; head -c 3000000 /dev/zero | base64 -w 76", big, 60_000);
+    assert.strictEqual(r.code, 0, r.stderr);
+    const [digest, ...rest] = r.stdout.split("\n");
+    assert.strictEqual(digest, createHash("sha256").update(big).digest("hex"));
+    assert.strictEqual(rest.join("\n"), `${Buffer.alloc(3_000_000).toString("base64").replace(/.{76}/g, "$&\n")}\n`);
   });
 
   it("an idle runner killed on the server: the next step runs once on a new runner, costing no attempt", async () => {
