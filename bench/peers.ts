@@ -16,7 +16,11 @@
  * The peers deploy orchestrator only; this project's stack deploys sevastopol as well.
  * During each upgrade, rollback and bad release, 20 clients open a new connection per request and
  * 20 keep-alive clients reuse theirs, GET /health through nginx's public port, one request at a
- * time each with a short pause, bounded in count and time.
+ * time each with a short pause, bounded in count and time. Two bad releases (this project and pm2
+ * deploy): one whose /health answers 500, and one that answers 500 to 20% of GET /api/crew while
+ * its health and smoke checks pass, deployed under the same load on /api/crew over a healthy
+ * release with that endpoint; this project watches it with a bake window as runbook 000's rule
+ * says (back above a 10% error rate; 6 s, as on the local stack), pm2 deploy with nothing.
  *
  * Run: eval "$(scripts/install-pulumi.sh)"; eval "$(scripts/install-target-deps.sh)"; npx ts-node bench/peers.ts
  */
@@ -40,6 +44,10 @@ const LOAD_MAX_REQUESTS = 200_000; // per kind and scenario
 const LOAD_MAX_MS = 8 * 60_000;
 const COMMAND_TIMEOUT_MS = 9 * 60_000;
 const POLL_MS = 50;
+/** This project's bake window for the flaky release (the bake e2e test's). */
+const FLAKY_BAKE = { seconds: 6, maxErrorPercent: 10, minRequests: 20 };
+/** Requests to the flaky endpoint after the flaky release's deploy: how many of them fail. */
+const AFTER_SAMPLE = 100;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -83,8 +91,8 @@ interface LoadResult {
   samples: string[];
 }
 
-/** CLIENTS new-connection and CLIENTS keep-alive clients on GET /health until finished. */
-function startLoad(port: number) {
+/** CLIENTS new-connection and CLIENTS keep-alive clients on GET `path` until finished. */
+function startLoad(port: number, path = "/health") {
   let stop = false;
   const started = Date.now();
   const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
@@ -92,7 +100,7 @@ function startLoad(port: number) {
   const client = async (kind: Kind) => {
     while (!stop && r.sent[kind] < LOAD_MAX_REQUESTS && Date.now() - started < LOAD_MAX_MS) {
       r.sent[kind]++;
-      const a = kind === "fresh" ? await get(port, "/health") : await request(port, "GET", "/health", { agent });
+      const a = kind === "fresh" ? await get(port, path) : await request(port, "GET", path, { agent });
       if (a.status !== 200) {
         r.failed[kind]++;
         if (r.samples.length < 4) r.samples.push(`${kind}: ${a.status} ${a.body.slice(0, 100).replace(/\s+/g, " ")}`);
@@ -162,10 +170,11 @@ async function settled(port: number, want: string): Promise<boolean> {
 /**
  * `fn` timed under load. The load runs from just before the command until it has ended and
  * /health answers `settle` (a process manager may return before the new process listens).
- * With `watchFor`, also the time from the command's start until /health answers it.
+ * With `watchFor`, also the time from the command's start until /health answers it. `path`: what
+ * the clients GET (default /health).
  */
-async function underLoad(port: number, fn: () => Promise<number>, settle?: string, watchFor?: string): Promise<Timed> {
-  const load = startLoad(port);
+async function underLoad(port: number, fn: () => Promise<number>, settle?: string, watchFor?: string, path?: string): Promise<Timed> {
+  const load = startLoad(port, path);
   await sleep(300); // the clients are running before the command starts
   const watch = watchFor ? watchVersion(port, watchFor) : undefined;
   const start = Date.now();
@@ -190,6 +199,8 @@ interface Tool {
   deploy(ref: string): Promise<number>;
   /** Rolls back to the release before; exit code. */
   rollback(): Promise<number>;
+  /** What watches a release after its switch, set up before the healthy release the flaky one follows (none: nothing). */
+  watchAfterSwitch?(): string;
   lastOutput: string;
   stop(): Promise<void>;
 }
@@ -214,6 +225,12 @@ class ThisProject implements Tool {
     const r = await this.h.up(`deploy ${ref}`);
     this.lastOutput = `${r.stdout}\n${r.stderr}`;
     return r.code ?? -1;
+  }
+
+  /** A bake window as runbook 000's rule (back at once above a 10% error rate), short as on the local stack. */
+  watchAfterSwitch(): string {
+    this.h.configure({ extra: { bake: FLAKY_BAKE } });
+    return `bake ${FLAKY_BAKE.seconds} s, max ${FLAKY_BAKE.maxErrorPercent}% 5xx`;
   }
 
   async rollback(): Promise<number> {
@@ -437,6 +454,8 @@ interface Figures {
   rollback: Timed[];
   noop: number[];
   bad?: Timed & { servedAfter: string };
+  /** The release answering 500 to 20% of /api/crew (health and smoke pass): failures in AFTER_SAMPLE GETs after it. */
+  flaky?: Timed & { failingAfter: number; watch: string };
   error?: string;
 }
 
@@ -454,6 +473,42 @@ function describe(t: Timed): string {
     `; new-connection ${l.failed.fresh}/${l.sent.fresh} failed, keep-alive ${l.failed.keepAlive}/${l.sent.keepAlive} failed` +
     (l.samples.length ? ` (${l.samples.join("; ")})` : "")
   );
+}
+
+/**
+ * A release that answers 500 to 20% of /api/crew while its health and smoke checks pass, deployed
+ * under load on /api/crew over a healthy release that has the endpoint (deployed first, untimed).
+ */
+async function flakyRelease(tool: Tool): Promise<Figures["flaky"]> {
+  const route = `"GET /api/crew": async () => [200, { crew: 7 }],`;
+  const crew = await addVersion(tool.repo(), "1.2.5", "Crew endpoint", {
+    "src/server.js": (s) => s.replace(`const routes = {`, `const routes = {\n  ${route}`),
+  });
+  // Set up with this deploy (untimed): a bake adds its access log to the nginx site, and that reload
+  // must not fall in the flaky release's figures.
+  const watch = tool.watchAfterSwitch?.() ?? "nothing";
+  if ((await tool.deploy(crew)) !== 0) throw new Error(`deploy of ${crew} failed:\n${tool.lastOutput.slice(-3000)}`);
+  await expectServed(tool, "1.2.5", `the deploy of ${crew}`);
+  const flaky = await addVersion(
+    tool.repo(),
+    "1.2.6",
+    "Flaky crew",
+    {
+      "src/server.js": (s) =>
+        s
+          .replace(route, `"GET /api/crew": async () => (++flaky % 5 === 0 ? [500, { error: "flaky" }] : [200, { crew: 7 }]),`)
+          .replace(`const routes = {`, `let flaky = 0;\nconst routes = {`),
+    },
+    {},
+    crew,
+  );
+  const t = await underLoad(tool.port(), () => tool.deploy(flaky), undefined, undefined, "/api/crew");
+  let failingAfter = 0;
+  for (let i = 0; i < AFTER_SAMPLE; i++) if ((await get(tool.port(), "/api/crew")).status !== 200) failingAfter++;
+  log(
+    `${tool.name}: flaky release ${flaky} (watch: ${watch}): ${describe(t)}; ${failingAfter} of ${AFTER_SAMPLE} GET /api/crew fail after it`,
+  );
+  return { ...t, failingAfter, watch };
 }
 
 async function measure(tool: Tool, bad: boolean): Promise<Figures> {
@@ -497,6 +552,7 @@ async function measure(tool: Tool, bad: boolean): Promise<Figures> {
       const servedAfter = await versionAt(tool.port());
       f.bad = { ...t, servedAfter };
       log(`${tool.name}: bad release ${tag}: ${describe(t)}; /health answers ${servedAfter} after it`);
+      f.flaky = await flakyRelease(tool);
     }
   } catch (err) {
     f.error = (err as Error).message;
@@ -545,6 +601,8 @@ function ratio(a: (number | undefined)[], b: (number | undefined)[]): string {
 
 function table(tools: Tool[], figs: Figures[]): string {
   const [ours, pm2] = figs;
+  // A trial run of some tools (--only) has no ratio unless it has both.
+  const paired = tools[0] instanceof ThisProject && tools[1] instanceof Pm2Deploy;
   type Row = [string, (f: Figures) => string, ((f: Figures) => (number | undefined)[])?];
   const loadRows = (what: string, pick: (f: Figures) => Timed[]): Row[] => [
     [
@@ -580,12 +638,23 @@ function table(tools: Tool[], figs: Figures[]): string {
     ],
     ...loadRows("bad release", bad).map(([l, c, v]): Row => [l, (f) => (f.bad ? c(f) : "not run"), v]),
     ["bad release: /health through nginx after it", (f) => (f.bad ? f.bad.servedAfter : "not run")],
+    [
+      "flaky release (500 to 20% of /api/crew) (s)",
+      (f) => (f.flaky ? `${f.flaky.seconds.toFixed(1)} (exit ${f.flaky.code}; watch: ${f.flaky.watch})` : "not run"),
+      (f) => (f.flaky ? [f.flaky.seconds] : []),
+    ],
+    ...loadRows("flaky release", (f) => (f.flaky ? [f.flaky] : [])).map(([l, c, v]): Row => [l, (f) => (f.flaky ? c(f) : "not run"), v]),
+    [
+      `flaky release: GET /api/crew failing after it (of ${AFTER_SAMPLE})`,
+      (f) => (f.flaky ? String(f.flaky.failingAfter) : "not run"),
+      (f) => (f.flaky ? [f.flaky.failingAfter] : []),
+    ],
   ];
   const head = ["", ...tools.map((t) => t.name), "ratio this project / pm2 deploy (medians; failed requests: totals)"];
   const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => " --- ").join("|")}|`];
   for (const [label, show, values] of rows) {
     const cells = figs.map((f) => (f.error && show(f) === "–" ? "failed" : show(f)));
-    lines.push(`| ${[label, ...cells, values ? ratio(values(ours), values(pm2)) : ""].join(" | ")} |`);
+    lines.push(`| ${[label, ...cells, values && paired ? ratio(values(ours), values(pm2)) : ""].join(" | ")} |`);
   }
   return lines.join("\n");
 }
@@ -606,12 +675,14 @@ async function main(): Promise<void> {
   for (const tool of tools) figs.push(await measure(tool, !(tool instanceof Runbook)));
   if (!pm2LogExisted) fs.rmSync(pm2Log, { force: true }); // pm2 deploy's own log of its commands
 
-  console.log(`\n## Peers (${CYCLES} upgrade ↔ rollback cycles, ${NOOP_RUNS} no-change deploys, 1 bad release; min / median / max)\n`);
+  console.log(
+    `\n## Peers (${CYCLES} upgrade ↔ rollback cycles, ${NOOP_RUNS} no-change deploys, 1 bad release, 1 flaky release; min / median / max)\n`,
+  );
   console.log(table(tools, figs));
   console.log(
     `\nLoad during upgrades, rollbacks and the bad release: ${CLIENTS} clients with a new connection per request and ${CLIENTS} keep-alive ` +
       `clients, GET /health through nginx, ${PAUSE_MS} ms pause between one client's requests, from just before the command until it has ended and ` +
-      `/health answers the new version (the bad release: until it has ended). A failed request: not HTTP 200, or an error. ` +
+      `/health answers the new version (the bad release: until it has ended; the flaky release: GET /api/crew). A failed request: not HTTP 200, or an error. ` +
       `This project's stack deploys orchestrator and sevastopol (both v1.2.2 → v1.2.3); the peers deploy orchestrator only. ` +
       `pm2 deploy: cluster mode, 2 instances, startOrReload; the runbook: one fork-mode process, pm2 restart. ` +
       `The first cycle's upgrade builds the release and runs the migration; later ones deploy a commit deployed before.`,

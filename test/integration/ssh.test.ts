@@ -1,13 +1,13 @@
 import * as assert from "assert";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
-import { AddressInfo } from "net";
 import * as os from "os";
 import * as path from "path";
-import { Server, utils } from "ssh2";
 import { commandProvider } from "../../components/command";
 import { runOverSsh } from "../../components/ssh";
 import { LocalTarget, freePort, startLocalTarget } from "../../local/target";
+import { oddServer } from "../support/oddSshServer";
+import { utils } from "ssh2";
 
 const REPO_ROOT = path.resolve(__dirname, "..", "..");
 
@@ -17,28 +17,6 @@ function fingerprint(line: string): string {
   const fp = r.stdout.split(/\s+/)[1];
   assert.match(fp ?? "", /^SHA256:[A-Za-z0-9+/]{43}$/, `ssh-keygen -l: ${r.stdout}${r.stderr}`);
   return fp;
-}
-
-/**
- * An SSH server (ssh2's) that misbehaves on purpose at one point of a session, for the moments a
- * real sshd cannot be made to fail at: `onSession` is called for each session channel opened.
- */
-async function oddServer(onSession: (n: number, accept: () => import("ssh2").Session, reject: () => void, end: () => void) => void) {
-  const hostKey = utils.generateKeyPairSync("ed25519");
-  let sessions = 0;
-  const clients = new Set<import("ssh2").Connection>();
-  const server = new Server({ hostKeys: [hostKey.private] }, (client) => {
-    clients.add(client);
-    client.on("close", () => clients.delete(client));
-    client.on("authentication", (ctx) => ctx.accept());
-    client.on("ready", () => client.on("session", (accept, reject) => onSession(++sessions, accept, reject, () => client.end())));
-    client.on("error", () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
-  // Closing ends the connections the runner keeps for later execs too.
-  const close = () => (server.close(), clients.forEach((c) => c.end()));
-  return { port, hostKey: hostKey.public, sessions: () => sessions, close };
 }
 
 /** Shell: sets $p to the sshd process serving this session's connection (the first sshd above it), else 1. */

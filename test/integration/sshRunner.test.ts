@@ -1,10 +1,9 @@
 import * as assert from "assert";
 import { createHash } from "crypto";
-import { AddressInfo } from "net";
-import { Server, utils } from "ssh2";
 import { runOverSsh } from "../../components/ssh";
 import { PooledSsh } from "../../components/sshConnection";
 import { LocalTarget, startLocalTarget } from "../../local/target";
+import { oddServer } from "../support/oddSshServer";
 
 /** Shell: prints the step runner's pid (the parent of the step's `timeout`). */
 const RUNNER_PID = `ps -o ppid= -p "$PPID" | tr -d ' '`;
@@ -13,28 +12,6 @@ const RUNNER_PID = `ps -o ppid= -p "$PPID" | tr -d ' '`;
 function cutEveryConnection(): void {
   const pool = (globalThis as { __nostromoSshPool2?: Map<string, PooledSsh[]> }).__nostromoSshPool2;
   for (const list of pool?.values() ?? []) for (const c of list) c.client.destroy();
-}
-
-/** An ssh2 server whose sessions answer the runner's exec as `onExec` says. */
-async function oddServer(onExec: (stream: import("ssh2").ServerChannel, end: () => void) => void) {
-  const hostKey = utils.generateKeyPairSync("ed25519");
-  let sessions = 0;
-  const clients = new Set<import("ssh2").Connection>();
-  const server = new Server({ hostKeys: [hostKey.private] }, (client) => {
-    clients.add(client);
-    client.on("close", () => clients.delete(client));
-    client.on("authentication", (ctx) => ctx.accept());
-    client.on("ready", () =>
-      client.on("session", (accept) => {
-        sessions++;
-        accept().on("exec", (acceptExec) => onExec(acceptExec(), () => client.end()));
-      }),
-    );
-    client.on("error", () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const close = () => (server.close(), clients.forEach((c) => c.end()));
-  return { port: (server.address() as AddressInfo).port, hostKey: hostKey.public, sessions: () => sessions, close };
 }
 
 describe("integration: the step runner (components/sshRunner.ts) against a real sshd", function () {
@@ -104,12 +81,15 @@ describe("integration: the step runner (components/sshRunner.ts) against a real 
   });
 
   it("a runner the server cannot start fails at once, saying why, never retried; a drop before the script went out is retried", async () => {
-    const refusing = await oddServer((stream) => {
-      stream.stderr.write("bash: the step runner needs bash 4.1 or later\n");
-      stream.exit(3);
-      stream.end();
-    });
-    const dropping = await oddServer((_stream, end) => end());
+    const refusing = await oddServer((_n, accept) =>
+      accept().on("exec", (acceptExec) => {
+        const stream = acceptExec();
+        stream.stderr.write("bash: the step runner needs bash 4.1 or later\n");
+        stream.exit(3);
+        stream.end();
+      }),
+    );
+    const dropping = await oddServer((_n, accept, _reject, end) => accept().on("exec", () => end()));
     try {
       const conn = (s: { port: number; hostKey: string }) => ({ ...target.ssh, port: s.port, hostKey: s.hostKey, dialAttempts: 3 });
       await assert.rejects(
