@@ -162,6 +162,13 @@ export function runOn(
 ): Promise<RunResult> {
   const where = `${conn.user}@${conn.host}:${conn.port}`;
   const mark = newMark("end");
+  let request: Buffer;
+  try {
+    request = encodeRequest(mark, text, stdin, timeoutSeconds(timeoutMs));
+  } catch (err) {
+    releaseSsh(c);
+    return Promise.reject(new Error(`ssh ${where}: ${(err as Error).message}`));
+  }
   const idle = c.runners.pop();
   const readyMark = newMark("ready");
   const s = {
@@ -206,13 +213,6 @@ export function runOn(
           ),
         ),
       );
-    let request: Buffer;
-    try {
-      request = encodeRequest(mark, text, stdin, timeoutSeconds(timeoutMs));
-    } catch (err) {
-      finish(() => reject(new Error(`ssh ${where}: ${(err as Error).message}`)));
-      return;
-    }
     const answer = {
       data(out: boolean, d: Buffer) {
         (out ? s.out : s.err).push(d);
