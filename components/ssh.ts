@@ -109,7 +109,8 @@ export async function runOverSsh(conn: SshConnection, text: string, stdin: strin
 
 /**
  * One SSH exec of the script under the server's `timeout`, host key pinned, on a channel of a
- * pooled connection (see sshConnection). A failure before the script started is thrown marked
+ * pooled connection (see sshConnection): on a step runner of it (components/sshRunner.ts), or as a
+ * plain exec when pooling or the runner is off. A failure before the script started is thrown marked
  * `retryable`; a pooled connection found dead when the exec is asked for (nothing ran) is not a
  * failure: the exec runs at once on a new connection. Once the exec request is out, the script
  * may run: a connection lost from then on, before an exit status came, throws (not retryable)

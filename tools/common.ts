@@ -192,7 +192,7 @@ export async function plainConfig(stack: Stack): Promise<Record<string, unknown>
   return plainOf(await stack.getAllConfig());
 }
 
-/** The plain config and the secret values (decrypted: never printed) from one CLI call. */
+/** The plain config and the secret values (decrypted: never printed) from one CLI call (`read`: its answer, read earlier). */
 export async function configAndSecrets(
   stack: Stack,
   read?: ConfigMap,
