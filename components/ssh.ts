@@ -55,6 +55,20 @@ export function underTimeout(text: string, timeoutMs: number): string[] {
   return ["timeout", "--kill-after=10", String(timeoutSeconds(timeoutMs)), "bash", "-c", text];
 }
 
+/** The last 30 lines of a step's output so far, labelled, for an error; "" when there is none. */
+export function outputTail(label: string, out: string): string {
+  return out.trim() ? `\n--- ${label} so far ---\n${out.trim().split("\n").slice(-30).join("\n")}` : "";
+}
+
+/** A connection lost once the script may have started (never retried), with the output so far. */
+export function droppedAfterStart(where: string, why: string, stdout: string, stderr: string): Error {
+  return new Error(
+    `ssh ${where}: the connection dropped after the script started; it may have partly run and was not retried (${why})` +
+      outputTail("stderr", stderr) +
+      outputTail("stdout", stdout),
+  );
+}
+
 /** Exit 124 or 137 after the script's time was up: `timeout` stopped it. */
 export function ranOutOfTime(code: number | null, startedAt: number, timeoutMs: number): boolean {
   return (code === 124 || code === 137) && Date.now() - startedAt >= timeoutSeconds(timeoutMs) * 1000 - 50;
@@ -163,8 +177,6 @@ function execOn(
     /** Told by the connection when it fails or closes; set below. */
     watcher: { error: (_err: Error) => undefined as void, close: () => undefined as void },
   };
-  const tail = (label: string, out: string) =>
-    out.trim() ? `\n--- ${label} so far ---\n${out.trim().split("\n").slice(-30).join("\n")}` : "";
   return new Promise((resolve, reject) => {
     const finish = (fn: () => void) => {
       if (s.settled) return;
@@ -177,16 +189,7 @@ function execOn(
     };
     const notStarted = (message: string, dead = false) =>
       finish(() => reject(Object.assign(notStartedError(where, message), dead && reused ? { stale: true } : {})));
-    const dropped = (why: string) =>
-      finish(() =>
-        reject(
-          new Error(
-            `ssh ${where}: the connection dropped after the script started; it may have partly run and was not retried (${why})` +
-              tail("stderr", s.stderr) +
-              tail("stdout", s.stdout),
-          ),
-        ),
-      );
+    const dropped = (why: string) => finish(() => reject(droppedAfterStart(where, why, s.stdout, s.stderr)));
     const exited = () =>
       finish(() =>
         resolve({

@@ -20,7 +20,7 @@
  */
 import { randomBytes } from "crypto";
 import type { ClientChannel } from "ssh2";
-import { RunResult, SshConnection, ranOutOfTime, shellQuote, timeoutSeconds } from "./ssh";
+import { RunResult, SshConnection, droppedAfterStart, outputTail, ranOutOfTime, shellQuote, timeoutSeconds } from "./ssh";
 import { notStartedError, PooledSsh, releaseSsh, retireSsh } from "./sshConnection";
 
 /** The runner (bash ≥ 4.1: `read -N`); `$1` is its ready mark. */
@@ -183,8 +183,6 @@ export function runOn(
     opening: undefined as ReturnType<typeof setTimeout> | undefined,
     watcher: { error: (_err: Error) => undefined as void, close: () => undefined as void },
   };
-  const tail = (label: string, out: string) =>
-    out.trim() ? `\n--- ${label} so far ---\n${out.trim().split("\n").slice(-30).join("\n")}` : "";
   return new Promise((resolve, reject) => {
     const finish = (fn: () => void, keepRunner = false) => {
       if (s.settled) return;
@@ -203,16 +201,7 @@ export function runOn(
     };
     const notStarted = (message: string, dead = false) =>
       finish(() => reject(Object.assign(notStartedError(where, message), dead && (reused || idle) ? { stale: true } : {})));
-    const dropped = (why: string) =>
-      finish(() =>
-        reject(
-          new Error(
-            `ssh ${where}: the connection dropped after the script started; it may have partly run and was not retried (${why})` +
-              tail("stderr", s.err.text()) +
-              tail("stdout", s.out.text()),
-          ),
-        ),
-      );
+    const dropped = (why: string) => finish(() => reject(droppedAfterStart(where, why, s.out.text(), s.err.text())));
     const answer = {
       data(out: boolean, d: Buffer) {
         (out ? s.out : s.err).push(d);
@@ -241,7 +230,9 @@ export function runOn(
         // A new runner that ended answering (an exit status) cannot run here: never retried.
         else if (r.exit !== undefined && !idle)
           finish(() =>
-            reject(new Error(`ssh ${where}: the step runner did not start (exit ${r.exit})${tail("stderr", s.err.beforeReady()) || "."}`)),
+            reject(
+              new Error(`ssh ${where}: the step runner did not start (exit ${r.exit})${outputTail("stderr", s.err.beforeReady()) || "."}`),
+            ),
           );
         else notStarted(`the step runner's channel closed before the script was sent`, true);
       },
